@@ -1,0 +1,80 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace pythmata::app {
+
+/// The typed settings tree, loaded once at start-up by pythmata::config (config/pythmata.toml,
+/// `--config FILE`, then env `PYTHMATA_<NAME>` overrides; names are the flat TOML keys given
+/// in the comments). Each part of the program receives only its own section.
+
+struct HttpSettings {
+    std::string host = "127.0.0.1";                    ///< http_host
+    std::uint16_t port = 8000;                          ///< http_port (0 = any free port)
+    unsigned threads = 0;                               ///< http_threads (0 = hardware threads)
+    std::size_t max_body_size = 16u << 20;              ///< max_body_size, bytes
+    std::size_t max_header_size = 16u << 10;            ///< max_header_size, bytes
+    std::chrono::milliseconds read_timeout{30'000};     ///< http_read_timeout_ms
+    std::chrono::milliseconds idle_timeout{60'000};     ///< http_idle_timeout_ms (keep-alive)
+    std::chrono::milliseconds request_timeout{30'000};  ///< http_request_timeout_ms
+    std::size_t max_connections = 10'000;               ///< http_max_connections
+    std::chrono::milliseconds shutdown_timeout{10'000}; ///< shutdown_timeout_ms
+    std::size_t gzip_min_size = 1024;                   ///< gzip_min_size, bytes (0 = never)
+    unsigned blocking_threads = 0;                      ///< blocking_threads (0 = db_pool_size + db_max_overflow)
+};
+
+struct DbSettings {
+    std::string url = "sqlite://./var/pythmata.db";    ///< db_url: sqlite://PATH or postgresql://...
+    unsigned pool_size = 10;                            ///< db_pool_size
+    unsigned max_overflow = 10;                         ///< db_max_overflow
+    std::chrono::milliseconds pool_timeout{5'000};      ///< db_pool_timeout_ms
+    std::chrono::milliseconds statement_timeout{30'000};///< db_statement_timeout_ms
+    std::chrono::milliseconds connect_timeout{3'000};   ///< db_connect_timeout_ms
+};
+
+struct CacheSettings {
+    std::string redis_url;                              ///< redis_url (empty = L1 only)
+    unsigned redis_pool_size = 4;                       ///< redis_pool_size
+    std::chrono::seconds definition_ttl{300};           ///< definition_cache_ttl (seconds)
+    std::chrono::milliseconds redis_timeout{200};       ///< redis_timeout_ms
+    std::size_t l1_max_entries = 1024;                  ///< definition_cache_max_entries
+};
+
+struct EngineSettings {
+    unsigned token_batch_size = 100;                    ///< token_batch_size
+    unsigned max_parallel_tokens = 50;                  ///< max_parallel_tokens
+    std::chrono::milliseconds state_check_interval{5'000};  ///< state_check_interval_ms
+    std::size_t max_variable_size = 1u << 20;           ///< max_variable_size, bytes
+    std::size_t max_total_variables = 10u << 20;        ///< max_total_variables, bytes per instance
+    std::size_t max_tokens_per_instance = 10'000;       ///< max_tokens_per_instance
+    std::size_t max_steps_per_event = 100'000;          ///< max_steps_per_event
+    unsigned max_call_depth = 32;                       ///< max_call_depth
+    std::size_t max_bpmn_size = 10u << 20;              ///< max_bpmn_size, bytes
+    std::size_t max_bpmn_elements = 100'000;            ///< max_bpmn_elements
+    std::uint64_t script_max_instructions = 10'000'000; ///< script_max_instructions
+    std::size_t script_max_memory = 32u << 20;          ///< script_max_memory, bytes
+    std::chrono::milliseconds script_timeout{1'000};    ///< script_timeout_ms
+    std::string history_level = "activity";             ///< history_level: none | activity | full
+    bool clock_control = false;                         ///< clock_control
+    std::size_t queue_capacity = 10'000;                ///< engine_queue_capacity
+};
+
+struct LogSettings {
+    std::string level = "info";                         ///< log_level: trace|debug|info|warn|error|off
+    std::string format = "text";                        ///< log_format: text | json
+    bool access_log = true;                             ///< access_log
+};
+
+struct Settings {
+    HttpSettings http;
+    DbSettings db;
+    CacheSettings cache;
+    EngineSettings engine;
+    LogSettings log;
+};
+
+}  // namespace pythmata::app
