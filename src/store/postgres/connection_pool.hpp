@@ -1,0 +1,75 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <pqxx/connection>
+
+#include "pool_metrics.hpp"
+#include "pythmata/common/result.hpp"
+
+namespace pythmata::store {
+
+/// A bounded pool of libpqxx connections: `size` kept open once made, up to `max_overflow` more
+/// made on demand and closed when given back. An acquire waits at most `timeout` for a free slot
+/// (DB_POOL_TIMEOUT), then connects if it has no idle connection (DB_UNAVAILABLE when that
+/// fails). Each new connection runs `setup` once (e.g. SET statement_timeout). Thread-safe;
+/// must outlive its leases.
+class ConnectionPool {
+  public:
+    using Setup = std::function<void(pqxx::connection&)>;
+
+    /// A leased connection, given back on destruction unless discard()ed.
+    class Lease {
+      public:
+        Lease(ConnectionPool& pool, std::unique_ptr<pqxx::connection> connection);
+        Lease(Lease&& other) noexcept;
+        Lease& operator=(Lease&&) = delete;
+        Lease(const Lease&) = delete;
+        Lease& operator=(const Lease&) = delete;
+        ~Lease();
+
+        [[nodiscard]] pqxx::connection& connection() { return *connection_; }
+        /// Closes the connection instead of giving it back (it broke).
+        void discard();
+
+      private:
+        ConnectionPool* pool_;
+        std::unique_ptr<pqxx::connection> connection_;
+    };
+
+    ConnectionPool(std::string conninfo, std::size_t size, std::size_t max_overflow, Setup setup,
+                   PoolMetrics& metrics);
+    ~ConnectionPool();
+    ConnectionPool(const ConnectionPool&) = delete;
+    ConnectionPool& operator=(const ConnectionPool&) = delete;
+
+    /// A connection within `timeout`, or DB_POOL_TIMEOUT / DB_UNAVAILABLE.
+    [[nodiscard]] Result<Lease> acquire(std::chrono::milliseconds timeout);
+
+    /// Closes every idle connection: after one broke, the others (from the same server
+    /// lifetime) most likely did too, and a fresh connection is cheaper than a failed call.
+    void discard_idle();
+
+  private:
+    void give_back(std::unique_ptr<pqxx::connection> connection, bool reusable);
+
+    const std::string conninfo_;
+    const std::size_t size_;
+    const std::size_t capacity_;
+    const Setup setup_;
+    PoolMetrics& metrics_;
+
+    std::mutex mutex_;
+    std::condition_variable freed_;
+    std::vector<std::unique_ptr<pqxx::connection>> idle_;
+    std::size_t open_ = 0;  // idle + leased + being connected
+};
+
+}  // namespace pythmata::store

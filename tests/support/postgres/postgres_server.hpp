@@ -1,0 +1,56 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace pythmata::test {
+
+/// A throw-away PostgreSQL 15 server for integration tests: a cluster in a temp dir owned by
+/// the `postgres` user (initdb via runuser when running as root), listening on a free loopback
+/// port with fsync on. The first server of a machine initdb's a template cluster (under a file
+/// lock, reused by later test processes); each server copies it, which keeps per-test start-up
+/// well under a second or two. stop() and start() restart it on the same port (outage tests).
+/// The destructor stops it by PID and removes the directory; the child also gets
+/// PR_SET_PDEATHSIG so it dies with the test process. Not thread-safe; use from one thread (the
+/// one that created it: the death signal follows the creating thread).
+class PostgresServer {
+  public:
+    /// Starts a server, or returns nullptr with `why` set when PostgreSQL 15 is not installed or
+    /// cannot start (tests then GTEST_SKIP / fail with that reason).
+    [[nodiscard]] static std::unique_ptr<PostgresServer> start_new(std::string& why);
+
+    ~PostgresServer();
+    PostgresServer(const PostgresServer&) = delete;
+    PostgresServer& operator=(const PostgresServer&) = delete;
+
+    /// Creates database `name` (owned by the postgres superuser). False on failure.
+    [[nodiscard]] bool create_database(const std::string& name);
+
+    /// postgresql://postgres@127.0.0.1:PORT/DATABASE
+    [[nodiscard]] std::string url(const std::string& database = "postgres") const;
+    [[nodiscard]] std::uint16_t port() const { return port_; }
+    [[nodiscard]] bool running() const { return pid_ > 0; }
+
+    /// Fast shutdown (SIGINT), waiting up to `timeout`, then SIGKILL. True when it stopped.
+    bool stop(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+    /// Starts it again on the same port and waits until it accepts connections (bounded).
+    [[nodiscard]] bool start();
+
+    /// The server's log, for failure messages.
+    [[nodiscard]] std::string log_tail(std::size_t bytes = 4000) const;
+
+  private:
+    PostgresServer(std::filesystem::path dir, std::uint16_t port);
+    bool wait_ready(std::chrono::milliseconds timeout);
+
+    std::filesystem::path dir_;
+    std::uint16_t port_ = 0;
+    pid_t pid_ = -1;
+};
+
+}  // namespace pythmata::test
