@@ -14,7 +14,7 @@ namespace pythmata::metrics {
 /// the adapters that declare metrics next to their own code (http, store, cache, app telemetry).
 /// Thread-safe.
 class Registry {
-public:
+  public:
     Registry();
     ~Registry();
     Registry(const Registry&) = delete;
@@ -25,7 +25,7 @@ public:
     /// Every family in text exposition format 0.0.4.
     [[nodiscard]] std::string render() const;
 
-private:
+  private:
     std::shared_ptr<prometheus::Registry> registry_;
 };
 
