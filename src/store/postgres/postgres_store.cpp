@@ -462,6 +462,40 @@ std::string with_connect_timeout(std::string conninfo, std::chrono::milliseconds
     return conninfo;
 }
 
+/// A port, or libpq's comma-separated list of ports (one per host), each 1..65535.
+bool valid_ports(std::string_view text) {
+    std::size_t start = 0;
+    while (true) {
+        const std::size_t comma = text.find(',', start);
+        const std::string_view part =
+            text.substr(start, comma == std::string_view::npos ? text.npos : comma - start);
+        if (!part.empty()) {
+            if (part.size() > 5 || !std::all_of(part.begin(), part.end(),
+                                                [](char c) { return c >= '0' && c <= '9'; })) {
+                return false;
+            }
+            const int port = std::stoi(std::string(part));
+            if (port < 1 || port > 65535) {
+                return false;
+            }
+        }
+        if (comma == std::string_view::npos) {
+            return true;
+        }
+        start = comma + 1;
+    }
+}
+
+bool valid_sslmode(std::string_view mode) {
+    for (std::string_view known :
+         {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}) {
+        if (mode == known) {
+            return true;
+        }
+    }
+    return false;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Store>> open_postgres_store(const std::string& url,
@@ -483,7 +517,25 @@ Result<std::unique_ptr<Store>> open_postgres_store(const std::string& url,
         error.internal = "libpq: " + reason;
         return error;
     }
+    // libpq checks some values only when it connects; check those whose mistakes would
+    // otherwise look like an outage forever.
+    std::string bad_value;
+    for (const PQconninfoOption* option = options; option->keyword != nullptr; ++option) {
+        if (option->val == nullptr) {
+            continue;
+        }
+        const std::string_view keyword = option->keyword;
+        const std::string_view value = option->val;
+        if (keyword == "port" && !valid_ports(value)) {
+            bad_value = "port '" + std::string(value) + "'";
+        } else if (keyword == "sslmode" && !valid_sslmode(value)) {
+            bad_value = "sslmode '" + std::string(value) + "'";
+        }
+    }
     PQconninfoFree(options);
+    if (!bad_value.empty()) {
+        return Error::invalid_argument("db_url has an invalid " + bad_value, "INVALID_DB_URL");
+    }
     if (settings.pool_size + settings.max_overflow == 0) {
         return Error::invalid_argument("db_pool_size + db_max_overflow must be at least 1",
                                        "INVALID_DB_URL");

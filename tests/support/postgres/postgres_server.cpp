@@ -211,13 +211,19 @@ PostgresServer::PostgresServer(std::filesystem::path dir, std::uint16_t port)
     : dir_(std::move(dir)), port_(port) {}
 
 PostgresServer::~PostgresServer() {
-    stop();
+    // The cluster is thrown away: no need for a shutdown checkpoint.
+    stop(Shutdown::kImmediate);
     std::error_code ec;
     fs::remove_all(dir_, ec);
 }
 
 std::string PostgresServer::url(const std::string& database) const {
     return "postgresql://postgres@127.0.0.1:" + std::to_string(port_) + "/" + database;
+}
+
+std::string PostgresServer::schema_url(const std::string& schema,
+                                       const std::string& database) const {
+    return url(database) + "?options=-csearch_path%3D" + schema;
 }
 
 bool PostgresServer::start() {
@@ -284,7 +290,7 @@ bool PostgresServer::start() {
     pid_ = pid;
     track(pid_);
     if (!wait_ready(30s)) {
-        stop(5s);
+        stop(Shutdown::kImmediate, 5s);
         return false;
     }
     return true;
@@ -310,12 +316,11 @@ bool PostgresServer::wait_ready(std::chrono::milliseconds timeout) {
     return false;
 }
 
-bool PostgresServer::stop(std::chrono::milliseconds timeout) {
+bool PostgresServer::stop(Shutdown mode, std::chrono::milliseconds timeout) {
     if (pid_ <= 0) {
         return true;
     }
-    // SIGINT is PostgreSQL's fast shutdown: clients are disconnected, then a checkpoint.
-    ::kill(pid_, SIGINT);
+    ::kill(pid_, mode == Shutdown::kFast ? SIGINT : SIGQUIT);
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     bool stopped = false;
     while (std::chrono::steady_clock::now() < deadline) {
@@ -338,12 +343,15 @@ bool PostgresServer::stop(std::chrono::milliseconds timeout) {
 }
 
 bool PostgresServer::create_database(const std::string& name) {
+    return execute("CREATE DATABASE \"" + name + "\"");
+}
+
+bool PostgresServer::execute(const std::string& sql, const std::string& database) {
     const std::string conninfo = "host=127.0.0.1 port=" + std::to_string(port_) +
-                                 " user=postgres dbname=postgres connect_timeout=5";
+                                 " user=postgres connect_timeout=5 dbname=" + database;
     PGconn* connection = PQconnectdb(conninfo.c_str());
     bool ok = PQstatus(connection) == CONNECTION_OK;
     if (ok) {
-        const std::string sql = "CREATE DATABASE \"" + name + "\"";
         PGresult* result = PQexec(connection, sql.c_str());
         ok = PQresultStatus(result) == PGRES_COMMAND_OK;
         PQclear(result);

@@ -30,14 +30,24 @@ class PostgresServer {
 
     /// Creates database `name` (owned by the postgres superuser). False on failure.
     [[nodiscard]] bool create_database(const std::string& name);
+    /// Runs `sql` as the superuser in `database`. False on failure.
+    [[nodiscard]] bool execute(const std::string& sql, const std::string& database = "postgres");
 
     /// postgresql://postgres@127.0.0.1:PORT/DATABASE
     [[nodiscard]] std::string url(const std::string& database = "postgres") const;
+    /// A URL whose sessions use `schema` (search_path): a cheap isolated namespace per test.
+    [[nodiscard]] std::string schema_url(const std::string& schema,
+                                         const std::string& database = "postgres") const;
     [[nodiscard]] std::uint16_t port() const { return port_; }
     [[nodiscard]] bool running() const { return pid_ > 0; }
 
-    /// Fast shutdown (SIGINT), waiting up to `timeout`, then SIGKILL. True when it stopped.
-    bool stop(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+    /// How stop() ends the server: kFast (SIGINT: disconnect clients, checkpoint, exit) or
+    /// kImmediate (SIGQUIT: exit at once, like a crash; the next start() recovers from WAL).
+    enum class Shutdown { kFast, kImmediate };
+
+    /// Stops the server, waiting up to `timeout`, then SIGKILL. True when it stopped in time.
+    bool stop(Shutdown mode = Shutdown::kFast,
+              std::chrono::milliseconds timeout = std::chrono::seconds(20));
     /// Starts it again on the same port and waits until it accepts connections (bounded).
     [[nodiscard]] bool start();
 
