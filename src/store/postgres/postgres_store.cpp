@@ -1,6 +1,5 @@
 #include "postgres/postgres_store.hpp"
 
-#include <libpq-fe.h>
 #include <pqxx/pqxx>
 
 #include <algorithm>
@@ -18,6 +17,7 @@
 #include "migrations.hpp"
 #include "pool_metrics.hpp"
 #include "postgres/connection_pool.hpp"
+#include "postgres/conninfo.hpp"
 #include "pythmata/common/uuid.hpp"
 #include "store_errors.hpp"
 
@@ -444,103 +444,20 @@ class PostgresStore final : public Store {
     std::atomic<bool> migrated_{false};
 };
 
-/// Adds connect_timeout (whole seconds, at least 1) to a libpq URL or key=value string unless
-/// the caller set one.
-std::string with_connect_timeout(std::string conninfo, std::chrono::milliseconds timeout) {
-    if (conninfo.find("connect_timeout") != std::string::npos) {
-        return conninfo;
-    }
-    const long long seconds = std::max<long long>(1, (timeout.count() + 999) / 1000);
-    const bool is_url =
-        conninfo.starts_with("postgresql://") || conninfo.starts_with("postgres://");
-    if (is_url) {
-        conninfo += conninfo.find('?') == std::string::npos ? '?' : '&';
-        conninfo += "connect_timeout=" + std::to_string(seconds);
-    } else {
-        conninfo += " connect_timeout=" + std::to_string(seconds);
-    }
-    return conninfo;
-}
-
-/// A port, or libpq's comma-separated list of ports (one per host), each 1..65535.
-bool valid_ports(std::string_view text) {
-    std::size_t start = 0;
-    while (true) {
-        const std::size_t comma = text.find(',', start);
-        const std::string_view part =
-            text.substr(start, comma == std::string_view::npos ? text.npos : comma - start);
-        if (!part.empty()) {
-            if (part.size() > 5 || !std::all_of(part.begin(), part.end(),
-                                                [](char c) { return c >= '0' && c <= '9'; })) {
-                return false;
-            }
-            const int port = std::stoi(std::string(part));
-            if (port < 1 || port > 65535) {
-                return false;
-            }
-        }
-        if (comma == std::string_view::npos) {
-            return true;
-        }
-        start = comma + 1;
-    }
-}
-
-bool valid_sslmode(std::string_view mode) {
-    for (std::string_view known :
-         {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}) {
-        if (mode == known) {
-            return true;
-        }
-    }
-    return false;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<Store>> open_postgres_store(const std::string& url,
                                                    const app::DbSettings& settings,
                                                    metrics::Registry& registry) {
-    const std::string conninfo = with_connect_timeout(url, settings.connect_timeout);
-    char* message = nullptr;
-    PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &message);
-    if (options == nullptr) {
-        std::string reason = message != nullptr ? message : "out of memory";
-        PQfreemem(message);
-        while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' ')) {
-            reason.pop_back();
-        }
-        Error error = Error::invalid_argument(
-            "db_url is not a valid PostgreSQL URL; expected "
-            "postgresql://[user[:password]@]host[:port]/database[?param=value&...]",
-            "INVALID_DB_URL");
-        error.internal = "libpq: " + reason;
-        return error;
-    }
-    // libpq checks some values only when it connects; check those whose mistakes would
-    // otherwise look like an outage forever.
-    std::string bad_value;
-    for (const PQconninfoOption* option = options; option->keyword != nullptr; ++option) {
-        if (option->val == nullptr) {
-            continue;
-        }
-        const std::string_view keyword = option->keyword;
-        const std::string_view value = option->val;
-        if (keyword == "port" && !valid_ports(value)) {
-            bad_value = "port '" + std::string(value) + "'";
-        } else if (keyword == "sslmode" && !valid_sslmode(value)) {
-            bad_value = "sslmode '" + std::string(value) + "'";
-        }
-    }
-    PQconninfoFree(options);
-    if (!bad_value.empty()) {
-        return Error::invalid_argument("db_url has an invalid " + bad_value, "INVALID_DB_URL");
+    Result<std::string> conninfo = postgres_conninfo(url, settings.connect_timeout);
+    if (!conninfo) {
+        return std::move(conninfo).error();
     }
     if (settings.pool_size + settings.max_overflow == 0) {
         return Error::invalid_argument("db_pool_size + db_max_overflow must be at least 1",
-                                       "INVALID_DB_URL");
+                                       "INVALID_DB_SETTINGS");
     }
-    auto store = std::make_unique<PostgresStore>(conninfo, settings, registry);
+    auto store = std::make_unique<PostgresStore>(conninfo.value(), settings, registry);
     if (Status started = store->start(); !started) {
         return std::move(started).error();
     }
