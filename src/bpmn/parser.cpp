@@ -610,7 +610,7 @@ class ProcessBuilder {
 
     void read_call_activity(pugi::xml_node node, Element& e) {
         e.called_element = detail::trim(node.attribute("calledElement").value());
-        bool named_mapping = false;
+        bool any_mapping = false;
         bool all_in = false;
         bool all_out = false;
         for (const pugi::xml_node ext : doc_.children(node, kBpmnNs, "extensionElements")) {
@@ -623,6 +623,7 @@ class ProcessBuilder {
                     continue;
                 }
                 const bool in = local == "in";
+                any_mapping = true;
                 if (parse_bool(c.attribute("variables").value(), false) ||
                     lower(c.attribute("variables").value()) == "all") {
                     (in ? all_in : all_out) = true;
@@ -635,7 +636,6 @@ class ProcessBuilder {
                 if (source.empty() && !c.attribute("target")) {
                     continue;  // businessKey and similar, not a variable mapping
                 }
-                named_mapping = true;
                 std::string target = c.attribute("target").value();
                 if (target.empty()) {
                     target = source;
@@ -643,8 +643,10 @@ class ProcessBuilder {
                 (in ? e.inputs : e.outputs).push_back({std::move(source), std::move(target)});
             }
         }
-        e.pass_all_variables_in = all_in || !named_mapping;
-        e.pass_all_variables_out = all_out || !named_mapping;
+        // Camunda 7 passes nothing unless told; a model without any camunda:in/out follows
+        // SpiffWorkflow (everything in and out).
+        e.pass_all_variables_in = all_in || !any_mapping;
+        e.pass_all_variables_out = all_out || !any_mapping;
         if (const pugi::xml_node zc = doc_.extension(node, kZeebeNs, "calledElement")) {
             if (e.called_element.empty()) {
                 e.called_element = feel_to_template(zc.attribute("processId").value());
