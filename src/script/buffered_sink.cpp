@@ -2,54 +2,73 @@
 
 namespace pythmata::script::detail {
 
-expr::Value* BufferedSink::buffered(std::string_view name) {
-    for (auto& [key, value] : writes_) {
-        if (key == name) {
-            return &value;
+BufferedSink::Write* BufferedSink::buffered(std::string_view name) {
+    for (Write& write : writes_) {
+        if (write.name == name) {
+            return &write;
+        }
+    }
+    return nullptr;
+}
+
+const BufferedSink::Write* BufferedSink::buffered(std::string_view name) const {
+    for (const Write& write : writes_) {
+        if (write.name == name) {
+            return &write;
         }
     }
     return nullptr;
 }
 
 const expr::Value* BufferedSink::written(std::string_view name) const {
-    for (const auto& [key, value] : writes_) {
-        if (key == name) {
-            return &value;
-        }
-    }
-    return nullptr;
+    const Write* write = buffered(name);
+    return write != nullptr && !write->erased ? &write->value : nullptr;
 }
 
 const expr::Value* BufferedSink::find(std::string_view name) const {
-    if (const expr::Value* value = written(name)) {
-        return value;
+    if (const Write* write = buffered(name)) {
+        return write->erased ? nullptr : &write->value;
     }
     return target_.find(name);
 }
 
 void BufferedSink::set(std::string_view name, expr::Value value) {
-    if (expr::Value* existing = buffered(name)) {
-        *existing = std::move(value);
+    if (Write* write = buffered(name)) {
+        write->value = std::move(value);
+        write->erased = false;
         return;
     }
-    writes_.emplace_back(std::string(name), std::move(value));
+    writes_.push_back(Write{std::string(name), std::move(value), false});
 }
 
 expr::Value* BufferedSink::find_mutable(std::string_view name) {
-    if (expr::Value* existing = buffered(name)) {
-        return existing;
+    if (Write* write = buffered(name)) {
+        return write->erased ? nullptr : &write->value;
     }
     const expr::Value* original = target_.find(name);
     if (original == nullptr) {
         return nullptr;
     }
-    writes_.emplace_back(std::string(name), *original);
-    return &writes_.back().second;
+    writes_.push_back(Write{std::string(name), *original, false});
+    return &writes_.back().value;
+}
+
+void BufferedSink::erase(std::string_view name) {
+    if (Write* write = buffered(name)) {
+        write->value = nullptr;
+        write->erased = true;
+        return;
+    }
+    writes_.push_back(Write{std::string(name), expr::Value(), true});
 }
 
 void BufferedSink::commit() {
-    for (auto& [name, value] : writes_) {
-        target_.set(name, std::move(value));
+    for (Write& write : writes_) {
+        if (write.erased) {
+            target_.erase(write.name);
+        } else {
+            target_.set(write.name, std::move(write.value));
+        }
     }
     writes_.clear();
 }

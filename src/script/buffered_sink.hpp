@@ -21,17 +21,26 @@ class BufferedSink final : public expr::VariableSink {
     [[nodiscard]] const expr::Value* find(std::string_view name) const override;
     void set(std::string_view name, expr::Value value) override;
     [[nodiscard]] expr::Value* find_mutable(std::string_view name) override;
+    /// Buffers the removal: later reads see the variable as undefined.
+    void erase(std::string_view name) override;
 
-    /// The buffered value of `name`, or nullptr when the script did not write it.
+    /// The buffered value of `name`, or nullptr when the script did not write it (or erased it).
     [[nodiscard]] const expr::Value* written(std::string_view name) const;
-    /// Applies every buffered write to the target, in first-write order.
+    /// Applies every buffered write and removal to the target, in first-write order.
     void commit();
 
   private:
-    [[nodiscard]] expr::Value* buffered(std::string_view name);
+    struct Write {
+        std::string name;
+        expr::Value value;
+        bool erased = false;
+    };
+
+    [[nodiscard]] Write* buffered(std::string_view name);
+    [[nodiscard]] const Write* buffered(std::string_view name) const;
 
     expr::VariableSink& target_;
-    std::deque<std::pair<std::string, expr::Value>> writes_;  // deque: stable addresses
+    std::deque<Write> writes_;  // deque: stable addresses
 };
 
 }  // namespace pythmata::script::detail

@@ -441,7 +441,12 @@ Result<void, ScriptError> LuaSandbox::run(expr::VariableSink& vars, expr::Value*
 
     // Collect every write first so that a value that cannot be stored leaves the variables
     // untouched.
-    std::vector<std::pair<std::string, expr::Value>> writes;
+    struct Write {
+        std::string name;
+        expr::Value value;
+        bool erase = false;  // the script assigned nil
+    };
+    std::vector<Write> writes;
     lua_rawgeti(state, LUA_REGISTRYINDEX, refs_.flags);
     const int flags = lua_gettop(state);
     lua_rawgeti(state, LUA_REGISTRYINDEX, refs_.vars);
@@ -462,17 +467,22 @@ Result<void, ScriptError> LuaSandbox::run(expr::VariableSink& vars, expr::Value*
                 continue;
             }
         }
-        expr::Value value;
+        Write write{std::move(name), expr::Value(), false};
         if (lua_touserdata(state, -1) == nil_slot()) {
-            value = nullptr;
-        } else if (!to_json(state, -1, refs_.object_mt, value, conversion)) {
-            return ScriptError{"variable '" + name + conversion.path + "' " + conversion.reason};
+            write.erase = true;
+        } else if (!to_json(state, -1, refs_.object_mt, write.value, conversion)) {
+            return ScriptError{"variable '" + write.name + conversion.path + "' " +
+                               conversion.reason};
         }
         lua_pop(state, 1);
-        writes.emplace_back(std::move(name), std::move(value));
+        writes.push_back(std::move(write));
     }
-    for (auto& [name, value] : writes) {
-        vars.set(name, std::move(value));
+    for (Write& write : writes) {
+        if (write.erase) {
+            vars.erase(write.name);
+        } else {
+            vars.set(write.name, std::move(write.value));
+        }
     }
     return {};
 }

@@ -48,7 +48,8 @@ struct ScriptError {
 ///  - Globals the script assigns are written back with `vars.set` after a successful run, as are
 ///    variable tables the script modified in place (`order.total = 5`). Tables become JSON arrays
 ///    when their keys are exactly 1..n, else objects (integer keys become strings); an empty table
-///    is an object when it came from a JSON object, else an array. Assigning `nil` stores null.
+///    is an object when it came from a JSON object, else an array. Assigning `nil` to a global
+///    removes the variable (`vars.erase`).
 ///    Functions, coroutines, NaN and infinities, and strings that are not UTF-8 cannot be stored:
 ///    the run fails naming the variable (use `local` for helpers: `local function f() end`).
 ///  - A failing run (runtime error or limit) writes no variables at all.

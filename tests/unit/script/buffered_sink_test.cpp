@@ -56,5 +56,21 @@ TEST(BufferedSink, WrittenReportsOnlyBufferedNames) {
     EXPECT_EQ(*sink.written("result"), Value(3));
 }
 
+TEST(BufferedSink, ErasedVariablesReadAsUndefinedAndAreRemovedOnCommit) {
+    MapSink target(Value{{"a", 1}, {"b", 2}});
+    BufferedSink sink(target);
+    sink.erase("a");
+    EXPECT_EQ(sink.find("a"), nullptr);
+    EXPECT_EQ(sink.find_mutable("a"), nullptr);
+    EXPECT_EQ(sink.written("a"), nullptr);
+    EXPECT_TRUE(target.has("a"));
+    sink.set("b", 3);
+    sink.erase("b");
+    sink.set("b", 4);
+    sink.commit();
+    EXPECT_FALSE(target.has("a"));
+    EXPECT_EQ(target.at("b"), Value(4));
+}
+
 }  // namespace
 }  // namespace pythmata::script::detail

@@ -32,6 +32,11 @@ class MapSink final : public expr::VariableSink {
         return it == vars.end() ? nullptr : &it->second;
     }
 
+    void erase(std::string_view name) override {
+        ++writes;
+        vars.erase(std::string(name));
+    }
+
     [[nodiscard]] const expr::Value& at(const std::string& name) const { return vars.at(name); }
     [[nodiscard]] bool has(const std::string& name) const { return vars.count(name) != 0; }
 

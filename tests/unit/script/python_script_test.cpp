@@ -78,5 +78,13 @@ TEST(PythonScript, NestedAssignmentModifiesTheVariable) {
     EXPECT_EQ(vars.at("order"), Value::parse(R"({"total": 5, "k": "v"})"));
 }
 
+TEST(PythonScript, DelRemovesTheVariable) {
+    MapSink vars(Value{{"tmp", 1}, {"keep", 2}});
+    const Script script = compile_python("del tmp");
+    ASSERT_TRUE(script.run(vars, {}).ok());
+    EXPECT_FALSE(vars.has("tmp"));
+    EXPECT_TRUE(vars.has("keep"));
+}
+
 }  // namespace
 }  // namespace pythmata::script
