@@ -9,6 +9,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "pythmata/bpmn/timer_spec.hpp"
 #include "validation.hpp"
 #include "xml_document.hpp"
 
@@ -129,6 +130,21 @@ bool is_activity(ElementType type) {
 bool is_catching(ElementType type) {
     return type == ElementType::kStartEvent || type == ElementType::kIntermediateCatchEvent ||
            type == ElementType::kBoundaryEvent;
+}
+
+// A timer value that is plainly a literal (ISO 8601 duration, cycle or date, or cron) rather
+// than an expression to evaluate: it starts, after an optional quote, with P, R, a digit, * or ?.
+bool is_literal_timer(std::string_view text) {
+    text = detail::trim(text);
+    if (!text.empty() && (text.front() == '"' || text.front() == '\'')) {
+        text.remove_prefix(1);
+    }
+    if (text.empty() || text.find("${") != std::string_view::npos) {
+        return false;
+    }
+    const char c = text.front();
+    return c == 'P' || c == 'R' || c == '*' || c == '?' ||
+           std::isdigit(static_cast<unsigned char>(c)) != 0;
 }
 
 bool parse_bool(std::string_view text, bool fallback) {
@@ -385,8 +401,14 @@ class ProcessBuilder {
         }
         if (e.event.kind == EventKind::kTimer && e.event.timer_expression.empty()) {
             error(e.id, "timer event " + e.id +
-                            " has no timer value (timeDuration, timeDate "
-                            "or timeCycle)");
+                            " has no timer value (timeDuration, timeDate or timeCycle)");
+        } else if (e.event.kind == EventKind::kTimer &&
+                   is_literal_timer(e.event.timer_expression)) {
+            // Literal values are checked now, so that a typo fails the deploy and not the first
+            // run; expressions are the engine's to evaluate.
+            if (auto spec = TimerSpec::parse(e.event.timer_kind, e.event.timer_expression); !spec) {
+                error(e.id, "timer event " + e.id + ": " + spec.error());
+            }
         }
         // Message correlation: pythmata:correlationKey on the event or its definition, else
         // zeebe:subscription on the referenced message or on the event.
@@ -562,10 +584,7 @@ class ProcessBuilder {
         // then the element id.
         if (const pugi::xml_node td = doc_.extension(node, kZeebeNs, "taskDefinition")) {
             e.job_type = feel_to_template(td.attribute("type").value());
-            const std::string retries = td.attribute("retries").value();
-            if (!retries.empty()) {
-                e.properties["retries"] = retries;
-            }
+            e.job_retries = detail::strip_feel(td.attribute("retries").value());
         }
         if (e.job_type.empty()) {
             e.job_type = detail::trim(doc_.attribute(node, kCamundaNs, "topic"));

@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -130,7 +131,9 @@ struct Element {
     std::string script_format;    ///< lower-cased scriptFormat ("lua", "python", ...)
     std::string result_variable;  ///< camunda:resultVariable / pythmata result variable
     std::string job_type;         ///< external job type (API.md: zeebe type, camunda:topic, ...)
-    std::string service_name;     ///< built-in service: pythmata:serviceTaskConfig@taskName
+    /// zeebe:taskDefinition@retries (an integer or expression); empty = the engine default.
+    std::string job_retries;
+    std::string service_name;  ///< built-in service: pythmata:serviceTaskConfig@taskName
     std::map<std::string, std::string> properties;  ///< serviceTaskConfig properties, task headers
     std::string message_ref_name;                   ///< receive/send tasks: message name
     /// Receive tasks: the correlation key expression (pythmata:correlationKey, or the message's
@@ -192,6 +195,16 @@ struct Definitions {
     std::map<std::string, std::string> signals;      ///< signal id -> name
     std::map<std::string, std::string> errors;       ///< error id -> errorCode (or name)
     std::map<std::string, std::string> escalations;  ///< escalation id -> escalationCode
+
+    /// The process with this id, or nullptr.
+    [[nodiscard]] const Process* find_process(std::string_view process_id) const {
+        for (const Process& p : processes) {
+            if (p.id == process_id) {
+                return &p;
+            }
+        }
+        return nullptr;
+    }
 };
 
 }  // namespace pythmata::bpmn

@@ -238,6 +238,8 @@ TEST(ParserStructure, CollaborationWithSeveralProcessesLanesAndDiagramIsRead) {
     EXPECT_EQ(out.definitions.processes[1].id, "procB");
     EXPECT_EQ(out.definitions.processes[0].elements.size(), 2u);
     EXPECT_EQ(out.definitions.processes[1].find("startA"), nullptr);
+    EXPECT_EQ(out.definitions.find_process("procB"), &out.definitions.processes[1]);
+    EXPECT_EQ(out.definitions.find_process("collab"), nullptr);
 }
 
 TEST(ParserStructure, SequenceFlowKeepsConditionTextAndLowerCasedLanguage) {
@@ -525,7 +527,8 @@ TEST(ParserTasks, ServiceTaskJobTypeFollowsTheApiOrder) {
   </bpmn:serviceTask>)"));
     EXPECT_EQ(task_t(zeebe).job_type, "payment-service");
     EXPECT_EQ(task_t(zeebe).properties.at("method"), "POST");
-    EXPECT_EQ(task_t(zeebe).properties.at("retries"), "5");
+    EXPECT_EQ(task_t(zeebe).job_retries, "5");
+    EXPECT_FALSE(task_t(zeebe).properties.contains("retries"));
 
     const ParseOutput topic = parse_ok(
         one_task(R"(<bpmn:serviceTask id="t" camunda:type="external" camunda:topic="charge"/>)"));
@@ -839,6 +842,28 @@ TEST(ParserValidation, TimerEventWithoutValueIsReported) {
   <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="wait"/>
   <bpmn:sequenceFlow id="f2" sourceRef="wait" targetRef="end"/>)"));
     EXPECT_TRUE(mentions(errors, "wait", "no timer value")) << describe(errors);
+}
+
+TEST(ParserValidation, MalformedLiteralTimerValuesAreReportedButExpressionsAreLeftAlone) {
+    const auto errors = parse_errors(doc(R"(
+  <bpmn:startEvent id="start"/>
+  <bpmn:intermediateCatchEvent id="typo"><bpmn:timerEventDefinition><bpmn:timeDuration>PT5X</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>
+  <bpmn:intermediateCatchEvent id="cron"><bpmn:timerEventDefinition><bpmn:timeCycle>0 0 30 2 *</bpmn:timeCycle></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>
+  <bpmn:intermediateCatchEvent id="expr"><bpmn:timerEventDefinition><bpmn:timeDuration>${delay}</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>
+  <bpmn:intermediateCatchEvent id="py"><bpmn:timerEventDefinition><bpmn:timeDuration>timedelta(seconds=1)</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>
+  <bpmn:intermediateCatchEvent id="quoted"><bpmn:timerEventDefinition><bpmn:timeDuration>"PT0.5S"</bpmn:timeDuration></bpmn:timerEventDefinition></bpmn:intermediateCatchEvent>
+  <bpmn:endEvent id="end"/>
+  <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="typo"/>
+  <bpmn:sequenceFlow id="f2" sourceRef="typo" targetRef="cron"/>
+  <bpmn:sequenceFlow id="f3" sourceRef="cron" targetRef="expr"/>
+  <bpmn:sequenceFlow id="f4" sourceRef="expr" targetRef="py"/>
+  <bpmn:sequenceFlow id="f5" sourceRef="py" targetRef="quoted"/>
+  <bpmn:sequenceFlow id="f6" sourceRef="quoted" targetRef="end"/>)"));
+    EXPECT_TRUE(mentions(errors, "typo", "invalid ISO 8601 duration")) << describe(errors);
+    EXPECT_TRUE(mentions(errors, "cron", "never fires")) << describe(errors);
+    for (const char* fine : {"expr", "py", "quoted"}) {
+        EXPECT_FALSE(mentions(errors, fine, "")) << fine << "\n" << describe(errors);
+    }
 }
 
 TEST(ParserValidation, LinkThrowWithoutMatchingCatchIsReported) {
