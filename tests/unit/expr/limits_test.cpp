@@ -1,0 +1,117 @@
+#include <gtest/gtest.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pythmata/expr/expression.hpp"
+#include "test_vars.hpp"
+
+namespace pythmata::expr {
+namespace {
+
+using testing::compile_error_of;
+using testing::error_of;
+using testing::MapVars;
+
+TEST(Limits, DeepParenthesesAreACompileErrorNotAStackOverflow) {
+    const std::string text = std::string(10'000, '(') + "1" + std::string(10'000, ')');
+    EXPECT_NE(compile_error_of(text).find("nested too deeply"), std::string::npos);
+}
+
+TEST(Limits, DeepUnaryAndNotChainsAreCompileErrors) {
+    EXPECT_NE(compile_error_of(std::string(10'000, '-') + "1").find("nested too deeply"),
+              std::string::npos);
+    std::string nots;
+    for (int i = 0; i < 10'000; ++i) {
+        nots += "not ";
+    }
+    EXPECT_NE(compile_error_of(nots + "x").find("nested too deeply"), std::string::npos);
+    EXPECT_NE(compile_error_of(std::string(10'000, '[') + std::string(10'000, ']'))
+                  .find("nested too deeply"),
+              std::string::npos);
+}
+
+TEST(Limits, LongOperatorChainsAreBoundedByTreeDepth) {
+    std::string chain = "x";
+    for (int i = 0; i < 10'000; ++i) {
+        chain += " + x";
+    }
+    EXPECT_NE(compile_error_of(chain).find("nested too deeply"), std::string::npos);
+}
+
+TEST(Limits, ModerateNestingCompilesAndEvaluates) {
+    const std::string text = std::string(100, '(') + "x" + std::string(100, ')') + " + 1";
+    auto e = Expression::compile(text);
+    ASSERT_TRUE(e.ok()) << e.error().message;
+    MapVars vars(Value{{"x", 1}});
+    EXPECT_EQ(e->evaluate(vars, {}).value(), 2);
+}
+
+TEST(Limits, StepLimitStopsLargeEvaluations) {
+    EvalContext ctx;
+    ctx.max_steps = 50;
+    std::string text = "x";
+    for (int i = 0; i < 60; ++i) {
+        text += " + x";  // depth 61 < limit, but > 50 node evaluations
+    }
+    EXPECT_NE(error_of(text, {{"x", 1}}, ctx).find("step limit exceeded"), std::string::npos);
+    ctx.max_steps = 1000;
+    auto ok = testing::eval_text(text, {{"x", 1}}, ctx);
+    ASSERT_TRUE(ok.ok());
+    EXPECT_EQ(ok.value(), 61);
+}
+
+TEST(Limits, StepLimitCountsWorkInsideFunctions) {
+    EvalContext ctx;
+    ctx.max_steps = 100;
+    EXPECT_NE(error_of("sorted(range(n))", {{"n", 1000}}, ctx).find("step limit exceeded"),
+              std::string::npos);
+    EXPECT_NE(error_of("'x' in xs", {{"xs", Value(std::vector<int>(1000, 0))}}, ctx)
+                  .find("step limit exceeded"),
+              std::string::npos);
+}
+
+TEST(Limits, StringGrowthIsBounded) {
+    EvalContext ctx;
+    ctx.max_string_size = 1000;
+    EXPECT_NE(error_of("s * 2000", {{"s", "a"}}, ctx).find("exceeds the size limit"),
+              std::string::npos);
+    EXPECT_NE(error_of("s + s", {{"s", std::string(600, 'a')}}, ctx).find("size limit"),
+              std::string::npos);
+    EXPECT_NE(error_of("xs * 2000", {{"xs", {1}}}, ctx).find("size limit"), std::string::npos);
+    EXPECT_NE(error_of("'ab' * 9223372036854775807", {}, ctx).find("size limit"),
+              std::string::npos);
+    EXPECT_NE(error_of("range(5000)", {}, ctx).find("size limit"), std::string::npos);
+    EXPECT_NE(error_of("'x${s}${s}'", {{"s", std::string(600, 'a')}}, ctx).find("size limit"),
+              std::string::npos);
+}
+
+TEST(Limits, ConcurrentEvaluationOfOneExpressionIsSafe) {
+    auto e = Expression::compile("${sum(xs) + n * 2 > 10 ? 'big' : 'small'}");
+    ASSERT_TRUE(e.ok());
+    const Expression shared = e.value();
+    std::vector<std::thread> threads;
+    std::vector<int> bad(4, 0);
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&shared, &bad, t] {
+            MapVars vars(Value{{"xs", {1, 2, 3}}, {"n", t * 2}});
+            const char* expected = t * 4 + 6 > 10 ? "big" : "small";
+            for (int i = 0; i < 2000; ++i) {
+                auto r = shared.evaluate(vars, {});
+                if (!r.ok() || r.value() != expected) {
+                    ++bad[t];
+                }
+            }
+        });
+    }
+    for (auto& th : threads) {
+        th.join();
+    }
+    for (int t = 0; t < 4; ++t) {
+        EXPECT_EQ(bad[t], 0) << "thread " << t;
+    }
+}
+
+}  // namespace
+}  // namespace pythmata::expr
