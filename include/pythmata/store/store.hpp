@@ -28,9 +28,11 @@ struct AppliedMigration {
 /// runtime's ports join later). Backed by SQLite (`sqlite://PATH`: WAL, synchronous=FULL, one
 /// writer connection, a few reader connections) or PostgreSQL (`postgresql://...`: a bounded
 /// libpqxx pool). Thread-safe; calls block (run them off I/O threads). Every failure is a value:
-/// DB_UNAVAILABLE (cannot connect, connection broken, database busy), DB_POOL_TIMEOUT (no
-/// connection within db_pool_timeout), DB_TIMEOUT (statement_timeout hit), all
-/// ErrorKind::kUnavailable with retry_after_seconds; vendor text and SQL only in Error::internal.
+/// DB_UNAVAILABLE (cannot connect, connection broken, disk error), DB_POOL_TIMEOUT (no
+/// connection within db_pool_timeout), DB_TIMEOUT (a statement, or its wait for a lock, ran
+/// past db_statement_timeout), all ErrorKind::kUnavailable with retry_after_seconds;
+/// DB_CONFLICT (kConflict) when concurrent writers still collide after bounded retries. Vendor
+/// text and SQL only ever in Error::internal.
 class Store : public app::DefinitionStore, public app::HealthCheck {
   public:
     ~Store() override = default;

@@ -167,6 +167,8 @@ Error translate(const SqliteFailure& failure) {
     switch (failure.code() & 0xff) {
         case SQLITE_BUSY:
         case SQLITE_LOCKED:
+            // busy_timeout is db_statement_timeout: the lock wait used up the statement's time.
+            return statement_timeout(failure.what());
         case SQLITE_CANTOPEN:
         case SQLITE_IOERR:
         case SQLITE_FULL:
@@ -174,8 +176,6 @@ Error translate(const SqliteFailure& failure) {
         case SQLITE_READONLY:
         case SQLITE_PROTOCOL:
             return db_unavailable(failure.what());
-        case SQLITE_INTERRUPT:
-            return statement_timeout(failure.what());
         default:
             return Error::internal_error(failure.what());
     }

@@ -135,6 +135,37 @@ double sample(metrics::Registry& registry, const std::string& series) {
     return std::stod(text.substr(pos + series.size() + 1));
 }
 
+/// Holds the lock a deploy needs on the test's own connection until release().
+class WriteBlocker {
+  public:
+    WriteBlocker(Backend backend, const std::string& sqlite_path, const std::string& url) {
+        if (backend == Backend::kSqlite) {
+            sqlite_ = std::make_unique<SqliteSql>(sqlite_path);
+            sqlite_->exec("BEGIN IMMEDIATE");
+        } else {
+            pg_ = std::make_unique<pqxx::connection>(url);
+            lock_ = std::make_unique<pqxx::work>(*pg_);
+            lock_->exec("LOCK TABLE definitions IN ACCESS EXCLUSIVE MODE");
+        }
+    }
+    ~WriteBlocker() { release(); }
+    void release() {
+        if (sqlite_) {
+            sqlite_->exec("ROLLBACK");
+            sqlite_.reset();
+        }
+        if (lock_) {
+            lock_->abort();
+            lock_.reset();
+        }
+    }
+
+  private:
+    std::unique_ptr<SqliteSql> sqlite_;
+    std::unique_ptr<pqxx::connection> pg_;
+    std::unique_ptr<pqxx::work> lock_;
+};
+
 class StoreTest : public ::testing::TestWithParam<Backend> {
   protected:
     void SetUp() override {
@@ -599,17 +630,7 @@ TEST_P(StoreTest, ExhaustedPoolFailsWithPoolTimeoutWithinTheTimeout) {
 
     // The test's own connection holds the lock a deploy needs, so that the store's only
     // (writer) connection stays leased by a blocked deploy.
-    std::unique_ptr<SqliteSql> sqlite_blocker;
-    std::unique_ptr<pqxx::connection> pg_blocker;
-    std::unique_ptr<pqxx::work> pg_lock;
-    if (GetParam() == Backend::kSqlite) {
-        sqlite_blocker = std::make_unique<SqliteSql>(sqlite_path_);
-        sqlite_blocker->exec("BEGIN IMMEDIATE");
-    } else {
-        pg_blocker = std::make_unique<pqxx::connection>(settings_.url);
-        pg_lock = std::make_unique<pqxx::work>(*pg_blocker);
-        pg_lock->exec("LOCK TABLE definitions IN ACCESS EXCLUSIVE MODE");
-    }
+    WriteBlocker blocker(GetParam(), sqlite_path_, settings_.url);
     auto blocked = std::async(std::launch::async, [&store] {
         return store->deploy({definition("Order", "h1")}, at(1)).ok();
     });
@@ -632,17 +653,36 @@ TEST_P(StoreTest, ExhaustedPoolFailsWithPoolTimeoutWithinTheTimeout) {
     EXPECT_LT(waited, 2s);
     EXPECT_EQ(sample(registry, "pythmata_db_pool_timeouts_total{pool=\"" + pool + "\"}"), 1);
 
-    if (sqlite_blocker) {
-        sqlite_blocker->exec("ROLLBACK");
-    } else {
-        pg_lock->abort();
-    }
+    blocker.release();
     ASSERT_EQ(blocked.wait_for(10s), std::future_status::ready);
     EXPECT_TRUE(blocked.get());
     EXPECT_EQ(sample(registry, in_use), 0);
     auto latest = store->latest("Order");
     ASSERT_TRUE(latest.ok() && latest.value().has_value());
     EXPECT_EQ(latest.value()->version, 2);
+}
+
+TEST_P(StoreTest, StatementOverItsTimeoutFailsWithDbTimeout) {
+    app::DbSettings quick = settings_;
+    quick.statement_timeout = 300ms;
+    metrics::Registry registry;
+    auto store = open(quick, registry);
+    ASSERT_NE(store, nullptr);
+    WriteBlocker blocker(GetParam(), sqlite_path_, settings_.url);
+
+    const auto started = Clock::now();
+    auto timed_out = store->deploy({definition("Order", "h1")}, at(0));
+    const auto waited = Clock::now() - started;
+    ASSERT_FALSE(timed_out.ok());
+    EXPECT_EQ(timed_out.error().code, "DB_TIMEOUT") << timed_out.error().internal;
+    EXPECT_EQ(timed_out.error().kind, ErrorKind::kUnavailable);
+    EXPECT_GE(waited, 250ms);
+    EXPECT_LT(waited, 3s);
+
+    blocker.release();
+    // The connection is fine afterwards.
+    auto deployed = store->deploy({definition("Order", "h1")}, at(0));
+    ASSERT_TRUE(deployed.ok()) << deployed.error().internal;
 }
 
 TEST_P(StoreTest, PingSucceedsAndPoolMetricsAreDeclared) {
@@ -704,9 +744,55 @@ TEST_P(PostgresStoreTest, EveryConnectionHasTheStatementTimeout) {
     EXPECT_EQ(values["statement_timeout"], "10s");
 }
 
+TEST_P(PostgresStoreTest, OverflowConnectionsServePeaksAndAreClosedAfterUse) {
+    app::DbSettings peak = settings_;
+    peak.pool_size = 1;
+    peak.max_overflow = 2;
+    peak.pool_timeout = 300ms;
+    peak.url += "&application_name=overflow_probe";
+    metrics::Registry registry;
+    auto store = open(peak, registry);
+    ASSERT_NE(store, nullptr);
+
+    WriteBlocker blocker(Backend::kPostgres, "", settings_.url);
+    std::vector<std::future<bool>> blocked;
+    for (int i = 0; i < 3; ++i) {
+        blocked.push_back(std::async(std::launch::async, [&store, i] {
+            return store->deploy({definition("Order", "h" + std::to_string(i))}, at(i)).ok();
+        }));
+    }
+    const std::string in_use = "pythmata_db_pool_in_use{pool=\"postgres\"}";
+    const auto deadline = Clock::now() + 5s;
+    while (sample(registry, in_use) < 3 && Clock::now() < deadline) {
+        std::this_thread::sleep_for(5ms);
+    }
+    ASSERT_EQ(sample(registry, in_use), 3) << registry.render();
+    auto refused = store->latest("Order");
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, "DB_POOL_TIMEOUT");
+
+    blocker.release();
+    for (auto& result : blocked) {
+        ASSERT_EQ(result.wait_for(10s), std::future_status::ready);
+        EXPECT_TRUE(result.get());
+    }
+    // Only the kept connection stays open; the two overflow ones were closed.
+    auto probe = sql();
+    const std::string sessions =
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'overflow_probe'";
+    const auto closed_by = Clock::now() + 5s;
+    while (probe->count(sessions) != 1 && Clock::now() < closed_by) {
+        std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_EQ(probe->count(sessions), 1);
+    auto versions = store->versions("Order", {1, 20});
+    ASSERT_TRUE(versions.ok());
+    EXPECT_EQ(versions.value().total, 3);
+}
+
 TEST_P(PostgresStoreTest, OutageFailsFastWithDbUnavailableAndRecoversWithoutReopening) {
     deploy_one(definition("Order", "h1"), at(0));
-    ASSERT_TRUE(postgres_->stop(test::PostgresServer::Shutdown::kImmediate));
+    ASSERT_TRUE(postgres_->stop(test::PostgresServer::Shutdown::kFast));
 
     const auto started = Clock::now();
     auto down = store_->latest("Order");
@@ -738,7 +824,7 @@ TEST_P(PostgresStoreTest, StartsWhileDownAndMigratesOnFirstConnection) {
     ASSERT_TRUE(postgres_->create_database(database));
     app::DbSettings late = settings_;
     late.url = postgres_->url(database);  // a whole database, as in production
-    ASSERT_TRUE(postgres_->stop(test::PostgresServer::Shutdown::kImmediate));
+    ASSERT_TRUE(postgres_->stop(test::PostgresServer::Shutdown::kFast));
 
     metrics::Registry registry;
     const auto started = Clock::now();

@@ -12,7 +12,9 @@ namespace pythmata::test {
 
 /// A throw-away PostgreSQL 15 server for integration tests: a cluster in a temp dir owned by
 /// the `postgres` user (initdb via runuser when running as root), listening on a free loopback
-/// port with fsync on. The first server of a machine initdb's a template cluster (under a file
+/// port with fsync on. Temp dirs go under $PYTHMATA_TEST_PG_ROOT, else /dev/shm when it is a
+/// tmpfs with room (fast, and kill -9 of the server still loses only what it never wrote),
+/// else the system temp dir. The first server of a machine initdb's a template cluster (under a file
 /// lock, reused by later test processes); each server copies it, which keeps per-test start-up
 /// well under a second or two. stop() and start() restart it on the same port (outage tests).
 /// The destructor stops it by PID and removes the directory; the child also gets
