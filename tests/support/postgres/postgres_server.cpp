@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
@@ -179,6 +180,27 @@ bool template_cluster(const RunAs& user, fs::path& data, std::string& why) {
     return ok;
 }
 
+/// Removes cluster dirs left by test processes that died without running destructors (their
+/// servers died with them through PR_SET_PDEATHSIG). Each dir names its owner in "owner.pid".
+void sweep_abandoned(const fs::path& root) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(root, ec)) {
+        const std::string name = entry.path().filename().string();
+        if (!name.starts_with("pythmata-pg-")) {
+            continue;
+        }
+        std::ifstream owner_file(entry.path() / "owner.pid");
+        pid_t owner = 0;
+        if (!(owner_file >> owner) || owner <= 0) {
+            continue;  // being set up right now, or not ours
+        }
+        if (::kill(owner, 0) != 0 && errno == ESRCH) {
+            std::error_code ignored;
+            fs::remove_all(entry.path(), ignored);
+        }
+    }
+}
+
 }  // namespace
 
 std::unique_ptr<PostgresServer> PostgresServer::start_new(std::string& why) {
@@ -195,12 +217,14 @@ std::unique_ptr<PostgresServer> PostgresServer::start_new(std::string& why) {
     if (!template_cluster(user, template_data, why)) {
         return nullptr;
     }
+    sweep_abandoned(cluster_root());
     std::string pattern = (cluster_root() / "pythmata-pg-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr) {
         why = "mkdtemp failed";
         return nullptr;
     }
     const fs::path dir = pattern;
+    std::ofstream(dir / "owner.pid") << ::getpid() << "\n";
     if (!give_to(dir, user)) {
         why = "cannot chown " + dir.string() + " to postgres";
         std::error_code ec;
@@ -257,23 +281,13 @@ bool PostgresServer::start() {
     // Everything the child needs is prepared before fork: after it only async-signal-safe calls.
     const std::string binary = (kBinDir / "postgres").string();
     const std::string log = (dir_ / "postgres.log").string();
-    std::vector<std::string> args = {binary,
-                                     "-D",
-                                     (dir_ / "data").string(),
-                                     "-p",
-                                     std::to_string(port_),
-                                     "-c",
-                                     "listen_addresses=127.0.0.1",
-                                     "-c",
-                                     "unix_socket_directories=",
-                                     "-c",
-                                     "fsync=on",
-                                     "-c",
-                                     "max_connections=60",
-                                     "-c",
-                                     "shared_buffers=16MB",
-                                     "-c",
-                                     "logging_collector=off"};
+    std::vector<std::string> args = {
+        binary, "-D", (dir_ / "data").string(), "-p", std::to_string(port_), "-c",
+        "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "fsync=on", "-c",
+        "max_connections=60", "-c", "shared_buffers=16MB", "-c", "logging_collector=off", "-c",
+        // Segments in the data dir, so a killed server leaves
+        // nothing behind in /dev/shm.
+        "dynamic_shared_memory_type=mmap"};
     std::vector<char*> argv;
     for (auto& arg : args) {
         argv.push_back(arg.data());
