@@ -615,8 +615,10 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path,
         std::error_code ec;
         std::filesystem::create_directories(parent, ec);
         if (ec) {
-            return db_unavailable("cannot create directory " + parent.string() + ": " +
-                                  ec.message());
+            Error error = db_unavailable(ec.message());
+            error.message = "db_url: cannot create the directory " + parent.string() +
+                            " for the SQLite database";
+            return error;
         }
     }
     auto store = std::make_unique<SqliteStore>(path, settings, registry);
@@ -624,9 +626,7 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const std::string& path,
         store->open();
     } catch (const SqliteFailure& failure) {
         Error error = translate(failure);
-        if (error.kind == ErrorKind::kInternal) {
-            error.message = "cannot open the SQLite database";
-        }
+        error.message = "db_url: cannot open the SQLite database " + path;
         return error;
     }
     return std::unique_ptr<Store>(std::move(store));

@@ -868,6 +868,20 @@ TEST(OpenStore, RejectsUnsupportedOrMalformedUrlsWithAClearError) {
     }
 }
 
+TEST(OpenStore, UnusableSqlitePathIsAClearErrorNamingThePath) {
+    metrics::Registry registry;
+    for (const std::string path : {"/dev/null/sub/store.db", "/proc/store.db"}) {
+        app::DbSettings settings;
+        settings.url = "sqlite://" + path;
+        auto opened = open_store(settings, registry);
+        ASSERT_FALSE(opened.ok()) << path;
+        EXPECT_EQ(opened.error().kind, ErrorKind::kUnavailable) << path;
+        EXPECT_NE(opened.error().message.find(path.substr(0, path.rfind('/'))), std::string::npos)
+            << opened.error().message;
+        EXPECT_FALSE(opened.error().internal.empty());
+    }
+}
+
 TEST(OpenStore, UnreachablePostgresIsNotAStartupError) {
     metrics::Registry registry;
     app::DbSettings settings;
