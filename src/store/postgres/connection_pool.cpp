@@ -11,6 +11,15 @@ namespace pythmata::store {
 
 using Clock = std::chrono::steady_clock;
 
+namespace {
+
+/// A connect failure that took at least this long was a timeout, not a refusal.
+constexpr std::chrono::milliseconds kSlowFailure{1'000};
+/// How long new connects are not even tried after a slow failure.
+constexpr std::chrono::milliseconds kUnreachableBackoff{1'000};
+
+}  // namespace
+
 ConnectionPool::Lease::Lease(ConnectionPool& pool, std::unique_ptr<pqxx::connection> connection)
     : pool_(&pool), connection_(std::move(connection)) {}
 
@@ -60,6 +69,17 @@ Result<ConnectionPool::Lease> ConnectionPool::acquire(std::chrono::milliseconds 
     if (connection) {
         return Lease(*this, std::move(connection));
     }
+    {
+        std::unique_lock lock(mutex_);
+        if (Clock::now() < unreachable_until_) {
+            std::string reason =
+                "not retried yet after a slow connect failure: " + unreachable_reason_;
+            lock.unlock();
+            give_back(nullptr, false);
+            return db_unavailable(std::move(reason));
+        }
+    }
+    const auto connecting = Clock::now();
     try {
         connection = std::make_unique<pqxx::connection>(conninfo_);
         if (setup_) {
@@ -67,6 +87,12 @@ Result<ConnectionPool::Lease> ConnectionPool::acquire(std::chrono::milliseconds 
         }
         return Lease(*this, std::move(connection));
     } catch (const std::exception& e) {
+        const auto failed = Clock::now();
+        if (failed - connecting >= kSlowFailure) {
+            std::lock_guard lock(mutex_);
+            unreachable_until_ = failed + kUnreachableBackoff;
+            unreachable_reason_ = e.what();
+        }
         give_back(std::move(connection), false);
         return db_unavailable(std::string("connect: ") + e.what());
     }

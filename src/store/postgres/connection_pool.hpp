@@ -19,8 +19,10 @@ namespace pythmata::store {
 /// A bounded pool of libpqxx connections: `size` kept open once made, up to `max_overflow` more
 /// made on demand and closed when given back. An acquire waits at most `timeout` for a free slot
 /// (DB_POOL_TIMEOUT), then connects if it has no idle connection (DB_UNAVAILABLE when that
-/// fails). Each new connection runs `setup` once (e.g. SET statement_timeout). Thread-safe;
-/// must outlive its leases.
+/// fails). Each new connection runs `setup` once (e.g. SET statement_timeout). When a connect
+/// attempt fails slowly (the server hangs or the host is unreachable, rather than refusing),
+/// new attempts fail at once for a second, so that a burst of calls does not each wait for
+/// connect_timeout. Thread-safe; must outlive its leases.
 class ConnectionPool {
   public:
     using Setup = std::function<void(pqxx::connection&)>;
@@ -70,6 +72,8 @@ class ConnectionPool {
     std::condition_variable freed_;
     std::vector<std::unique_ptr<pqxx::connection>> idle_;
     std::size_t open_ = 0;  // idle + leased + being connected
+    std::chrono::steady_clock::time_point unreachable_until_{};
+    std::string unreachable_reason_;
 };
 
 }  // namespace pythmata::store

@@ -3,7 +3,9 @@
 // PostgreSQL outage and recovery, URL validation.
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sqlite3.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <pqxx/pqxx>
 
@@ -894,6 +896,58 @@ TEST(OpenStore, UnreachablePostgresIsNotAStartupError) {
     ASSERT_FALSE(latest.ok());
     EXPECT_EQ(latest.error().code, "DB_UNAVAILABLE");
     EXPECT_GE(latest.error().retry_after_seconds, 1);
+    EXPECT_FALSE(opened.value()->ping().ok());
+}
+
+/// A TCP port that completes handshakes (the kernel's backlog) but never answers: a hung
+/// database server.
+class SilentListener {
+  public:
+    SilentListener() {
+        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t length = sizeof(address);
+        if (fd_ >= 0 && ::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+            ::listen(fd_, 64) == 0 &&
+            ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+            port_ = ntohs(address.sin_port);
+        }
+    }
+    ~SilentListener() {
+        if (fd_ >= 0) {
+            ::close(fd_);
+        }
+    }
+    [[nodiscard]] std::uint16_t port() const { return port_; }
+
+  private:
+    int fd_ = -1;
+    std::uint16_t port_ = 0;
+};
+
+TEST(OpenStore, HungPostgresCostsOneConnectTimeoutThenFailsFast) {
+    SilentListener hung;
+    ASSERT_NE(hung.port(), 0);
+    metrics::Registry registry;
+    app::DbSettings settings;
+    settings.url = "postgresql://postgres@127.0.0.1:" + std::to_string(hung.port()) + "/none";
+    settings.connect_timeout = 2s;  // libpq's minimum
+
+    const auto started = Clock::now();
+    auto opened = open_store(settings, registry);
+    const auto open_took = Clock::now() - started;
+    ASSERT_TRUE(opened.ok()) << opened.error().message;
+    EXPECT_GE(open_took, 1s);
+    EXPECT_LT(open_took, 5s);
+
+    // Right after the slow failure, calls do not wait for another connect_timeout each.
+    const auto call_started = Clock::now();
+    auto latest = opened.value()->latest("Order");
+    EXPECT_LT(Clock::now() - call_started, 500ms);
+    ASSERT_FALSE(latest.ok());
+    EXPECT_EQ(latest.error().code, "DB_UNAVAILABLE");
     EXPECT_FALSE(opened.value()->ping().ok());
 }
 
