@@ -205,12 +205,13 @@ TEST_F(RedisCacheIntegration, ManyThreadsShareTheBoundedPool) {
 }
 
 TEST_F(RedisCacheIntegration, PublishReachesSubscribersOnEveryReplica) {
+    // Declared before the caches: their subscriber threads push into it until joined.
+    Inbox inbox_a;
+    Inbox inbox_b;
     metrics::Registry other_registry;
     auto replica_a = make_cache(server_->url(), registry_);
     auto replica_b = make_cache(server_->url(), other_registry);
     ASSERT_TRUE(replica_a && replica_b);
-    Inbox inbox_a;
-    Inbox inbox_b;
     replica_a->subscribe("pythmata:invalidate", [&](std::string_view m) { inbox_a.push(m); });
     replica_b->subscribe("pythmata:invalidate", [&](std::string_view m) { inbox_b.push(m); });
     ASSERT_TRUE(subscribers_reach("pythmata:invalidate", 2));
@@ -221,9 +222,10 @@ TEST_F(RedisCacheIntegration, PublishReachesSubscribersOnEveryReplica) {
 }
 
 TEST_F(RedisCacheIntegration, SubscriberSurvivesACallbackThatThrows) {
+    // Declared before the caches: their subscriber threads push into it until joined.
+    Inbox inbox;
     auto cache = make_cache(server_->url(), registry_);
     ASSERT_TRUE(cache);
-    Inbox inbox;
     cache->subscribe("ch", [&](std::string_view m) {
         inbox.push(m);
         if (m == "boom") {
@@ -238,6 +240,8 @@ TEST_F(RedisCacheIntegration, SubscriberSurvivesACallbackThatThrows) {
 }
 
 TEST_F(RedisCacheIntegration, AuthenticatesWithThePasswordFromTheUrl) {
+    // Declared before the caches: their subscriber threads push into it until joined.
+    Inbox inbox;
     server_.reset();
     start_server({.password = "s3cret"});
     auto cache = make_cache(server_->url(), registry_);
@@ -245,7 +249,6 @@ TEST_F(RedisCacheIntegration, AuthenticatesWithThePasswordFromTheUrl) {
     cache->set("secured", "yes", 60s);
     EXPECT_EQ(cache->get("secured"), "yes");
 
-    Inbox inbox;
     cache->subscribe("secured-channel", [&](std::string_view m) { inbox.push(m); });
     ASSERT_TRUE(subscribers_reach("secured-channel", 1));
     cache->publish("secured-channel", "hello");
@@ -304,9 +307,10 @@ TEST_F(RedisCacheIntegration, WhileRedisIsDownCallsReturnFastAndPingFails) {
 }
 
 TEST_F(RedisCacheIntegration, RecoversByItselfWhenRedisComesBack) {
+    // Declared before the caches: their subscriber threads push into it until joined.
+    Inbox inbox;
     auto cache = make_cache(server_->url(), registry_);
     ASSERT_TRUE(cache);
-    Inbox inbox;
     cache->subscribe("pythmata:invalidate", [&](std::string_view m) { inbox.push(m); });
     ASSERT_TRUE(subscribers_reach("pythmata:invalidate", 1));
     cache->publish("pythmata:invalidate", "before");
