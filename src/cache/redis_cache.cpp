@@ -242,15 +242,22 @@ struct RedisCache::Impl {
     }
 
     void mark_up() {
-        if (!is_up.exchange(true)) {
-            up_gauge->Set(1);
+        if (is_up.load(std::memory_order_acquire)) {
+            return;  // the common case: no lock
         }
+        std::lock_guard lock(health_mutex);
+        is_up.store(true, std::memory_order_release);
+        up_gauge->Set(1);
     }
 
     void mark_down() {
-        down_until.store((Clock::now() + kDownBackoff).time_since_epoch().count());
-        is_up.store(false, std::memory_order_release);
-        up_gauge->Set(0);
+        {
+            // One lock for the flag and the gauge so that they never disagree.
+            std::lock_guard lock(health_mutex);
+            down_until.store((Clock::now() + kDownBackoff).time_since_epoch().count());
+            is_up.store(false, std::memory_order_release);
+            up_gauge->Set(0);
+        }
         discard_pool();
     }
 
@@ -396,11 +403,12 @@ struct RedisCache::Impl {
         milliseconds backoff = kSubscriberFirstBackoff;
         while (!should_stop()) {
             std::string why;
-            ContextPtr ctx = connect(endpoint, false, Clock::now() + timeout, why);
+            // Connecting and subscribing share one deadline, which bounds shutdown too.
+            const auto deadline = Clock::now() + timeout;
+            ContextPtr ctx = connect(endpoint, false, deadline, why);
             bool subscribed = false;
             if (ctx) {
-                ReplyPtr reply =
-                    run_command(ctx.get(), {"SUBSCRIBE", channel}, Clock::now() + timeout);
+                ReplyPtr reply = run_command(ctx.get(), {"SUBSCRIBE", channel}, deadline);
                 subscribed = reply && reply->type == REDIS_REPLY_ARRAY;
             }
             if (subscribed) {
@@ -488,6 +496,7 @@ struct RedisCache::Impl {
     std::array<prometheus::Counter*, kOpNames.size()> dropped{};
     prometheus::Gauge* up_gauge = nullptr;
 
+    std::mutex health_mutex;  // serialises changes of is_up together with up_gauge
     std::atomic<bool> is_up{false};
     std::atomic<Clock::rep> down_until{0};
     std::atomic<bool> probing{false};

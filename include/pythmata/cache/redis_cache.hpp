@@ -50,7 +50,9 @@ class RedisCache final : public app::RemoteCache, public app::HealthCheck {
     void erase(std::string_view key) override;
     /// PUBLISH channel message; dropped on failure.
     void publish(std::string_view channel, std::string_view message) override;
-    /// Starts a subscriber thread for `channel`; `on_message` runs on it, one message at a time.
+    /// Starts a subscriber thread for `channel`; `on_message` runs on it, one message at a time,
+    /// and should return quickly (the destructor waits for a running callback). Messages
+    /// published while the subscriber is disconnected are lost (Redis pub/sub keeps none).
     /// An exception thrown by `on_message` is caught and counted, and the thread carries on.
     void subscribe(std::string channel,
                    std::function<void(std::string_view message)> on_message) override;
