@@ -67,6 +67,13 @@ class Validator {
             check_event_kind(e);
             check_event_subprocess(e);
             check_event_gateway(e);
+            check_compensation(e);
+        }
+        check_none_starts(kNoElement, top_level_starts());
+        for (const Element& e : p_.elements) {
+            if (!e.start_events.empty() && !e.triggered_by_event) {
+                check_none_starts(p_.element_index.at(e.id), e.start_events);
+            }
         }
         check_links();
         check_reachability();
@@ -194,6 +201,47 @@ class Validator {
             !p_.element_index.contains(e.event.activity_ref)) {
             error(e, "compensation event " + e.id + ": activityRef \"" + e.event.activity_ref +
                          "\" is not an element of this process");
+        }
+    }
+
+    std::vector<ElementIndex> top_level_starts() const { return p_.start_events; }
+
+    // One scope cannot start in two places at once: with several none start events the engine
+    // could not tell which one a plain start means.
+    void check_none_starts(ElementIndex scope, const std::vector<ElementIndex>& starts) {
+        std::vector<std::string> none;
+        for (const ElementIndex i : starts) {
+            if (p_.elements[i].event.kind == EventKind::kNone) {
+                none.push_back(p_.elements[i].id);
+            }
+        }
+        if (none.size() > 1) {
+            const std::string where =
+                scope == kNoElement ? "process " + p_.id : "subprocess " + p_.elements[scope].id;
+            std::string list;
+            for (const std::string& id : none) {
+                list += (list.empty() ? "" : ", ") + id;
+            }
+            errors_.push_back({none[1], where + " has more than one none start event (" + list +
+                                            "); only one is supported"});
+        }
+    }
+
+    void check_compensation(const Element& e) {
+        if (e.type == ElementType::kBoundaryEvent && e.event.kind == EventKind::kCompensation) {
+            if (!e.outgoing.empty()) {
+                error(e, "compensation boundary event " + e.id +
+                             " cannot have outgoing sequence flows; associate a handler activity "
+                             "marked isForCompensation=\"true\" instead");
+            }
+            if (e.compensation_handler == kNoElement) {
+                error(e, "compensation boundary event " + e.id +
+                             " has no handler: associate an activity marked "
+                             "isForCompensation=\"true\" with it");
+            }
+        }
+        if (e.is_for_compensation && (!e.incoming.empty() || !e.outgoing.empty())) {
+            error(e, "compensation handler " + e.id + " cannot have sequence flows");
         }
     }
 

@@ -866,6 +866,35 @@ TEST(ParserValidation, MalformedLiteralTimerValuesAreReportedButExpressionsAreLe
     }
 }
 
+TEST(ParserValidation, CompensationBoundaryNeedsAHandlerAndNoFlows) {
+    const auto errors = parse_errors(doc(R"(
+  <bpmn:startEvent id="start"/><bpmn:task id="booked"/><bpmn:endEvent id="end"/>
+  <bpmn:boundaryEvent id="lonely" attachedToRef="booked"><bpmn:compensateEventDefinition/></bpmn:boundaryEvent>
+  <bpmn:boundaryEvent id="flowing" attachedToRef="booked"><bpmn:compensateEventDefinition/></bpmn:boundaryEvent>
+  <bpmn:task id="undo" isForCompensation="true"/>
+  <bpmn:association id="a1" sourceRef="flowing" targetRef="undo"/>
+  <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="booked"/>
+  <bpmn:sequenceFlow id="f2" sourceRef="booked" targetRef="end"/>
+  <bpmn:sequenceFlow id="f3" sourceRef="flowing" targetRef="undo"/>)"));
+    EXPECT_TRUE(mentions(errors, "lonely", "has no handler")) << describe(errors);
+    EXPECT_TRUE(mentions(errors, "flowing", "cannot have outgoing")) << describe(errors);
+    EXPECT_TRUE(mentions(errors, "undo", "cannot have sequence flows")) << describe(errors);
+}
+
+TEST(ParserValidation, MoreThanOneNoneStartEventInAScopeIsReported) {
+    const auto errors = parse_errors(doc(R"(
+  <bpmn:startEvent id="s1"/><bpmn:startEvent id="s2"/>
+  <bpmn:startEvent id="byMessage"><bpmn:messageEventDefinition messageRef="Msg_1"/></bpmn:startEvent>
+  <bpmn:endEvent id="end"/>
+  <bpmn:sequenceFlow id="f1" sourceRef="s1" targetRef="end"/>
+  <bpmn:sequenceFlow id="f2" sourceRef="s2" targetRef="end"/>
+  <bpmn:sequenceFlow id="f3" sourceRef="byMessage" targetRef="end"/>)",
+                                         kNames));
+    EXPECT_TRUE(mentions(errors, "s2", "more than one none start event (s1, s2)"))
+        << describe(errors);
+    EXPECT_EQ(errors.size(), 1u) << describe(errors);
+}
+
 TEST(ParserValidation, LinkThrowWithoutMatchingCatchIsReported) {
     const auto errors = parse_errors(doc(R"(
   <bpmn:startEvent id="start"/>
