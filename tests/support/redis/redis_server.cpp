@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -132,7 +133,9 @@ Result<void, HarnessError> RedisServer::launch() {
         return HarnessError{"fork failed"};
     }
     if (child == 0) {
-        // In the child: quiet stdio, then become redis-server.
+        // In the child: die with the test process even if it crashes (no orphan servers),
+        // quiet stdio, then become redis-server.
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         const int null_fd = ::open("/dev/null", O_RDWR);
         if (null_fd >= 0) {
             ::dup2(null_fd, STDIN_FILENO);
