@@ -41,6 +41,29 @@ class ClosedPort {
     unsigned port_ = 0;
 };
 
+/// A loopback port that accepts connections (the kernel completes the handshake) but never
+/// answers: a hung server.
+class SilentListener {
+  public:
+    SilentListener() {
+        fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof(addr);
+        ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+        ::listen(fd_, 16);
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+        port_ = ntohs(addr.sin_port);
+    }
+    ~SilentListener() { ::close(fd_); }
+    [[nodiscard]] std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+
+  private:
+    int fd_ = -1;
+    unsigned port_ = 0;
+};
+
 app::CacheSettings settings_for(std::string url) {
     app::CacheSettings settings;
     settings.redis_url = std::move(url);
@@ -161,6 +184,31 @@ TEST(RedisCache, DestructorStopsSubscriberThatCannotConnectPromptly) {
     const auto start = Clock::now();
     cache->reset();
     EXPECT_LT(Clock::now() - start, 500ms);
+}
+
+TEST(RedisCache, HungServerCostsOneTimeoutThenCallsAreSkipped) {
+    SilentListener listener;
+    metrics::Registry registry;
+    auto settings = settings_for(listener.url());
+    const auto create_start = Clock::now();
+    auto cache = RedisCache::create(settings, registry);
+    ASSERT_TRUE(cache.ok()) << cache.error().message;
+    // create() pings once: bounded by the timeout, and the hang marks Redis down.
+    EXPECT_LT(Clock::now() - create_start, settings.redis_timeout + 200ms);
+    EXPECT_FALSE((*cache)->up());
+
+    const auto start = Clock::now();
+    for (int i = 0; i < 10; ++i) {
+        EXPECT_FALSE((*cache)->get("k").has_value());
+    }
+    EXPECT_LT(Clock::now() - start, 100ms);
+    EXPECT_EQ(series(registry.render(), "pythmata_redis_dropped_total{op=\"get\"}"), "10");
+
+    const auto ping_start = Clock::now();
+    EXPECT_FALSE((*cache)->ping().ok());
+    const auto ping_took = Clock::now() - ping_start;
+    EXPECT_GE(ping_took, settings.redis_timeout - 20ms);  // it really waited for an answer
+    EXPECT_LT(ping_took, settings.redis_timeout + 200ms);
 }
 
 }  // namespace
