@@ -585,6 +585,7 @@ class Runner {
     Result<void, EngineError> compensation_done(TokenId waiter);
     Result<void, EngineError> finish_cancel(TokenId id);
     Result<void, EngineError> check_conditions();
+    Result<void, EngineError> deliver_signal_locally(const std::string& name);
     Result<void, EngineError> end_instance(InstanceStatus status, HistoryEvent ev);
     Result<void, EngineError> activity_done(TokenId id, const Json* vars,
                                             const expr::VariableSource* outputs_source);
@@ -669,6 +670,21 @@ Result<void, EngineError> Runner::run() {
             return {};
         }
     }
+}
+
+Result<void, EngineError> Runner::deliver_signal_locally(const std::string& name) {
+    std::vector<WaitId> ids;
+    for (const auto& w : st_.waits) {
+        if (w.kind == WaitKind::kSignal && w.name == name) {
+            ids.push_back(w.id);
+        }
+    }
+    for (auto wid : ids) {
+        if (wait(wid) != nullptr && !st_.ended()) {
+            PY_TRY(trigger(wid, Json()));
+        }
+    }
+    return {};
 }
 
 Result<void, EngineError> Runner::check_conditions() {
@@ -867,9 +883,16 @@ Result<void, EngineError> Runner::arrive(TokenId id) {
                     fx_.messages.push_back(std::move(m));
                     break;
                 }
-                case EventKind::kSignal:
+                case EventKind::kSignal: {
                     fx_.signals.push_back({E.event.ref_name, visible_variables(st_, t->scope)});
+                    // The instance's own catchers hear the signal at once, before the thrower
+                    // moves on (the app broadcasts it to the other instances).
+                    PY_TRY(deliver_signal_locally(E.event.ref_name));
+                    if (token(id) == nullptr || st_.ended()) {
+                        return {};
+                    }
                     break;
+                }
                 case EventKind::kLink:
                     if (!is_end && C.link_target != kNoElement) {
                         history(e, HistoryEvent::kCompleted);
@@ -1754,6 +1777,7 @@ Result<void, EngineError> Runner::finish_cancel(TokenId id) {
     Token* o = token(owner);
     for (ElementIndex b : el(o->element).boundary_events) {
         if (el(b).event.kind == EventKind::kCancel) {
+            erase_token(id);  // completed above; the transaction's cancellation removes the rest
             return fire_boundary(owner, b, true);
         }
     }

@@ -48,6 +48,8 @@ struct HistoryEntry {
     TimePoint at{};
 };
 
+/// A thrown signal. It has already been delivered to this instance's own signal waits; the app
+/// broadcasts it to every other instance (and to signal start events).
 struct SignalThrown {
     std::string name;
     nlohmann::json variables = nlohmann::json::object();
