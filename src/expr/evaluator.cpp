@@ -671,10 +671,10 @@ bool Evaluator::eval_unary(const Node& n, Operand& out) {
     const Value& x = v.get();
     switch (n.op) {
         case Op::kNot:
-            out.own() = !truthy(x);
+            out.set_bool(!truthy(x));
             return true;
         case Op::kEmpty:
-            out.own() = is_empty_value(x);
+            out.set_bool(is_empty_value(x));
             return true;
         case Op::kNeg:
         case Op::kPos: {
@@ -685,9 +685,9 @@ bool Evaluator::eval_unary(const Node& n, Operand& out) {
             }
             if (n.op == Op::kPos) {
                 if (num.is_int) {
-                    out.own() = num.i;
+                    out.set_int(num.i);
                 } else {
-                    out.own() = num.d;
+                    out.set_double(num.d);
                 }
                 return true;
             }
@@ -695,9 +695,9 @@ bool Evaluator::eval_unary(const Node& n, Operand& out) {
                 if (num.i == std::numeric_limits<std::int64_t>::min()) {
                     return fail("integer overflow in unary -");
                 }
-                out.own() = -num.i;
+                out.set_int(-num.i);
             } else {
-                out.own() = -num.d;
+                out.set_double(-num.d);
             }
             return true;
         }
@@ -791,7 +791,7 @@ bool Evaluator::arithmetic(Op op, const Value& a, const Value& b, Operand& out) 
                 if (overflow) {
                     return fail(std::string("integer overflow in ") + op_spelling(op));
                 }
-                out.own() = r;
+                out.set_int(r);
                 return true;
             }
             d = op == Op::kAdd   ? x.as_double() + y.as_double()
@@ -816,7 +816,7 @@ bool Evaluator::arithmetic(Op op, const Value& a, const Value& b, Operand& out) 
                 if ((x.i % y.i != 0) && ((x.i < 0) != (y.i < 0))) {
                     --q;
                 }
-                out.own() = q;
+                out.set_int(q);
                 return true;
             }
             d = std::floor(x.as_double() / y.as_double());
@@ -830,7 +830,7 @@ bool Evaluator::arithmetic(Op op, const Value& a, const Value& b, Operand& out) 
                 if (r != 0 && ((r < 0) != (y.i < 0))) {
                     r += y.i;
                 }
-                out.own() = r;
+                out.set_int(r);
                 return true;
             }
             d = std::fmod(x.as_double(), y.as_double());
@@ -844,7 +844,7 @@ bool Evaluator::arithmetic(Op op, const Value& a, const Value& b, Operand& out) 
                 if (!int_pow(x.i, y.i, r)) {
                     return fail("integer overflow in **");
                 }
-                out.own() = r;
+                out.set_int(r);
                 return true;
             }
             if (x.as_double() == 0.0 && y.as_double() < 0) {
@@ -861,7 +861,7 @@ bool Evaluator::arithmetic(Op op, const Value& a, const Value& b, Operand& out) 
     if (!std::isfinite(d)) {
         return fail(std::string("float overflow in ") + op_spelling(op));
     }
-    out.own() = d;
+    out.set_double(d);
     return true;
 }
 
@@ -973,14 +973,14 @@ bool Evaluator::eval_binary(const Node& n, Operand& out) {
         case Op::kOrBool: {
             const bool l = truthy(left.get());
             if (l == (n.op == Op::kOrBool)) {
-                out.own() = l;
+                out.set_bool(l);
                 return true;
             }
             Operand right;
             if (!eval(*n.kids[1], right)) {
                 return false;
             }
-            out.own() = truthy(right.get());
+            out.set_bool(truthy(right.get()));
             return true;
         }
         case Op::kAndPy:
@@ -1008,7 +1008,7 @@ bool Evaluator::eval_binary(const Node& n, Operand& out) {
             if (!compare_op(n.op, left.get(), right.get(), r)) {
                 return false;
             }
-            out.own() = r;
+            out.set_bool(r);
             return true;
         }
         default:
@@ -1031,12 +1031,14 @@ bool Evaluator::eval_compare(const Node& n, Operand& out) {
             return false;
         }
         if (!r) {
-            out.own() = false;
+            out.set_bool(false);
             return true;
         }
-        left.swap(right);
+        if (i + 1 < n.ops.size()) {
+            left.swap(right);
+        }
     }
-    out.own() = true;
+    out.set_bool(true);
     return true;
 }
 
@@ -1095,16 +1097,16 @@ bool Evaluator::eval_call(const Node& n, Operand& out) {
         }
     }
     const Value& a0 = args[0].get();
-    const std::string fname(builtin_name(n.fn));
+    auto fname = [&]() { return std::string(builtin_name(n.fn)); };
     auto bad_arg = [&](const Value& v) {
-        return fail(fname + "() does not accept " + type_name(v));
+        return fail(fname() + "() does not accept " + type_name(v));
     };
     switch (n.fn) {
         case Builtin::kLen:
             if (a0.is_string()) {
-                out.own() = static_cast<std::int64_t>(utf8_length(str_of(a0)));
+                out.set_int(static_cast<std::int64_t>(utf8_length(str_of(a0))));
             } else if (a0.is_array() || a0.is_object()) {
-                out.own() = static_cast<std::int64_t>(a0.size());
+                out.set_int(static_cast<std::int64_t>(a0.size()));
             } else {
                 return bad_arg(a0);
             }
@@ -1124,17 +1126,17 @@ bool Evaluator::eval_call(const Node& n, Operand& out) {
             Num x;
             if (as_number(a0, x)) {
                 if (x.is_int) {
-                    out.own() = x.i;
+                    out.set_int(x.i);
                     return true;
                 }
                 if (!std::isfinite(x.d) || std::fabs(x.d) >= 9.2233720368547758e18) {
                     return fail("cannot convert float " + a0.dump() + " to int");
                 }
-                out.own() = static_cast<std::int64_t>(std::trunc(x.d));
+                out.set_int(static_cast<std::int64_t>(std::trunc(x.d)));
                 return true;
             }
             if (a0.is_boolean()) {
-                out.own() = static_cast<std::int64_t>(a0.get<bool>() ? 1 : 0);
+                out.set_int(static_cast<std::int64_t>(a0.get<bool>() ? 1 : 0));
                 return true;
             }
             if (a0.is_string()) {
@@ -1150,11 +1152,11 @@ bool Evaluator::eval_call(const Node& n, Operand& out) {
         case Builtin::kFloat: {
             Num x;
             if (as_number(a0, x)) {
-                out.own() = x.as_double();
+                out.set_double(x.as_double());
                 return true;
             }
             if (a0.is_boolean()) {
-                out.own() = a0.get<bool>() ? 1.0 : 0.0;
+                out.set_double(a0.get<bool>() ? 1.0 : 0.0);
                 return true;
             }
             if (a0.is_string()) {
@@ -1168,7 +1170,7 @@ bool Evaluator::eval_call(const Node& n, Operand& out) {
             return bad_arg(a0);
         }
         case Builtin::kBool:
-            out.own() = argc == 1 && truthy(a0);
+            out.set_bool(argc == 1 && truthy(a0));
             return true;
         case Builtin::kAbs: {
             Num x;
@@ -1179,9 +1181,9 @@ bool Evaluator::eval_call(const Node& n, Operand& out) {
                 if (x.i == std::numeric_limits<std::int64_t>::min()) {
                     return fail("integer overflow in abs()");
                 }
-                out.own() = x.i < 0 ? -x.i : x.i;
+                out.set_int(x.i < 0 ? -x.i : x.i);
             } else {
-                out.own() = std::fabs(x.d);
+                out.set_double(std::fabs(x.d));
             }
             return true;
         }
@@ -1228,7 +1230,7 @@ bool Evaluator::eval_call(const Node& n, Operand& out) {
                 }
             }
             if (best == nullptr) {
-                return fail(fname + "() arg is an empty list");
+                return fail(fname() + "() arg is an empty list");
             }
             if (argc == 1) {
                 if (args[0].owned()) {
@@ -1252,7 +1254,7 @@ bool Evaluator::eval_call(const Node& n, Operand& out) {
                 return fail("round() digits must be an integer");
             }
             if (x.is_int) {
-                out.own() = x.i;
+                out.set_int(x.i);
                 return true;
             }
             if (!has_digits) {
@@ -1260,12 +1262,12 @@ bool Evaluator::eval_call(const Node& n, Operand& out) {
                 if (!std::isfinite(r) || std::fabs(r) >= 9.2233720368547758e18) {
                     return fail("cannot round float " + a0.dump() + " to int");
                 }
-                out.own() = static_cast<std::int64_t>(r);
+                out.set_int(static_cast<std::int64_t>(r));
                 return true;
             }
             const double scale = std::pow(10.0, static_cast<double>(digits));
             const double r = round_half_even(x.d * scale) / scale;
-            out.own() = std::isfinite(r) ? r : x.d;
+            out.set_double(std::isfinite(r) ? r : x.d);
             return true;
         }
         case Builtin::kLower:
@@ -1277,12 +1279,12 @@ bool Evaluator::eval_call(const Node& n, Operand& out) {
                 Value(n.fn == Builtin::kLower ? ascii_lower(str_of(a0)) : ascii_upper(str_of(a0))));
             return true;
         case Builtin::kNow:
-            out.own() = to_epoch_ms(ctx_.now);
+            out.set_int(to_epoch_ms(ctx_.now));
             return true;
         case Builtin::kDate: {
             Num x;
             if (as_number(a0, x) && x.is_int) {
-                out.own() = x.i;
+                out.set_int(x.i);
                 return true;
             }
             if (!a0.is_string()) {
@@ -1292,7 +1294,7 @@ bool Evaluator::eval_call(const Node& n, Operand& out) {
             if (!t) {
                 return fail("invalid date '" + str_of(a0) + "' (expected RFC 3339)");
             }
-            out.own() = to_epoch_ms(*t);
+            out.set_int(to_epoch_ms(*t));
             return true;
         }
         case Builtin::kSum: {
@@ -1372,7 +1374,7 @@ bool Evaluator::eval_call(const Node& n, Operand& out) {
                     break;
                 }
             }
-            out.own() = result;
+            out.set_bool(result);
             return true;
         }
         case Builtin::kList: {
@@ -1458,14 +1460,14 @@ bool Evaluator::eval_method(const Node& n, Operand& out) {
     Operand& self_op = args[0];
     const Value& self = self_op.get();
     const Value& a1 = args[1].get();
-    const std::string mname(method_name(n.method));
+    auto mname = [&]() { return std::string(method_name(n.method)); };
     auto bad_self = [&]() {
         return fail("'" + describe(*n.kids[0]) + "' (" + type_name(self) + ") has no method '" +
-                    mname + "'");
+                    mname() + "'");
     };
     auto need_string_arg = [&](const Value& v) {
         if (!v.is_string()) {
-            fail(mname + "() argument must be a string, not " + type_name(v));
+            fail(mname() + "() argument must be a string, not " + type_name(v));
             return false;
         }
         return true;
@@ -1685,7 +1687,7 @@ bool Evaluator::eval_method(const Node& n, Operand& out) {
             } else {
                 return bad_self();
             }
-            out.own() = count;
+            out.set_int(count);
             return true;
         }
         case Method::kContains: {
@@ -1696,26 +1698,26 @@ bool Evaluator::eval_method(const Node& n, Operand& out) {
             if (!compare_op(Op::kIn, a1, self, r)) {
                 return false;
             }
-            out.own() = r;
+            out.set_bool(r);
             return true;
         }
         case Method::kIsEmpty:
             if (!self.is_array() && !self.is_object() && !self.is_string()) {
                 return bad_self();
             }
-            out.own() = is_empty_value(self);
+            out.set_bool(is_empty_value(self));
             return true;
         case Method::kSize:
             if (self.is_string()) {
-                out.own() = static_cast<std::int64_t>(utf8_length(str_of(self)));
+                out.set_int(static_cast<std::int64_t>(utf8_length(str_of(self))));
             } else if (self.is_array() || self.is_object()) {
-                out.own() = static_cast<std::int64_t>(self.size());
+                out.set_int(static_cast<std::int64_t>(self.size()));
             } else {
                 return bad_self();
             }
             return true;
         case Method::kEquals:
-            out.own() = self == a1;
+            out.set_bool(self == a1);
             return true;
     }
     return fail("unknown method");
@@ -1726,7 +1728,7 @@ bool truthy(const Value& v) {
         case Type::null:
             return false;
         case Type::boolean:
-            return v.get<bool>();
+            return v.get_ref<const Value::boolean_t&>();
         case Type::number_integer:
             return v.get_ref<const Value::number_integer_t&>() != 0;
         case Type::number_unsigned:

@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <new>
 #include <string>
 #include <utility>
 
@@ -9,33 +11,121 @@
 namespace pythmata::expr {
 
 /// An intermediate result: either borrowed (a pointer into the VariableSource or into the
-/// compiled tree, no copy) or owned. Copies happen only when a caller needs a Value out.
+/// compiled tree, no copy) or owned. Copies happen only when a caller needs a Value out. The
+/// owned Value is constructed lazily, so borrowed operands cost no JSON construction or
+/// destruction on the hot path.
 class Operand {
   public:
-    [[nodiscard]] const Value& get() const noexcept { return borrowed_ ? *borrowed_ : owned_; }
+    Operand() noexcept {}  // NOLINT: storage_ is constructed on demand
+    ~Operand() { reset_storage(); }
+    Operand(const Operand&) = delete;
+    Operand& operator=(const Operand&) = delete;
+
+    [[nodiscard]] const Value& get() const noexcept {
+        if (borrowed_ != nullptr) {
+            return *borrowed_;
+        }
+        return constructed_ ? storage_.value : null_value();
+    }
     [[nodiscard]] bool owned() const noexcept { return borrowed_ == nullptr; }
     void borrow(const Value& v) noexcept { borrowed_ = &v; }
     /// The owned slot, for writing a fresh result.
     [[nodiscard]] Value& own() noexcept {
         borrowed_ = nullptr;
-        return owned_;
+        if (!constructed_) {
+            new (&storage_.value) Value();
+            constructed_ = true;
+        }
+        return storage_.value;
     }
-    void set(Value v) noexcept {
-        owned_ = std::move(v);
+    void set(Value v) noexcept { own() = std::move(v); }
+    /// Scalar results written in place when the owned slot already holds that type (no JSON
+    /// temporary, no destruction).
+    void set_bool(bool b) noexcept {
         borrowed_ = nullptr;
+        if (!constructed_) {
+            new (&storage_.value) Value(b);
+            constructed_ = true;
+        } else if (auto* p = storage_.value.get_ptr<Value::boolean_t*>()) {
+            *p = b;
+        } else {
+            storage_.value = b;
+        }
+    }
+    void set_int(std::int64_t i) noexcept {
+        borrowed_ = nullptr;
+        if (!constructed_) {
+            new (&storage_.value) Value(i);
+            constructed_ = true;
+        } else if (auto* p = storage_.value.get_ptr<Value::number_integer_t*>()) {
+            *p = i;
+        } else {
+            storage_.value = i;
+        }
+    }
+    void set_double(double d) noexcept {
+        borrowed_ = nullptr;
+        if (!constructed_) {
+            new (&storage_.value) Value(d);
+            constructed_ = true;
+        } else if (auto* p = storage_.value.get_ptr<Value::number_float_t*>()) {
+            *p = d;
+        } else {
+            storage_.value = d;
+        }
     }
     /// Moves the value out when owned, copies it when borrowed.
-    [[nodiscard]] Value release() { return borrowed_ ? Value(*borrowed_) : std::move(owned_); }
+    [[nodiscard]] Value release() {
+        if (borrowed_ != nullptr) {
+            return *borrowed_;
+        }
+        return constructed_ ? std::move(storage_.value) : Value();
+    }
     /// The owned value to move parts out of; only valid when owned().
-    [[nodiscard]] Value& owned_value() noexcept { return owned_; }
+    [[nodiscard]] Value& owned_value() noexcept { return own(); }
     void swap(Operand& other) noexcept {
-        std::swap(borrowed_, other.borrowed_);
-        owned_.swap(other.owned_);
+        const Value* mine = borrowed_;
+        borrowed_ = other.borrowed_;
+        other.borrowed_ = mine;
+        if (constructed_ && other.constructed_) {
+            storage_.value.swap(other.storage_.value);
+        } else if (constructed_) {
+            new (&other.storage_.value) Value(std::move(storage_.value));
+            other.constructed_ = true;
+            reset_storage();
+        } else if (other.constructed_) {
+            new (&storage_.value) Value(std::move(other.storage_.value));
+            constructed_ = true;
+            other.reset_storage();
+        }
     }
 
   private:
+    union Storage {
+        Storage() noexcept {}
+        ~Storage() {}
+        Value value;
+    };
+
+    static const Value& null_value() noexcept {
+        static const Value kNull;
+        return kNull;
+    }
+    void reset_storage() noexcept {
+        if (constructed_) {
+            // A scalar JSON value owns no memory; skipping its (no-op) destructor is allowed
+            // and saves an out-of-line call per intermediate result.
+            if (storage_.value.is_structured() || storage_.value.is_string() ||
+                storage_.value.is_binary()) {
+                storage_.value.~Value();
+            }
+            constructed_ = false;
+        }
+    }
+
     const Value* borrowed_ = nullptr;
-    Value owned_;
+    bool constructed_ = false;
+    Storage storage_;
 };
 
 /// Walks a compiled tree. One Evaluator per evaluate()/execute() call; not thread-safe, cheap to
