@@ -31,7 +31,7 @@ struct DbSettings {
     std::string url = "sqlite://./var/pythmata.db";    ///< db_url: sqlite://PATH or postgresql://...
     unsigned pool_size = 10;                            ///< db_pool_size
     unsigned max_overflow = 10;                         ///< db_max_overflow
-    std::chrono::milliseconds pool_timeout{5'000};      ///< db_pool_timeout_ms
+    std::chrono::milliseconds pool_timeout{5'000};      ///< db_pool_timeout (seconds, fractions allowed)
     std::chrono::milliseconds statement_timeout{30'000};///< db_statement_timeout_ms
     std::chrono::milliseconds connect_timeout{3'000};   ///< db_connect_timeout_ms
 };
@@ -47,7 +47,7 @@ struct CacheSettings {
 struct EngineSettings {
     unsigned token_batch_size = 100;                    ///< token_batch_size
     unsigned max_parallel_tokens = 50;                  ///< max_parallel_tokens
-    std::chrono::milliseconds state_check_interval{5'000};  ///< state_check_interval_ms
+    std::chrono::milliseconds state_check_interval{5'000};  ///< state_check_interval (seconds, fractions allowed)
     std::size_t max_variable_size = 1u << 20;           ///< max_variable_size, bytes
     std::size_t max_total_variables = 10u << 20;        ///< max_total_variables, bytes per instance
     std::size_t max_tokens_per_instance = 10'000;       ///< max_tokens_per_instance

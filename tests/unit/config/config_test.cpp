@@ -1,0 +1,147 @@
+#include "pythmata/config/config.hpp"
+
+#include <fstream>
+#include <map>
+
+#include <gtest/gtest.h>
+
+namespace pythmata::config {
+namespace {
+
+class ConfigTest : public ::testing::Test {
+  protected:
+    std::map<std::string, std::string> env_vars;
+    EnvLookup env = [this](const char* name) -> const char* {
+        auto it = env_vars.find(name);
+        return it == env_vars.end() ? nullptr : it->second.c_str();
+    };
+    std::filesystem::path file = std::filesystem::temp_directory_path() /
+                                 ("pythmata_config_test_" + std::to_string(::getpid()) + ".toml");
+
+    std::filesystem::path write(const std::string& text) {
+        std::ofstream(file) << text;
+        return file;
+    }
+    void TearDown() override { std::filesystem::remove(file); }
+};
+
+TEST_F(ConfigTest, DefaultsMatchTheDesign) {
+    auto s = load(std::nullopt, env);
+    ASSERT_TRUE(s) << s.error();
+    EXPECT_EQ(s->http.host, "127.0.0.1");
+    EXPECT_EQ(s->http.port, 8000);
+    EXPECT_EQ(s->db.url, "sqlite://./var/pythmata.db");
+    EXPECT_EQ(s->cache.definition_ttl, std::chrono::seconds(300));
+    EXPECT_EQ(s->engine.token_batch_size, 100u);
+    EXPECT_EQ(s->engine.max_parallel_tokens, 50u);
+    EXPECT_EQ(s->engine.state_check_interval, std::chrono::seconds(5));
+    EXPECT_EQ(s->engine.max_variable_size, 1u << 20);
+    EXPECT_EQ(s->engine.max_total_variables, 10u << 20);
+}
+
+TEST_F(ConfigTest, FileValuesApply) {
+    auto s = load(write("http_port = 9000\ndb_pool_timeout = 2.5\nlog_format = \"json\"\n"
+                        "clock_control = true\ndb_url = \"postgresql://u@127.0.0.1/db\"\n"),
+                  env);
+    ASSERT_TRUE(s) << s.error();
+    EXPECT_EQ(s->http.port, 9000);
+    EXPECT_EQ(s->db.pool_timeout, std::chrono::milliseconds(2500));
+    EXPECT_EQ(s->log.format, "json");
+    EXPECT_TRUE(s->engine.clock_control);
+    EXPECT_EQ(s->db.url, "postgresql://u@127.0.0.1/db");
+}
+
+TEST_F(ConfigTest, EnvironmentOverridesTheFile) {
+    env_vars["PYTHMATA_HTTP_PORT"] = "9100";
+    env_vars["PYTHMATA_STATE_CHECK_INTERVAL"] = "0.5";
+    env_vars["PYTHMATA_ACCESS_LOG"] = "off";
+    auto s = load(write("http_port = 9000\n"), env);
+    ASSERT_TRUE(s) << s.error();
+    EXPECT_EQ(s->http.port, 9100);
+    EXPECT_EQ(s->engine.state_check_interval, std::chrono::milliseconds(500));
+    EXPECT_FALSE(s->log.access_log);
+}
+
+TEST_F(ConfigTest, OutOfRangeValueNamesTheKeyAndTheFile) {
+    auto s = load(write("db_pool_size = -3\n"), env);
+    ASSERT_FALSE(s);
+    EXPECT_NE(s.error().find("db_pool_size"), std::string::npos) << s.error();
+    EXPECT_NE(s.error().find(file.string()), std::string::npos) << s.error();
+    EXPECT_NE(s.error().find("-3"), std::string::npos) << s.error();
+}
+
+TEST_F(ConfigTest, WrongTypeIsAnError) {
+    auto s = load(write("http_port = \"eighty\"\n"), env);
+    ASSERT_FALSE(s);
+    EXPECT_NE(s.error().find("http_port"), std::string::npos) << s.error();
+}
+
+TEST_F(ConfigTest, UnknownKeyInTheFileIsAnError) {
+    auto s = load(write("http_prot = 80\n"), env);
+    ASSERT_FALSE(s);
+    EXPECT_NE(s.error().find("http_prot"), std::string::npos) << s.error();
+    EXPECT_NE(s.error().find("unknown setting"), std::string::npos) << s.error();
+}
+
+TEST_F(ConfigTest, BadEnvironmentValueNamesTheVariable) {
+    env_vars["PYTHMATA_DB_POOL_SIZE"] = "12abc";
+    auto s = load(std::nullopt, env);
+    ASSERT_FALSE(s);
+    EXPECT_NE(s.error().find("PYTHMATA_DB_POOL_SIZE"), std::string::npos) << s.error();
+}
+
+TEST_F(ConfigTest, UnknownChoiceIsRejected) {
+    env_vars["PYTHMATA_LOG_LEVEL"] = "chatty";
+    auto s = load(std::nullopt, env);
+    ASSERT_FALSE(s);
+    EXPECT_NE(s.error().find("log_level"), std::string::npos) << s.error();
+}
+
+TEST_F(ConfigTest, BadDatabaseSchemeIsRejected) {
+    env_vars["PYTHMATA_DB_URL"] = "mysql://localhost/x";
+    auto s = load(std::nullopt, env);
+    ASSERT_FALSE(s);
+    EXPECT_NE(s.error().find("db_url"), std::string::npos) << s.error();
+}
+
+TEST_F(ConfigTest, MalformedTomlReportsTheLine) {
+    auto s = load(write("http_port = 80\nthis is not toml\n"), env);
+    ASSERT_FALSE(s);
+    EXPECT_NE(s.error().find(":2:"), std::string::npos) << s.error();
+}
+
+TEST_F(ConfigTest, MissingFileIsAnError) {
+    auto s = load(std::filesystem::path("/nonexistent/pythmata.toml"), env);
+    ASSERT_FALSE(s);
+    EXPECT_NE(s.error().find("/nonexistent/pythmata.toml"), std::string::npos);
+}
+
+TEST_F(ConfigTest, ShippedConfigFileLoadsAndDocumentsEverySetting) {
+    const std::filesystem::path shipped = PYTHMATA_SOURCE_DIR "/config/pythmata.toml";
+    auto s = load(shipped, env);
+    ASSERT_TRUE(s) << s.error();
+    std::ifstream in(shipped);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // Every key dump() knows is written in the shipped file (commented or not).
+    std::istringstream lines(dump(app::Settings{}));
+    for (std::string line; std::getline(lines, line);) {
+        const auto key = line.substr(0, line.find(' '));
+        EXPECT_NE(text.find(key + " = "), std::string::npos)
+            << key << " is not in config/pythmata.toml";
+    }
+}
+
+TEST_F(ConfigTest, DumpRoundTripsThroughTheLoader) {
+    app::Settings custom;
+    custom.http.port = 1234;
+    custom.db.pool_timeout = std::chrono::milliseconds(1500);
+    custom.log.format = "json";
+    auto s = load(write(dump(custom)), env);
+    ASSERT_TRUE(s) << s.error();
+    EXPECT_EQ(s->http.port, 1234);
+    EXPECT_EQ(s->db.pool_timeout, std::chrono::milliseconds(1500));
+    EXPECT_EQ(s->log.format, "json");
+}
+
+}  // namespace
+}  // namespace pythmata::config
