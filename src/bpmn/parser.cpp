@@ -682,13 +682,45 @@ class ProcessBuilder {
         }
     }
 
+    // A camunda:inputParameter/outputParameter value is a template: plain text is a constant,
+    // "${...}" an expression. IoMapping::source is always an expression, so constants become
+    // quoted string literals and an empty value becomes None (null), as in Camunda.
+    std::string camunda_parameter_source(pugi::xml_node param, const std::string& element_id) {
+        for (const pugi::xml_node c : param.children()) {
+            if (c.type() == pugi::node_element) {
+                error(element_id,
+                      "unsupported element camunda:" + std::string{XmlDocument::local(c)} +
+                          " in parameter \"" + param.attribute("name").value() + "\" of " +
+                          element_id + " (only text and ${...} values are supported)");
+                return "None";
+            }
+        }
+        const std::string text = XmlDocument::text(param);
+        if (text.empty()) {
+            return "None";
+        }
+        if (text.find("${") != std::string::npos || text.find("#{") != std::string::npos) {
+            return text;
+        }
+        std::string quoted = "'";
+        for (const char c : text) {
+            if (c == '\\' || c == '\'') {
+                quoted += '\\';
+            }
+            quoted += c;
+        }
+        return quoted + "'";
+    }
+
     void read_io_mappings(pugi::xml_node node, Element& e) {
         if (const pugi::xml_node io = doc_.extension(node, kCamundaNs, "inputOutput")) {
             for (const pugi::xml_node p : doc_.children(io, kCamundaNs, "inputParameter")) {
-                e.inputs.push_back({XmlDocument::text(p), p.attribute("name").value()});
+                e.inputs.push_back(
+                    {camunda_parameter_source(p, e.id), p.attribute("name").value()});
             }
             for (const pugi::xml_node p : doc_.children(io, kCamundaNs, "outputParameter")) {
-                e.outputs.push_back({XmlDocument::text(p), p.attribute("name").value()});
+                e.outputs.push_back(
+                    {camunda_parameter_source(p, e.id), p.attribute("name").value()});
             }
         }
         if (const pugi::xml_node io = doc_.extension(node, kZeebeNs, "ioMapping")) {

@@ -98,6 +98,9 @@ struct StandardLoop {
 };
 
 /// One input or output mapping: evaluate `source` (expression) and assign it to `target`.
+/// The parser normalises every dialect to an expression: Zeebe's "=expr" loses its '=';
+/// a Camunda parameter's constant text becomes a quoted string literal ('AmountTooBig'), an
+/// empty one None, and "${...}" stays as written; camunda:in/out source is a variable name.
 struct IoMapping {
     std::string source;
     std::string target;

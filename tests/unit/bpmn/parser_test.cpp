@@ -413,6 +413,28 @@ TEST(ParserEvents, BoundaryEventsAttachWithCancelActivity) {
     EXPECT_TRUE(out.warnings.empty()) << describe(out.warnings);
 }
 
+TEST(ParserEvents, ErrorAndEscalationCatchersKeepCamundaCodeVariables) {
+    const ParseOutput out = parse_ok(doc(R"(
+  <bpmn:startEvent id="start"/><bpmn:subProcess id="sub"/><bpmn:endEvent id="end"/>
+  <bpmn:boundaryEvent id="onError" attachedToRef="sub">
+    <bpmn:errorEventDefinition errorRef="Err_1" camunda:errorCodeVariable="code" camunda:errorMessageVariable="msg"/>
+  </bpmn:boundaryEvent>
+  <bpmn:boundaryEvent id="onEsc" attachedToRef="sub" cancelActivity="false">
+    <bpmn:escalationEventDefinition escalationRef="Esc_1" camunda:escalationCodeVariable="esc"/>
+  </bpmn:boundaryEvent>
+  <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="sub"/>
+  <bpmn:sequenceFlow id="f2" sourceRef="sub" targetRef="end"/>
+  <bpmn:sequenceFlow id="f3" sourceRef="onError" targetRef="end"/>
+  <bpmn:sequenceFlow id="f4" sourceRef="onEsc" targetRef="end"/>)",
+                                         kNames));
+    const Process& p = out.definitions.processes[0];
+    EXPECT_EQ(element(p, "onError").event.ref_name, "E42");
+    EXPECT_EQ(element(p, "onError").event.code_variable, "code");
+    EXPECT_EQ(element(p, "onError").event.message_variable, "msg");
+    EXPECT_EQ(element(p, "onEsc").event.ref_name, "BIG");
+    EXPECT_EQ(element(p, "onEsc").event.code_variable, "esc");
+}
+
 TEST(ParserEvents, EventSubprocessStartEventsKeepIsInterrupting) {
     const ParseOutput out = parse_ok(doc(R"(
   <bpmn:startEvent id="start"/><bpmn:userTask id="work"/><bpmn:endEvent id="end"/>
@@ -502,6 +524,16 @@ TEST(ParserTasks, ScriptTaskKeepsLowerCasedFormatTextAndResultVariable) {
     EXPECT_EQ(t.script_format, "python");
     EXPECT_EQ(t.script, "counter += 1");
     EXPECT_EQ(t.result_variable, "total");
+}
+
+TEST(ParserTasks, ZeebeScriptIsAFeelExpressionWithResultVariable) {
+    const ParseOutput out = parse_ok(one_task(R"(
+  <bpmn:scriptTask id="t"><bpmn:extensionElements>
+    <zeebe:script expression="=a + b" resultVariable="sum"/>
+  </bpmn:extensionElements></bpmn:scriptTask>)"));
+    EXPECT_EQ(task_t(out).script, "a + b");
+    EXPECT_EQ(task_t(out).script_format, "feel");
+    EXPECT_EQ(task_t(out).result_variable, "sum");
 }
 
 TEST(ParserTasks, PythmataTaskConfigScriptIsAScriptInPython) {
@@ -603,6 +635,25 @@ TEST(ParserTasks, InputOutputMappingsFromCamundaAndZeebe) {
     EXPECT_EQ(task_t(camunda).inputs[0].source, "${order.amount}");
     ASSERT_EQ(task_t(camunda).outputs.size(), 1u);
     EXPECT_EQ(task_t(camunda).outputs[0].target, "approved");
+    EXPECT_EQ(task_t(camunda).outputs[0].source, "${result}");
+
+    const ParseOutput constants = parse_ok(one_task(R"(
+  <bpmn:task id="t"><bpmn:extensionElements><camunda:inputOutput>
+    <camunda:inputParameter name="code">AmountTooBig</camunda:inputParameter>
+    <camunda:inputParameter name="quote">it's \ here</camunda:inputParameter>
+    <camunda:inputParameter name="nothing"/>
+  </camunda:inputOutput></bpmn:extensionElements></bpmn:task>)"));
+    ASSERT_EQ(task_t(constants).inputs.size(), 3u);
+    EXPECT_EQ(task_t(constants).inputs[0].source, "'AmountTooBig'");
+    EXPECT_EQ(task_t(constants).inputs[1].source, R"('it\'s \\ here')");
+    EXPECT_EQ(task_t(constants).inputs[2].source, "None");
+
+    const auto scripted = parse_errors(one_task(R"(
+  <bpmn:task id="t"><bpmn:extensionElements><camunda:inputOutput>
+    <camunda:inputParameter name="x"><camunda:script scriptFormat="groovy">1</camunda:script></camunda:inputParameter>
+  </camunda:inputOutput></bpmn:extensionElements></bpmn:task>)"));
+    EXPECT_TRUE(mentions(scripted, "t", "unsupported element camunda:script"))
+        << describe(scripted);
 
     const ParseOutput zeebe = parse_ok(one_task(R"(
   <bpmn:task id="t"><bpmn:extensionElements><zeebe:ioMapping>
