@@ -14,12 +14,13 @@ namespace pythmata::test {
 /// the `postgres` user (initdb via runuser when running as root), listening on a free loopback
 /// port with fsync on. Temp dirs go under $PYTHMATA_TEST_PG_ROOT, else /dev/shm when it is a
 /// tmpfs with room (fast, and kill -9 of the server still loses only what it never wrote),
-/// else the system temp dir. The first server of a machine initdb's a template cluster (under a file
-/// lock, reused by later test processes); each server copies it, which keeps per-test start-up
-/// well under a second or two. stop() and start() restart it on the same port (outage tests).
-/// The destructor stops it by PID and removes the directory; the child also gets
-/// PR_SET_PDEATHSIG so it dies with the test process. Not thread-safe; use from one thread (the
-/// one that created it: the death signal follows the creating thread).
+/// else the system temp dir. The first server on a machine initdb's a template cluster, under
+/// a file lock, that later test processes reuse: each server copies it, so that a start takes
+/// well under a second. stop() and start() restart it on the same port (outage tests). The
+/// destructor stops it by PID and removes the directory; the child also gets PR_SET_PDEATHSIG,
+/// so it dies with the test process, and dirs of dead test processes are swept at the next
+/// start. Not thread-safe; use it from the thread that created it (the death signal follows
+/// the creating thread).
 class PostgresServer {
   public:
     /// Starts a server, or returns nullptr with `why` set when PostgreSQL 15 is not installed or
