@@ -138,7 +138,7 @@ fs::path cluster_root() {
 bool template_cluster(const RunAs& user, fs::path& data, std::string& why) {
     // Bump the suffix when the initdb options change, so that old templates are not reused.
     const fs::path root =
-        cluster_root() / ("pythmata-pg15-template-v2-" + std::to_string(::getuid()));
+        cluster_root() / ("pythmata-pg15-template-v3-" + std::to_string(::getuid()));
     const fs::path lock_path = root.string() + ".lock";
     const int lock_fd = ::open(lock_path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
     if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX) != 0) {
@@ -164,7 +164,13 @@ bool template_cluster(const RunAs& user, fs::path& data, std::string& why) {
                 (kBinDir / "initdb").string() + " -D " + quote(data.string()) +
                 " -U postgres -A trust -E UTF8 --locale=C --wal-segsize=1 --no-sync > " +
                 quote(log.string()) + " 2>&1";
-            if (std::system(command.c_str()) != 0) {
+            // The test database is made once here, in single-user mode, so that copies have it.
+            const std::string create_db =
+                "echo 'CREATE DATABASE " + std::string(PostgresServer::kDatabase) + ";' | " +
+                (user.switch_user ? std::string("runuser -u postgres -- ") : "") +
+                (kBinDir / "postgres").string() + " --single -D " + quote(data.string()) +
+                " postgres >> " + quote(log.string()) + " 2>&1";
+            if (std::system(command.c_str()) != 0 || std::system(create_db.c_str()) != 0) {
                 std::ifstream in(log);
                 std::stringstream text;
                 text << in.rdbuf();

@@ -23,6 +23,10 @@ namespace pythmata::test {
 /// the creating thread).
 class PostgresServer {
   public:
+    /// A database every server has from the start (besides `postgres`), owned by the superuser
+    /// `postgres`, which needs no password on loopback.
+    static constexpr const char* kDatabase = "pythmata_test";
+
     /// Starts a server, or returns nullptr with `why` set when PostgreSQL 15 is not installed or
     /// cannot start (tests then GTEST_SKIP / fail with that reason).
     [[nodiscard]] static std::unique_ptr<PostgresServer> start_new(std::string& why);
@@ -34,13 +38,13 @@ class PostgresServer {
     /// Creates database `name` (owned by the postgres superuser). False on failure.
     [[nodiscard]] bool create_database(const std::string& name);
     /// Runs `sql` as the superuser in `database`. False on failure.
-    [[nodiscard]] bool execute(const std::string& sql, const std::string& database = "postgres");
+    [[nodiscard]] bool execute(const std::string& sql, const std::string& database = kDatabase);
 
-    /// postgresql://postgres@127.0.0.1:PORT/DATABASE
-    [[nodiscard]] std::string url(const std::string& database = "postgres") const;
+    /// postgresql://postgres@127.0.0.1:PORT/DATABASE (by default the ready-made test database).
+    [[nodiscard]] std::string url(const std::string& database = kDatabase) const;
     /// A URL whose sessions use `schema` (search_path): a cheap isolated namespace per test.
     [[nodiscard]] std::string schema_url(const std::string& schema,
-                                         const std::string& database = "postgres") const;
+                                         const std::string& database = kDatabase) const;
     [[nodiscard]] std::uint16_t port() const { return port_; }
     [[nodiscard]] bool running() const { return pid_ > 0; }
 
