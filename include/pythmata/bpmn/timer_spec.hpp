@@ -28,7 +28,8 @@ namespace pythmata::bpmn {
 ///   the day is clamped to the end of the target month (2024-01-31 + P1M = 2024-02-29);
 ///   weeks, days, hours, minutes and seconds are fixed lengths (a day is 86,400 s). A fraction
 ///   is allowed on the last component (`PT0.5S`, `P1.5D`, `PT1,5H`), resolved to milliseconds.
-/// - A date without an offset is UTC.
+/// - A date without an offset is UTC. A date in the past is returned as it is by first(): the
+///   timer is due at once.
 /// - Cycles: the first firing is `start` (or `armed_at + duration` without a start), then every
 ///   `duration` after the previous firing. Occurrences of a start-dated cycle that lie before
 ///   `armed_at` are skipped and do not count as repetitions. `R/...` repeats forever; an end
