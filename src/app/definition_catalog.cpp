@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pythmata/bpmn/parser.hpp"
+#include "pythmata/engine/compiled_process.hpp"
 #include "pythmata/common/sha256.hpp"
 
 namespace pythmata::app {
@@ -83,6 +84,30 @@ Result<DeployResult> DefinitionCatalog::deploy(DeployRequest request) {
         std::string first = parsed.error().empty() ? "invalid document" : parsed.error()[0].message;
         return Error::invalid("INVALID_BPMN", "the BPMN document is invalid: " + first,
                               {{"errors", std::move(errors)}});
+    }
+
+    // Semantic checks: every expression, script and timer of every executable process must
+    // compile, so that nothing invalid is stored.
+    engine::CompileOptions options;
+    options.script_max_instructions = engine_.script_max_instructions;
+    options.script_max_memory = engine_.script_max_memory;
+    options.script_timeout_ms = engine_.script_timeout.count();
+    nlohmann::json compile_errors = nlohmann::json::array();
+    for (const auto& process : parsed->definitions.processes) {
+        if (!process.executable) {
+            continue;
+        }
+        auto compiled = engine::compile(parsed->definitions, process.id, options);
+        if (!compiled) {
+            for (const auto& d : compiled.error()) {
+                compile_errors.push_back({{"element_id", d.element_id}, {"message", d.message}});
+            }
+        }
+    }
+    if (!compile_errors.empty()) {
+        std::string first = compile_errors[0]["message"].get<std::string>();
+        return Error::invalid("INVALID_BPMN", "the BPMN document is invalid: " + first,
+                              {{"errors", std::move(compile_errors)}});
     }
 
     const std::string hash = sha256_hex(request.bpmn_xml);

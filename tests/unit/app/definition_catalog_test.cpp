@@ -183,5 +183,24 @@ TEST_F(DefinitionCatalogTest, DeleteRefusesWhileInstancesRunUnlessCascade) {
     EXPECT_EQ(catalog.remove("P", true).error().code, "PROCESS_NOT_FOUND");
 }
 
+
+TEST_F(DefinitionCatalogTest, ConditionThatDoesNotCompileIs422NamingTheFlow) {
+    auto catalog = make(nullptr);
+    const std::string bad = R"(<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+  <process id="P" isExecutable="true"><startEvent id="s"/>
+  <exclusiveGateway id="g"/><endEvent id="e1"/><endEvent id="e2"/>
+  <sequenceFlow id="f0" sourceRef="s" targetRef="g"/>
+  <sequenceFlow id="bad_flow" sourceRef="g" targetRef="e1">
+    <conditionExpression xsi:type="tFormalExpression">${amount &gt;&gt; (}</conditionExpression>
+  </sequenceFlow>
+  <sequenceFlow id="f2" sourceRef="g" targetRef="e2"/></process></definitions>)";
+    auto r = catalog.deploy({bad, {}, {}});
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, "INVALID_BPMN");
+    EXPECT_NE(r.error().context.dump().find("bad_flow"), std::string::npos) << r.error().context.dump();
+    EXPECT_EQ(store.calls, 0);
+}
+
 }  // namespace
 }  // namespace pythmata::app
