@@ -207,6 +207,13 @@ constexpr std::array kMethods = {
     MethodInfo{"size", Method::kSize, 0, 0},
     MethodInfo{"length", Method::kSize, 0, 0},
     MethodInfo{"equals", Method::kEquals, 1, 1},
+    MethodInfo{"append", Method::kAppend, 1, 1},
+    MethodInfo{"extend", Method::kExtend, 1, 1},
+    MethodInfo{"insert", Method::kInsert, 2, 2},
+    MethodInfo{"pop", Method::kPop, 0, 2},
+    MethodInfo{"remove", Method::kRemove, 1, 1},
+    MethodInfo{"update", Method::kUpdate, 1, 1},
+    MethodInfo{"clear", Method::kClear, 0, 0},
 };
 
 std::string_view builtin_name(Builtin fn) {
@@ -407,6 +414,22 @@ bool find_method(std::string_view name, Method& m, std::size_t& min_args, std::s
         }
     }
     return false;
+}
+
+std::string_view method_spelling(Method m) {
+    return method_name(m);
+}
+
+const Node* find_mutating_call(const Node& n, const Node* allowed) {
+    if (n.kind == NodeKind::kMethod && is_mutating(n.method) && &n != allowed) {
+        return &n;
+    }
+    for (const auto& k : n.kids) {
+        if (const Node* found = find_mutating_call(*k, allowed)) {
+            return found;
+        }
+    }
+    return nullptr;
 }
 
 std::string describe(const Node& n) {
@@ -1719,6 +1742,15 @@ bool Evaluator::eval_method(const Node& n, Operand& out) {
         case Method::kEquals:
             out.set_bool(self == a1);
             return true;
+        case Method::kAppend:
+        case Method::kExtend:
+        case Method::kInsert:
+        case Method::kPop:
+        case Method::kRemove:
+        case Method::kUpdate:
+        case Method::kClear:
+            // Refused at compile time; kept as a guard for trees built by hand.
+            return fail("'" + mname() + "' changes its object and is only allowed as a statement");
     }
     return fail("unknown method");
 }

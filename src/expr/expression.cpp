@@ -1,14 +1,33 @@
 #include "pythmata/expr/expression.hpp"
 
+#include <optional>
+
 #include "evaluator.hpp"
 #include "node.hpp"
 #include "parser.hpp"
 
 namespace pythmata::expr {
+namespace {
+
+/// Expressions are side-effect free: `items.append(x)` belongs in a script statement.
+std::optional<CompileError> refuse_mutation(const Node& root) {
+    if (const Node* m = find_mutating_call(root, nullptr)) {
+        return CompileError{"'" + std::string(method_spelling(m->method)) +
+                                "' changes its object; use it as a python script statement (at " +
+                                std::to_string(m->position) + ")",
+                            m->position};
+    }
+    return std::nullopt;
+}
+
+}  // namespace
 Result<Expression, CompileError> Expression::compile(std::string_view text) {
     auto root = compile_text(text, TextMode::kExpression);
     if (!root.ok()) {
         return std::move(root).error();
+    }
+    if (auto err = refuse_mutation(*root.value())) {
+        return std::move(*err);
     }
     Expression e;
     e.root_ = std::shared_ptr<const Node>(std::move(root).value());
@@ -20,6 +39,9 @@ Result<Expression, CompileError> Expression::compile_template(std::string_view t
     auto root = compile_text(text, TextMode::kTemplate);
     if (!root.ok()) {
         return std::move(root).error();
+    }
+    if (auto err = refuse_mutation(*root.value())) {
+        return std::move(*err);
     }
     Expression e;
     e.root_ = std::shared_ptr<const Node>(std::move(root).value());

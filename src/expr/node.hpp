@@ -107,7 +107,20 @@ enum class Method : std::uint8_t {
     kIsEmpty,
     kSize,
     kEquals,
+    // Mutating list/object methods: statements only (`items.append(x)`), see StatementBlock.
+    kAppend,
+    kExtend,
+    kInsert,
+    kPop,
+    kRemove,
+    kUpdate,
+    kClear,
 };
+
+/// True for methods that change their object; they are refused inside expressions.
+[[nodiscard]] inline bool is_mutating(Method m) {
+    return m >= Method::kAppend;
+}
 
 /// How a template renders null and booleans: JUEL `${}` gives "" and true/false, Python
 /// f-strings give None and True/False.
@@ -133,6 +146,12 @@ struct Expression::Node {
 
 using Node = Expression::Node;
 using NodePtr = std::unique_ptr<Node>;
+
+/// The first call of a mutating method in `n`'s subtree other than `allowed`, or nullptr.
+[[nodiscard]] const Node* find_mutating_call(const Node& n, const Node* allowed);
+
+/// The spelling of a method, for messages.
+[[nodiscard]] std::string_view method_spelling(Method m);
 
 /// A short source-like rendering of `n` for error messages (`order.total`, `items[0]`).
 [[nodiscard]] std::string describe(const Node& n);

@@ -102,6 +102,38 @@ bool check_target(Parser& p, const Node& n, bool allow_tuple) {
     return false;
 }
 
+/// A statement that is just `target.append(x)` (or another mutating method).
+const Node* mutation_of(const Statement& st) {
+    if (st.kind == StatementKind::kExpression && st.value->kind == NodeKind::kMethod &&
+        is_mutating(st.value->method)) {
+        return st.value.get();
+    }
+    return nullptr;
+}
+
+/// Mutating methods may only form a whole statement, on an assignable receiver.
+bool check_mutations(Parser& p, const Statement& st) {
+    const Node* allowed = mutation_of(st);
+    if (allowed != nullptr && !check_target(p, *allowed->kids[0], false)) {
+        return false;
+    }
+    auto check = [&](const Node& n) {
+        if (const Node* m = find_mutating_call(n, allowed)) {
+            p.fail("'" + std::string(method_spelling(m->method)) +
+                       "' changes its object and can only be used as a statement of its own",
+                   m->position);
+            return false;
+        }
+        return true;
+    };
+    for (const auto& t : st.targets) {
+        if (!check(*t)) {
+            return false;
+        }
+    }
+    return !st.value || check(*st.value);
+}
+
 /// Runs statements against a sink with one shared step budget.
 class Runner {
   public:
@@ -110,6 +142,9 @@ class Runner {
     bool run(const Statement& st) {
         switch (st.kind) {
             case StatementKind::kExpression: {
+                if (const Node* m = mutation_of(st)) {
+                    return mutate(*m);
+                }
                 Operand ignored;
                 return ev_.eval(*st.value, ignored);
             }
@@ -151,6 +186,131 @@ class Runner {
     std::string take_error() { return ev_.take_error(); }
 
   private:
+    /// `receiver.method(args)` for the mutating list/object methods, in place.
+    bool mutate(const Node& call) {
+        // Arguments first, as copies: the receiver's pointer is taken last.
+        std::vector<Value> args;
+        for (std::size_t i = 1; i < call.kids.size(); ++i) {
+            Operand a;
+            if (!ev_.eval(*call.kids[i], a)) {
+                return false;
+            }
+            args.push_back(a.release());
+        }
+        Value* self = resolve(*call.kids[0]);
+        if (self == nullptr) {
+            return false;
+        }
+        const std::string name(method_spelling(call.method));
+        const std::string where = describe(*call.kids[0]);
+        auto wrong_type = [&]() {
+            return ev_.fail("'" + where + "' (" + type_name(*self) + ") has no method '" + name +
+                            "'");
+        };
+        const std::size_t limit = ev_.context().max_string_size;
+        switch (call.method) {
+            case Method::kAppend:
+                if (!self->is_array()) {
+                    return wrong_type();
+                }
+                if (self->size() + 1 > limit) {
+                    return ev_.fail("list exceeds the size limit (" + std::to_string(limit) + ")");
+                }
+                self->push_back(std::move(args[0]));
+                return true;
+            case Method::kExtend:
+                if (!self->is_array()) {
+                    return wrong_type();
+                }
+                if (!args[0].is_array()) {
+                    return ev_.fail(std::string("extend() argument must be a list, not ") +
+                                    type_name(args[0]));
+                }
+                if (self->size() + args[0].size() > limit) {
+                    return ev_.fail("list exceeds the size limit (" + std::to_string(limit) + ")");
+                }
+                for (auto& e : args[0]) {
+                    self->push_back(std::move(e));
+                }
+                return ev_.charge(args[0].size());
+            case Method::kInsert: {
+                if (!self->is_array()) {
+                    return wrong_type();
+                }
+                if (!args[0].is_number_integer()) {
+                    return ev_.fail("insert() index must be an integer");
+                }
+                const auto size = static_cast<std::int64_t>(self->size());
+                std::int64_t i = args[0].get<std::int64_t>();
+                i = i < 0 ? std::max<std::int64_t>(0, i + size) : std::min(i, size);
+                self->insert(self->begin() + i, std::move(args[1]));
+                return ev_.charge(self->size());
+            }
+            case Method::kPop:
+                if (self->is_array()) {
+                    if (self->empty()) {
+                        return ev_.fail("pop from empty list '" + where + "'");
+                    }
+                    const auto size = static_cast<std::int64_t>(self->size());
+                    std::int64_t i = size - 1;
+                    if (!args.empty()) {
+                        if (!args[0].is_number_integer()) {
+                            return ev_.fail("pop() index must be an integer");
+                        }
+                        i = args[0].get<std::int64_t>();
+                        i = i < 0 ? i + size : i;
+                    }
+                    if (i < 0 || i >= size) {
+                        return ev_.fail("pop index out of range for list '" + where + "'");
+                    }
+                    self->erase(static_cast<std::size_t>(i));
+                    return ev_.charge(self->size());
+                }
+                if (self->is_object()) {
+                    if (args.empty() || !args[0].is_string()) {
+                        return ev_.fail("pop() on an object needs a string key");
+                    }
+                    if (self->erase(args[0].get<std::string>()) == 0 && args.size() < 2) {
+                        return ev_.fail("key '" + args[0].get<std::string>() + "' not found in '" +
+                                        where + "'");
+                    }
+                    return true;
+                }
+                return wrong_type();
+            case Method::kRemove: {
+                if (!self->is_array()) {
+                    return wrong_type();
+                }
+                const auto it = std::find(self->begin(), self->end(), args[0]);
+                if (it == self->end()) {
+                    return ev_.fail("remove(x): x not in list '" + where + "'");
+                }
+                self->erase(it);
+                return ev_.charge(self->size());
+            }
+            case Method::kUpdate:
+                if (!self->is_object()) {
+                    return wrong_type();
+                }
+                if (!args[0].is_object()) {
+                    return ev_.fail(std::string("update() argument must be an object, not ") +
+                                    type_name(args[0]));
+                }
+                for (auto it = args[0].begin(); it != args[0].end(); ++it) {
+                    (*self)[it.key()] = std::move(it.value());
+                }
+                return ev_.charge(args[0].size());
+            case Method::kClear:
+                if (!self->is_array() && !self->is_object()) {
+                    return wrong_type();
+                }
+                self->clear();
+                return true;
+            default:
+                return ev_.fail("'" + name + "' is not a mutating method");
+        }
+    }
+
     /// A mutable reference to the existing value `n` designates.
     Value* resolve(const Node& n) {
         switch (n.kind) {
@@ -506,6 +666,9 @@ Result<StatementBlock, CompileError> StatementBlock::compile(std::string_view te
         }
         if (!ends_statement(p.cur())) {
             p.unexpected();
+            break;
+        }
+        if (!check_mutations(p, st)) {
             break;
         }
         program->statements.push_back(std::move(st));

@@ -278,6 +278,13 @@ TEST(Compile, RefusesUnsupportedSyntax) {
               std::string::npos);
 }
 
+TEST(Compile, MutatingMethodsAreRefusedInExpressions) {
+    EXPECT_EQ(compile_error_of("items.append(1)"),
+              "'append' changes its object; use it as a python script statement (at 6)");
+    EXPECT_NE(compile_error_of("${len(m.pop('k'))}").find("'pop' changes its object"),
+              std::string::npos);
+}
+
 TEST(Compile, ConstantSubtreesAreFolded) {
     auto e = Expression::compile("${5-2}");
     ASSERT_TRUE(e.ok());

@@ -155,6 +155,32 @@ TEST(StatementBlock, RefusesInvalidTargetsAndSyntax) {
     EXPECT_EQ(compile_error("x = 1 y = 2"), "line 1: unexpected 'y' at 6");
 }
 
+TEST(StatementBlock, MutatingMethodsChangeListsAndObjectsInPlace) {
+    MapVars vars(Value{{"items", {1, 2}}, {"m", {{"a", 1}}}, {"o", {{"xs", Value::array()}}}});
+    EXPECT_EQ(
+        run("items.append(3)\nitems.extend([4, 5])\nitems.insert(0, 0)\nitems.remove(2)\n"
+            "items.pop()\nitems.pop(0)\nm.update({'b': 2})\nm.pop('a')\no.xs.append(len(items))",
+            vars),
+        "");
+    EXPECT_EQ(*vars.find("items"), Value({1, 3, 4}));
+    EXPECT_EQ(*vars.find("m"), Value({{"b", 2}}));
+    EXPECT_EQ(*vars.find("o"), Value({{"xs", {3}}}));
+    EXPECT_EQ(run("m.clear()\nitems.append(items)", vars), "");
+    EXPECT_EQ(*vars.find("m"), Value::object());
+    EXPECT_EQ(vars.find("items")->size(), 4u);
+}
+
+TEST(StatementBlock, MutatingMethodErrors) {
+    MapVars vars(Value{{"items", Value::array()}, {"n", 1}});
+    EXPECT_EQ(run("items.pop()", vars), "line 1: pop from empty list 'items'");
+    EXPECT_EQ(run("items.remove(7)", vars), "line 1: remove(x): x not in list 'items'");
+    EXPECT_EQ(run("n.append(1)", vars), "line 1: 'n' (int) has no method 'append'");
+    EXPECT_EQ(run("missing.append(1)", vars), "line 1: undefined variable 'missing'");
+    EXPECT_NE(compile_error("x = items.append(1)").find("can only be used as a statement"),
+              std::string::npos);
+    EXPECT_NE(compile_error("[1].append(2)").find("cannot assign to"), std::string::npos);
+}
+
 TEST(StatementBlock, EvalErrorsCarryTheLine) {
     MapVars vars(Value{{"x", 1}});
     EXPECT_EQ(run("y = x\n\nz = x.q", vars), "line 3: cannot read property 'q' of int 'x'");
