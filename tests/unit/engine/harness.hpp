@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -33,7 +34,10 @@ inline std::string process_xml(const std::string& body, const std::string& id = 
 /// `roundtrip` is set) serialises and restores the state after every command.
 class Harness {
   public:
-    explicit Harness(const std::string& xml, const std::string& process_id = "p") {
+    /// `tweak` may adjust the parsed model before it is compiled (for shapes a test needs that
+    /// the XML parser does not produce).
+    explicit Harness(const std::string& xml, const std::string& process_id = "p",
+                     const std::function<void(bpmn::Definitions&)>& tweak = {}) {
         auto parsed = bpmn::parse(xml);
         if (!parsed) {
             for (const auto& d : parsed.error()) {
@@ -42,6 +46,9 @@ class Harness {
             return;
         }
         defs_ = std::move(parsed.value().definitions);
+        if (tweak) {
+            tweak(defs_);
+        }
         auto compiled = compile(defs_, process_id);
         if (!compiled) {
             for (const auto& d : compiled.error()) {

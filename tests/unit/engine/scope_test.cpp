@@ -305,3 +305,96 @@ TEST(Transaction, CancelEndEventCompensatesAndTakesTheCancelBoundary) {
 
 }  // namespace
 }  // namespace pythmata::engine::test
+
+namespace pythmata::engine::test {
+namespace {
+
+TEST(MultiInstance, ParallelSubprocessInstancesEachRunTheirOwnScope) {
+    Harness h(process_xml(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="sub"/>
+<subProcess id="sub">
+  <startEvent id="ss"/>
+  <sequenceFlow id="s1" sourceRef="ss" targetRef="work"/>
+  <userTask id="work" name="Work ${loopCounter}"/>
+  <sequenceFlow id="s2" sourceRef="work" targetRef="se"/>
+  <endEvent id="se"/>
+</subProcess>
+<sequenceFlow id="f1" sourceRef="sub" targetRef="after"/>
+<userTask id="after"/>)"),
+              "p", [](bpmn::Definitions& d) {
+                  // The parser does not accept loop characteristics on a subProcess yet; the
+                  // model is what it would produce.
+                  auto& p = d.processes[0];
+                  bpmn::MultiInstance mi;
+                  mi.loop_cardinality = "2";
+                  p.elements[p.element_index.at("sub")].multi_instance = mi;
+              });
+    auto fx = h.start();
+    ASSERT_EQ(fx.waits_opened.size(), 2u);
+    EXPECT_EQ(fx.waits_opened[0].name, "Work 0");
+    EXPECT_EQ(fx.waits_opened[1].name, "Work 1");
+    h.run(CompleteTask{fx.waits_opened[1].id, {}});
+    EXPECT_EQ(h.open_tasks(), std::vector<std::string>{"work"});
+    h.run(CompleteTask{fx.waits_opened[0].id, {}});
+    EXPECT_EQ(h.open_tasks(), std::vector<std::string>{"after"});
+    EXPECT_EQ(h.state.scopes.size(), 1u);
+}
+
+TEST(MultiInstance, InterruptingBoundaryTimerCancelsEveryInstance) {
+    Harness h(process_xml(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="mi"/>
+<userTask id="mi"><multiInstanceLoopCharacteristics><loopCardinality>3</loopCardinality></multiInstanceLoopCharacteristics></userTask>
+<boundaryEvent id="timeout" attachedToRef="mi"><timerEventDefinition><timeDuration>PT1H</timeDuration></timerEventDefinition></boundaryEvent>
+<sequenceFlow id="f1" sourceRef="mi" targetRef="end"/>
+<sequenceFlow id="f2" sourceRef="timeout" targetRef="late"/>
+<userTask id="late"/>
+<endEvent id="end"/>)"));
+    auto fx = h.start();
+    EXPECT_EQ(fx.waits_opened.size(), 4u) << "3 instances and one boundary timer on the body";
+    h.fire("timeout");
+    EXPECT_EQ(h.open_tasks(), std::vector<std::string>{"late"});
+    EXPECT_EQ(h.open.size(), 1u);
+    EXPECT_EQ(h.state.scopes.size(), 1u);
+}
+
+TEST(EventSubProcess, ConditionalStartFiresWhenVariablesChange) {
+    Harness h(process_xml(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="work"/>
+<userTask id="work"/>
+<subProcess id="esp" triggeredByEvent="true">
+  <startEvent id="es"><conditionalEventDefinition><condition>${risk > 5}</condition></conditionalEventDefinition></startEvent>
+  <sequenceFlow id="e1" sourceRef="es" targetRef="review"/>
+  <userTask id="review"/>
+</subProcess>)"));
+    h.start({{"risk", 1}});
+    EXPECT_EQ(h.open_tasks(), std::vector<std::string>{"work"});
+    h.run(SetVariables{{{"risk", 9}}});
+    EXPECT_EQ(h.open_tasks(), std::vector<std::string>{"review"});
+}
+
+TEST(SignalEvent, ThrownSignalReachesTheInstancesOwnEventSubprocess) {
+    Harness h(process_xml(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="throw"/>
+<intermediateThrowEvent id="throw"><signalEventDefinition signalRef="s"/></intermediateThrowEvent>
+<sequenceFlow id="f1" sourceRef="throw" targetRef="end"/>
+<endEvent id="end"/>
+<subProcess id="esp" triggeredByEvent="true">
+  <startEvent id="es" isInterrupting="false"><signalEventDefinition signalRef="s"/></startEvent>
+  <sequenceFlow id="e1" sourceRef="es" targetRef="heard"/>
+  <userTask id="heard"/>
+</subProcess>)",
+                          "p", R"(<signal id="s" name="ping"/>)"));
+    auto fx = h.start();
+    ASSERT_EQ(fx.signals.size(), 1u);
+    EXPECT_EQ(h.open_tasks(), std::vector<std::string>{"heard"});
+    EXPECT_TRUE(h.passed("end"));
+    h.complete("heard");
+    EXPECT_EQ(h.status(), "COMPLETED");
+}
+
+}  // namespace
+}  // namespace pythmata::engine::test
