@@ -314,6 +314,22 @@ std::vector<bpmn::ElementIndex> CompiledProcess::start_events(bpmn::EventKind ki
     return out;
 }
 
+std::optional<TimePoint> CompiledProcess::timer_first(bpmn::ElementIndex start,
+                                                      TimePoint from) const {
+    if (start >= impl_->elements.size() || !impl_->elements[start].timer) {
+        return std::nullopt;
+    }
+    return impl_->elements[start].timer->first(from);
+}
+
+std::optional<TimePoint> CompiledProcess::timer_next(bpmn::ElementIndex start, TimePoint previous,
+                                                     std::int64_t fired) const {
+    if (start >= impl_->elements.size() || !impl_->elements[start].timer) {
+        return std::nullopt;
+    }
+    return impl_->elements[start].timer->next(previous, fired);
+}
+
 Result<std::shared_ptr<const CompiledProcess>, std::vector<bpmn::Diagnostic>> compile(
     const bpmn::Definitions& definitions, std::string_view process_id,
     const CompileOptions& options) {

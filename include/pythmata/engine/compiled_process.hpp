@@ -11,6 +11,7 @@
 #include "pythmata/bpmn/model.hpp"
 #include "pythmata/bpmn/parser.hpp"
 #include "pythmata/common/result.hpp"
+#include "pythmata/common/time.hpp"
 
 namespace pythmata::engine {
 
@@ -46,6 +47,14 @@ class CompiledProcess {
     /// The message names of the process's top-level message start events (for the app's
     /// message-start subscriptions), and likewise signal names and timer start events.
     [[nodiscard]] std::vector<bpmn::ElementIndex> start_events(bpmn::EventKind kind) const;
+
+    /// Timer start events: when the timer of top-level start event `start` first fires after
+    /// `from`, and the firing after `previous` (`fired` firings so far) for cycles. nullopt when
+    /// it never (again) fires, when `start` has no timer, or when its value is an expression.
+    [[nodiscard]] std::optional<TimePoint> timer_first(bpmn::ElementIndex start,
+                                                       TimePoint from) const;
+    [[nodiscard]] std::optional<TimePoint> timer_next(bpmn::ElementIndex start, TimePoint previous,
+                                                      std::int64_t fired) const;
 
     /// Engine internals; not for use outside the engine layer.
     [[nodiscard]] const Impl& impl() const { return *impl_; }

@@ -71,5 +71,25 @@ TEST(Compile, ExposesElementNamesAndStartEventsByKind) {
     EXPECT_FALSE(h.passed("start"));
 }
 
+TEST(Compile, TimerStartEventsExposeTheirSchedule) {
+    Harness h(process_xml(R"(
+<startEvent id="ts"><timerEventDefinition><timeCycle>R2/PT1H</timeCycle></timerEventDefinition></startEvent>
+<sequenceFlow id="f0" sourceRef="ts" targetRef="end"/>
+<endEvent id="end"/>)"));
+    ASSERT_TRUE(h.cp);
+    auto timers = h.cp->start_events(bpmn::EventKind::kTimer);
+    ASSERT_EQ(timers.size(), 1u);
+    auto first = h.cp->timer_first(timers[0], h.now);
+    ASSERT_TRUE(first.has_value());
+    EXPECT_EQ(*first, h.now + std::chrono::hours(1));
+    auto second = h.cp->timer_next(timers[0], *first, 1);
+    ASSERT_TRUE(second.has_value());
+    EXPECT_EQ(*second, h.now + std::chrono::hours(2));
+    EXPECT_FALSE(h.cp->timer_next(timers[0], *second, 2).has_value());
+    EXPECT_FALSE(h.cp->timer_first(*h.cp->find("end"), h.now).has_value());
+    h.run(Start{{}, "ts", 0});
+    EXPECT_EQ(h.status(), "COMPLETED");
+}
+
 }  // namespace
 }  // namespace pythmata::engine::test
