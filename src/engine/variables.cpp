@@ -62,6 +62,31 @@ void Variables::set(std::string_view name, expr::Value value) {
     st_.variables[std::string(name)] = std::move(value);
 }
 
+void Variables::erase(std::string_view name) {
+    if (changed_ != nullptr) {
+        *changed_ = true;
+    }
+    ScopeId s = scope_;
+    while (s != 0 && s != kRootScope) {
+        Scope* sc = find_scope(st_, s);
+        if (sc == nullptr) {
+            break;
+        }
+        if (sc->locals.is_object()) {
+            auto it = sc->locals.find(name);
+            if (it != sc->locals.end()) {
+                sc->locals.erase(it);
+                return;
+            }
+        }
+        s = sc->parent;
+    }
+    auto it = st_.variables.find(name);
+    if (it != st_.variables.end()) {
+        st_.variables.erase(it);
+    }
+}
+
 const expr::Value* LocalSource::find(std::string_view name) const {
     if (first_.is_object()) {
         auto it = first_.find(name);

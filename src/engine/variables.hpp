@@ -23,6 +23,8 @@ class Variables final : public expr::VariableSink {
     [[nodiscard]] const expr::Value* find(std::string_view name) const override;
     void set(std::string_view name, expr::Value value) override;
     [[nodiscard]] expr::Value* find_mutable(std::string_view name) override;
+    /// Removes the variable from the innermost scope that defines it (`del x`).
+    void erase(std::string_view name) override;
 
   private:
     [[nodiscard]] expr::Value* lookup(std::string_view name) const;

@@ -27,6 +27,19 @@ label = "done"</script></scriptTask>
     EXPECT_TRUE(h.state.tokens.empty());
 }
 
+TEST(ScriptTask, PythonDelRemovesTheVariable) {
+    Harness h(process_xml(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="s1"/>
+<scriptTask id="s1" scriptFormat="python"><script>del secret</script></scriptTask>
+<sequenceFlow id="f1" sourceRef="s1" targetRef="end"/>
+<endEvent id="end"/>)"));
+    h.start({{"secret", "x"}, {"kept", 1}});
+    EXPECT_EQ(h.status(), "COMPLETED");
+    EXPECT_FALSE(h.state.variables.contains("secret"));
+    EXPECT_EQ(h.state.variables["kept"], 1);
+}
+
 TEST(ScriptTask, LuaScriptSetsVariablesAndResultVariable) {
     Harness h(process_xml(R"(
 <startEvent id="start"/>
