@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "pythmata/expr/expression.hpp"
+#include "pythmata/expr/statements.hpp"
 #include "test_vars.hpp"
 
 namespace pythmata::expr {
@@ -85,6 +86,48 @@ TEST(Limits, StringGrowthIsBounded) {
     EXPECT_NE(error_of("range(5000)", {}, ctx).find("size limit"), std::string::npos);
     EXPECT_NE(error_of("'x${s}${s}'", {{"s", std::string(600, 'a')}}, ctx).find("size limit"),
               std::string::npos);
+}
+
+TEST(Robustness, RandomTokenSoupNeverThrowsOrCrashes) {
+    // Deterministic pseudo-random programs from the language's own pieces: every one either
+    // compiles or not, and every compiled one evaluates to a value or an EvalError.
+    const char* pieces[] = {
+        "x",    "xs",      "m",      "s",     "n",       "1",     "0",    "-1",    "2.5",
+        "'a'",  "\"\"",    "None",   "True",  "(",       ")",     "[",    "]",     "{",
+        "}",    ":",       ",",      ".",     "+",       "-",     "*",    "/",     "//",
+        "%",    "**",      "==",     "<",     ">=",      " and ", " or ", " not ", " in ",
+        " is ", " if ",    " else ", "?",     "!",       "&&",    "||",   "len(",  "str(",
+        "int(", "sorted(", "min(",   ".get(", ".split(", "${",    "f'{",  "'",     "empty ",
+        "[0]",  "['k']",   "[1:]",   "=",     "+=",      "\n",    ";",    "del ",  "items.append(",
+        "x.y",  "#"};
+    const Value vars = {{"x", 3},         {"xs", {1, 2, 3}}, {"m", {{"k", "v"}}},
+                        {"s", "text"},    {"n", nullptr},    {"items", Value::array()},
+                        {"y", {{"z", 1}}}};
+    std::uint64_t state = 42;
+    auto next = [&state]() {
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        return static_cast<std::size_t>(state >> 33);
+    };
+    int compiled = 0;
+    for (int i = 0; i < 20'000; ++i) {
+        std::string text;
+        const std::size_t len = 1 + next() % 12;
+        for (std::size_t k = 0; k < len; ++k) {
+            text += pieces[next() % (sizeof(pieces) / sizeof(pieces[0]))];
+        }
+        auto e = Expression::compile(text);
+        if (e.ok()) {
+            ++compiled;
+            MapVars v(vars);
+            (void)e->evaluate(v, {});
+        }
+        auto b = StatementBlock::compile(text);
+        if (b.ok()) {
+            MapVars v(vars);
+            (void)b->execute(v, {});
+        }
+    }
+    EXPECT_GT(compiled, 100);
 }
 
 TEST(Limits, ConcurrentEvaluationOfOneExpressionIsSafe) {
