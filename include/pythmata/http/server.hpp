@@ -35,7 +35,7 @@ struct ServerDeps {
 
 /// The HTTP/1.1 REST server (Boost.Beast on Asio, kept out of this header). Not copyable.
 class Server {
-public:
+  public:
     /// Prepares the server; nothing is bound until listen().
     explicit Server(ServerDeps deps);
     /// Stops and joins every thread still running.
@@ -52,7 +52,7 @@ public:
     /// Asks run() to shut down gracefully; callable from any thread, idempotent.
     void stop();
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
