@@ -767,7 +767,13 @@ bool Evaluator::arithmetic(Op op, const Value& a, const Value& b, Operand& out) 
             }
             times = std::max<std::int64_t>(times, 0);
             const std::size_t unit = seq.is_string() ? str_of(seq).size() : seq.size();
-            if (unit != 0 && static_cast<std::uint64_t>(times) > ctx_.max_string_size / unit + 1) {
+            if (unit == 0 || times == 0) {
+                // Repeating nothing is nothing, whatever the count: answer at once instead of
+                // looping `times` times over an empty unit (the size limit cannot stop that).
+                out.set(seq.is_string() ? Value(std::string()) : Value::array());
+                return true;
+            }
+            if (static_cast<std::uint64_t>(times) > ctx_.max_string_size / unit + 1) {
                 return check_size(ctx_.max_string_size + 1, seq.is_string() ? "string" : "list");
             }
             const std::size_t total = unit * static_cast<std::size_t>(times);

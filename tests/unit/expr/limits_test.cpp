@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "pythmata/expr/expression.hpp"
@@ -86,6 +88,54 @@ TEST(Limits, StringGrowthIsBounded) {
     EXPECT_NE(error_of("range(5000)", {}, ctx).find("size limit"), std::string::npos);
     EXPECT_NE(error_of("'x${s}${s}'", {{"s", std::string(600, 'a')}}, ctx).find("size limit"),
               std::string::npos);
+}
+
+TEST(Limits, RepeatingAnEmptySequenceAnyNumberOfTimesIsEmptyAtOnce) {
+    // These used to loop `count` times over the empty unit (hours for 10**18): the size limit
+    // never stops an empty result. The step limit below would catch any per-repetition work.
+    EvalContext ctx;
+    ctx.max_steps = 100;
+    const auto started = std::chrono::steady_clock::now();
+    const std::pair<const char*, Value> cases[] = {
+        {"'' * 10**18", ""},
+        {"10**18 * ''", ""},
+        {"[] * 36854775807", Value::array()},
+        {"36854775807 * e", Value::array()},
+        {"e * big", Value::array()},
+        {"'' * big", ""},
+        {"s * big", ""},
+    };
+    for (const auto& [text, expected] : cases) {
+        auto r = testing::eval_text(
+            text, {{"e", Value::array()}, {"big", 9223372036854775807LL}, {"s", ""}}, ctx);
+        ASSERT_TRUE(r.ok()) << text << " -> " << r.error().message;
+        EXPECT_EQ(r.value(), expected) << text;
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+}
+
+TEST(Limits, RepetitionCountsOfZeroOrLessGiveEmptySequences) {
+    EXPECT_EQ(testing::value_of("'ab' * 0"), "");
+    EXPECT_EQ(testing::value_of("'ab' * -5"), "");
+    EXPECT_EQ(testing::value_of("[1, 2] * 0"), Value::array());
+    EXPECT_EQ(testing::value_of("-9223372036854775807 * [1]"), Value::array());
+}
+
+TEST(Limits, NonEmptyRepetitionStillObeysTheSizeLimit) {
+    // Variables, not literals: constant subtrees are folded at compile time under the parser's
+    // own limits, so only run-time operands meet the context's max_string_size.
+    EvalContext ctx;
+    ctx.max_string_size = 1000;
+    const Value vars{{"t", "ab"}, {"xs", {1, 2}}};
+    auto ok = testing::eval_text("t * 500", vars, ctx);
+    ASSERT_TRUE(ok.ok()) << ok.error().message;
+    EXPECT_EQ(ok.value().get<std::string>().size(), 1000U);
+    auto list = testing::eval_text("xs * 3", vars, ctx);
+    ASSERT_TRUE(list.ok());
+    EXPECT_EQ(list.value(), Value({1, 2, 1, 2, 1, 2}));
+    EXPECT_NE(error_of("t * 501", vars, ctx).find("size limit"), std::string::npos);
+    EXPECT_NE(error_of("xs * 10**18", vars, ctx).find("size limit"), std::string::npos);
+    EXPECT_NE(error_of("'ab' * 10**18", {}, ctx).find("size limit"), std::string::npos);
 }
 
 TEST(Robustness, RandomTokenSoupNeverThrowsOrCrashes) {

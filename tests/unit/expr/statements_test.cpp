@@ -44,6 +44,18 @@ TEST(StatementBlock, AugmentedAssignmentUpdatesExistingVariables) {
     EXPECT_EQ(*vars.find("v"), 0.5);
 }
 
+TEST(StatementBlock, AugmentedRepetitionOfEmptySequencesFinishesAtOnce) {
+    MapVars vars(Value{{"s", ""}, {"xs", Value::array()}, {"t", "ab"}});
+    EvalContext ctx;
+    ctx.max_steps = 100;
+    ctx.max_string_size = 1000;
+    EXPECT_EQ(run("s *= 10**18\nxs *= 9223372036854775807", vars, ctx), "");
+    EXPECT_EQ(*vars.find("s"), "");
+    EXPECT_EQ(*vars.find("xs"), Value::array());
+    EXPECT_NE(run("t *= 10**18", vars, ctx).find("size limit"), std::string::npos);
+    EXPECT_EQ(*vars.find("t"), "ab");
+}
+
 TEST(StatementBlock, AugmentedAssignmentToUndefinedVariableFails) {
     MapVars vars;
     EXPECT_EQ(run("w += 1", vars), "line 1: undefined variable 'w'");
