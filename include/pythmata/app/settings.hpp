@@ -25,6 +25,7 @@ struct HttpSettings {
     std::chrono::milliseconds shutdown_timeout{10'000}; ///< shutdown_timeout_ms
     std::size_t gzip_min_size = 1024;                   ///< gzip_min_size, bytes (0 = never)
     unsigned blocking_threads = 0;                      ///< blocking_threads (0 = db_pool_size + db_max_overflow)
+    std::size_t max_queued_requests = 4096;             ///< http_max_queued_requests (beyond: 503 OVERLOADED)
 };
 
 struct DbSettings {
@@ -61,6 +62,11 @@ struct EngineSettings {
     std::string history_level = "activity";             ///< history_level: none | activity | full
     bool clock_control = false;                         ///< clock_control
     std::size_t queue_capacity = 10'000;                ///< engine_queue_capacity
+    unsigned workers = 2;                               ///< engine_workers: engine threads (instances sharded by id)
+    std::chrono::milliseconds max_job_wait{60'000};     ///< max_job_wait_ms: cap of POST /jobs/activate wait_ms
+    std::chrono::milliseconds timer_lock{60'000};       ///< timer_lock_ms: lock on an acquired timer until it fired
+    std::size_t state_cache_entries = 10'000;           ///< instance_state_cache: recent states kept in memory
+    std::chrono::seconds idempotency_retention{86'400}; ///< idempotency_retention (seconds)
 };
 
 struct LogSettings {
