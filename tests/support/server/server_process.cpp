@@ -269,10 +269,10 @@ std::string ServerProcess::address() const {
 }
 
 Result<void, HarnessFailure> ServerProcess::launch(std::uint16_t port) {
-    std::map<std::string, std::string> env = {
-        {"PYTHMATA_HTTP_HOST", "127.0.0.1"},
-        {"PYTHMATA_DB_URL", "sqlite://" + (dir_ / "pythmata.db").string()},
-    };
+    std::map<std::string, std::string> env = {{"PYTHMATA_HTTP_HOST", "127.0.0.1"}};
+    if (options_.default_store) {
+        env["PYTHMATA_DB_URL"] = "sqlite://" + (dir_ / "pythmata.db").string();
+    }
     for (const auto& [name, value] : options_.env) {
         env[name] = value;
     }

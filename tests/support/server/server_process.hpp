@@ -65,6 +65,9 @@ class ServerProcess {
         std::map<std::string, std::string> env;           ///< extra environment, wins over defaults
         std::vector<std::string> args = {"serve"};        ///< arguments after the binary
         std::chrono::milliseconds start_timeout{30'000};  ///< bound on the wait for "listening on"
+        /// Sets PYTHMATA_DB_URL to a SQLite file in the temp dir unless `env` names one; off
+        /// for tests where a config file chooses the store.
+        bool default_store = true;
     };
 
     /// Starts the server and waits until it listens. Fails with the exit status and the stderr
