@@ -36,6 +36,9 @@ int status_for(ErrorKind kind) {
 Response error_response(const Error& error) {
     Response response;
     response.status = status_for(error.kind);
+    // 405 is the one status that is not a kind of failure of the resource: the router's value.
+    if (error.code == "METHOD_NOT_ALLOWED")
+        response.status = 405;
     const bool internal = error.kind == ErrorKind::kInternal;
     nlohmann::json body = {
         {"detail", internal ? std::string{"internal error"} : error.message},

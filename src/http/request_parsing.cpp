@@ -124,6 +124,13 @@ Result<nlohmann::json> parse_json_body(std::string_view body, std::size_t max_de
     bool escaped = false;
     for (std::size_t i = 0; i < body.size(); ++i) {
         const char c = body[i];
+        if (c == '\0') {
+            // JSON never holds a raw NUL, and nlohmann would stop reading at it and accept
+            // "{...}\0<anything>".
+            auto error = Error::invalid_argument("the body is not valid JSON", "INVALID_JSON");
+            error.context = {{"position", i}};
+            return error;
+        }
         if (in_string) {
             if (escaped) {
                 escaped = false;
@@ -152,6 +159,10 @@ Result<nlohmann::json> parse_json_body(std::string_view body, std::size_t max_de
         auto error = Error::invalid_argument("the body is not valid JSON", "INVALID_JSON");
         error.context = {{"position", e.byte}};
         return error;
+    } catch (const nlohmann::json::out_of_range&) {
+        // A number no double holds (1e400): nlohmann refuses it with out_of_range, not
+        // parse_error.
+        return Error::invalid_argument("the body holds a number out of range", "INVALID_JSON");
     }
 }
 

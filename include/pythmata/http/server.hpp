@@ -19,13 +19,22 @@ class Registry;
 
 namespace pythmata::http {
 
+/// A dependency reported by GET /health/ready. A required one that fails makes the server not
+/// ready (503, Retry-After); an optional one (the Redis cache) is reported "degraded" and the
+/// server stays ready, because it serves without it.
+struct HealthDependency {
+    std::string name;
+    app::HealthCheck* check = nullptr;
+    bool required = true;
+};
+
 /// Everything the server needs. Owned by main; every reference must outlive the Server.
 struct ServerDeps {
     const app::HttpSettings& settings;
     const app::LogSettings& log_settings;
     app::DefinitionService& definitions;
-    /// Named dependencies reported by GET /health/ready, e.g. {"store", &store}, {"cache", &cache}.
-    std::vector<std::pair<std::string, app::HealthCheck*>> health_checks;
+    /// Dependencies reported by GET /health/ready, e.g. {"store", &store, true}.
+    std::vector<HealthDependency> health_checks;
     metrics::Registry& metrics;
     /// One line per request (text or JSON per log_settings.format); null = no access log.
     std::shared_ptr<spdlog::logger> access_log;

@@ -50,7 +50,9 @@ TEST(ErrorMapping, InternalErrorHidesItsDetails) {
 TEST(ErrorMapping, MethodNotAllowedListsAllowedMethods) {
     Error error{ErrorKind::kInvalidArgument, "METHOD_NOT_ALLOWED", "no", {}, {}, 1};
     error.context = {{"allow", {"GET", "PUT"}}};
-    EXPECT_EQ(error_response(error).header("Allow"), "GET, PUT");
+    const Response response = error_response(error);
+    EXPECT_EQ(response.status, 405);
+    EXPECT_EQ(response.header("Allow"), "GET, PUT");
 }
 
 }  // namespace

@@ -55,6 +55,24 @@ TEST(ParseJsonBody, ReportsThePositionOfBadJson) {
     EXPECT_TRUE(result.error().context.contains("position"));
 }
 
+TEST(ParseJsonBody, RefusesNumbersOutOfRangeAsInvalidJsonInsteadOfThrowing) {
+    for (const char* body : {"1e400", R"({"amount": -1e999})"}) {
+        auto result = parse_json_body(body);
+        ASSERT_FALSE(result.ok()) << body;
+        EXPECT_EQ(result.error().code, "INVALID_JSON") << body;
+    }
+}
+
+TEST(ParseJsonBody, RefusesRawNulBytesAnywhere) {
+    using namespace std::string_literals;
+    for (const std::string& body : {"{}\0garbage"s, "1\0[[["s, R"({"a": "x)"s + '\0' + R"("})"s}) {
+        auto result = parse_json_body(body);
+        ASSERT_FALSE(result.ok());
+        EXPECT_EQ(result.error().code, "INVALID_JSON");
+        EXPECT_EQ(result.error().context.value("position", 0U), body.find('\0'));
+    }
+}
+
 TEST(ParseJsonBody, RejectsNestingDeeperThanTheLimitWithoutRecursing) {
     const std::string deep = std::string(10'000, '[') + std::string(10'000, ']');
     auto result = parse_json_body(deep);

@@ -1,0 +1,66 @@
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "pythmata/common/error.hpp"
+#include "pythmata/common/result.hpp"
+#include "pythmata/http/message.hpp"
+
+namespace pythmata::http {
+
+/// Values of the `{name}` segments of the matched template, percent-decoded, in order.
+class PathParams {
+  public:
+    void add(std::string name, std::string value) {
+        values_.emplace_back(std::move(name), std::move(value));
+    }
+    /// The value of `{name}`; empty when the template has no such segment.
+    [[nodiscard]] const std::string& get(std::string_view name) const;
+
+  private:
+    std::vector<std::pair<std::string, std::string>> values_;
+};
+
+using Handler = std::function<Response(const Request&, const PathParams&)>;
+
+/// Where a handler runs: kInline on the connection's I/O thread (cheap, never blocks), kBlocking
+/// on the bounded blocking pool (anything that touches the store, the engine or a lock).
+enum class Execution { kInline, kBlocking };
+
+struct Route {
+    std::string method;
+    std::string pattern;  ///< e.g. "/api/v1/processes/{key}/versions/{version}"
+    Execution execution = Execution::kBlocking;
+    Handler handler;
+};
+
+/// A match: the route and its parameters. Unknown paths and methods are values, not exceptions:
+/// 404 NOT_FOUND, and 405 METHOD_NOT_ALLOWED with context.allow listing the path's methods.
+struct Match {
+    const Route* route = nullptr;
+    PathParams params;
+};
+
+/// The route table: literal segments and `{param}` segments, matched segment by segment (a
+/// literal beats a parameter). HEAD matches GET routes. Built once, then read-only (thread-safe).
+class Router {
+  public:
+    void add(Route route);
+    /// Matches `path` (no query, still percent-encoded). Errors: NOT_FOUND, METHOD_NOT_ALLOWED,
+    /// INVALID_ARGUMENT for a segment with a bad escape.
+    [[nodiscard]] Result<Match> match(std::string_view method, std::string_view path) const;
+    [[nodiscard]] const std::vector<Route>& routes() const { return routes_; }
+
+  private:
+    struct Compiled {
+        std::vector<std::string> segments;  ///< "{x}" for parameters
+    };
+    std::vector<Route> routes_;
+    std::vector<Compiled> compiled_;
+};
+
+}  // namespace pythmata::http

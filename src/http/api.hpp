@@ -1,0 +1,70 @@
+#pragma once
+
+// The REST handlers: Beast-free functions from a parsed Request to a Response. Each API area
+// has its own api_<area>.cpp; src/http/routes.cpp is the one route table binding them to paths.
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "pythmata/app/definition_service.hpp"
+#include "pythmata/app/ports/definition_store.hpp"
+#include "pythmata/app/records.hpp"
+#include "pythmata/app/settings.hpp"
+#include "pythmata/common/result.hpp"
+#include "pythmata/http/message.hpp"
+#include "pythmata/http/request_parsing.hpp"
+#include "pythmata/http/router.hpp"
+#include "pythmata/http/server.hpp"
+
+namespace pythmata::metrics {
+class Registry;
+}
+
+namespace pythmata::http {
+
+/// {"data": data} with `status`.
+[[nodiscard]] Response json_response(int status, const nlohmann::json& data);
+/// The paging envelope of API.md: {"items","total","page","pageSize","totalPages"}.
+[[nodiscard]] nlohmann::json page_envelope(nlohmann::json items, std::int64_t total,
+                                           const app::PageRequest& page);
+/// The decoded query of a request target (after '?'), or a 400.
+[[nodiscard]] Result<Query> request_query(const Request& request);
+/// A JSON object body: empty body -> {} when `empty_is_object`; otherwise 400 INVALID_JSON, 400
+/// JSON_TOO_DEEP, 400 INVALID_ARGUMENT when not an object, 415 when the content type is not JSON.
+[[nodiscard]] Result<nlohmann::json> json_object_body(const Request& request, bool empty_is_object);
+
+class Api {
+  public:
+    Api(const app::HttpSettings& settings, app::DefinitionService& definitions,
+        std::vector<HealthDependency> health, metrics::Registry& metrics);
+
+    // Process definitions (api_definitions.cpp).
+    Response deploy(const Request& request, const PathParams& params);
+    Response redeploy(const Request& request, const PathParams& params);
+    Response list_definitions(const Request& request, const PathParams& params);
+    Response latest_definition(const Request& request, const PathParams& params);
+    Response definition_versions(const Request& request, const PathParams& params);
+    Response definition_version(const Request& request, const PathParams& params);
+    Response delete_definition(const Request& request, const PathParams& params);
+
+    // Operations (api_operations.cpp).
+    Response health(const Request& request, const PathParams& params);
+    Response ready(const Request& request, const PathParams& params);
+    Response metrics(const Request& request, const PathParams& params);
+
+  private:
+    Response deploy_document(const Request& request, std::optional<std::string> required_key);
+
+    const app::HttpSettings& settings_;
+    app::DefinitionService& definitions_;
+    std::vector<HealthDependency> health_;
+    metrics::Registry& metrics_;
+};
+
+/// The route table (routes.cpp): every path of the API bound to its handler.
+[[nodiscard]] Router make_router(Api& api);
+
+}  // namespace pythmata::http

@@ -1,0 +1,316 @@
+// The composition root: the only place that knows every adapter. It reads the settings, opens
+// the store and the cache, builds the use cases on top of them and hands them to the HTTP
+// server; everything else depends on interfaces.
+
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pythmata/app/definition_catalog.hpp"
+#include "pythmata/app/system_clock.hpp"
+#include "pythmata/bpmn/parser.hpp"
+#include "pythmata/cache/redis_cache.hpp"
+#include "pythmata/config/config.hpp"
+#include "pythmata/engine/compiled_process.hpp"
+#include "pythmata/http/server.hpp"
+#include "pythmata/metrics/prometheus_telemetry.hpp"
+#include "pythmata/metrics/registry.hpp"
+#include "pythmata/store/store.hpp"
+
+#ifndef PYTHMATA_VERSION
+#define PYTHMATA_VERSION "0.1.0"
+#endif
+
+namespace {
+
+using namespace pythmata;
+
+constexpr std::string_view kUsage = R"(pythmata - a BPMN 2.0 process engine served over REST
+
+Usage:
+  pythmata serve [--config FILE]      run the server (API, engine, timers and jobs)
+  pythmata validate FILE...           check BPMN files as a deploy would; exit 1 on any error
+  pythmata config [--config FILE]     print the effective settings (file + PYTHMATA_* env)
+  pythmata version                    print the version
+  pythmata --help                     this text
+
+Settings come from the defaults, then --config FILE (TOML, see config/pythmata.toml), then
+environment variables PYTHMATA_<KEY> (e.g. PYTHMATA_HTTP_PORT=8080). A bad value stops start-up
+with a message naming the key. Once listening, `serve` prints "listening on HOST:PORT" on stdout.
+)";
+
+/// spdlog flag %* : the message as a JSON string literal (for log_format = json).
+class JsonMessageFlag final : public spdlog::custom_flag_formatter {
+  public:
+    void format(const spdlog::details::log_msg& msg, const std::tm&,
+                spdlog::memory_buf_t& dest) override {
+        const std::string_view text(msg.payload.data(), msg.payload.size());
+        std::string out;
+        out.reserve(text.size() + 2);
+        out.push_back('"');
+        for (const char c : text) {
+            switch (c) {
+                case '"':
+                    out += "\\\"";
+                    break;
+                case '\\':
+                    out += "\\\\";
+                    break;
+                case '\n':
+                    out += "\\n";
+                    break;
+                case '\r':
+                    out += "\\r";
+                    break;
+                case '\t':
+                    out += "\\t";
+                    break;
+                default:
+                    if (static_cast<unsigned char>(c) < 0x20) {
+                        char buffer[8];
+                        std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
+                        out += buffer;
+                    } else {
+                        out.push_back(c);
+                    }
+            }
+        }
+        out.push_back('"');
+        dest.append(out.data(), out.data() + out.size());
+    }
+    [[nodiscard]] std::unique_ptr<custom_flag_formatter> clone() const override {
+        return std::make_unique<JsonMessageFlag>();
+    }
+};
+
+/// Loggers on stderr: "pythmata" for the application, "access" for one line per request (whose
+/// message already is a JSON object in json format).
+void setup_logging(const app::LogSettings& log) {
+    auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>(spdlog::color_mode::never);
+    auto main_logger = std::make_shared<spdlog::logger>("pythmata", sink);
+    auto access_logger = std::make_shared<spdlog::logger>("access", sink);
+    const auto level = spdlog::level::from_str(log.level);
+    main_logger->set_level(level);
+    access_logger->set_level(log.access_log ? spdlog::level::info : spdlog::level::off);
+    if (log.format == "json") {
+        auto formatter = std::make_unique<spdlog::pattern_formatter>();
+        formatter->add_flag<JsonMessageFlag>('*').set_pattern(
+            R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","logger":"%n","message":%*})");
+        main_logger->set_formatter(std::move(formatter));
+        access_logger->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","access":%v})",
+                                   spdlog::pattern_time_type::utc);
+    } else {
+        main_logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %n: %v", spdlog::pattern_time_type::utc);
+        access_logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ access %v",
+                                   spdlog::pattern_time_type::utc);
+    }
+    main_logger->flush_on(spdlog::level::warn);
+    spdlog::register_logger(access_logger);
+    spdlog::set_default_logger(main_logger);
+    spdlog::flush_every(std::chrono::seconds(1));
+}
+
+struct Options {
+    std::string command;
+    std::optional<std::filesystem::path> config;
+    std::vector<std::string> files;
+};
+
+std::optional<Options> parse_args(int argc, char** argv, std::string& error) {
+    Options options;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--help" || arg == "-h" || arg == "help") {
+            options.command = "help";
+        } else if (arg == "--version") {
+            options.command = "version";
+        } else if (arg == "--config" || arg == "-c") {
+            if (i + 1 >= argc) {
+                error = "--config needs a file";
+                return std::nullopt;
+            }
+            options.config = argv[++i];
+        } else if (arg.rfind("--config=", 0) == 0) {
+            options.config = std::string(arg.substr(9));
+        } else if (!arg.empty() && arg[0] == '-') {
+            error = "unknown option " + std::string(arg);
+            return std::nullopt;
+        } else if (options.command.empty()) {
+            options.command = arg;
+        } else {
+            options.files.emplace_back(arg);
+        }
+    }
+    if (options.command.empty())
+        options.command = "help";
+    return options;
+}
+
+Result<app::Settings, std::string> load_settings(const Options& options) {
+    return config::load(options.config, [](const char* name) { return std::getenv(name); });
+}
+
+int validate(const Options& options, const app::Settings& settings) {
+    if (options.files.empty()) {
+        std::cerr << "validate: name at least one BPMN file\n";
+        return 2;
+    }
+    int failures = 0;
+    for (const auto& file : options.files) {
+        std::ifstream in(file, std::ios::binary);
+        if (!in) {
+            std::cout << file << ": cannot read the file\n";
+            ++failures;
+            continue;
+        }
+        std::ostringstream text;
+        text << in.rdbuf();
+        bpmn::ParseLimits limits;
+        limits.max_document_bytes = settings.engine.max_bpmn_size;
+        limits.max_elements = settings.engine.max_bpmn_elements;
+        auto parsed = bpmn::parse(text.str(), limits);
+        std::vector<bpmn::Diagnostic> errors;
+        if (!parsed) {
+            errors = parsed.error();
+        } else {
+            engine::CompileOptions compile;
+            compile.script_max_instructions = settings.engine.script_max_instructions;
+            compile.script_max_memory = settings.engine.script_max_memory;
+            compile.script_timeout_ms = settings.engine.script_timeout.count();
+            for (const auto& process : parsed->definitions.processes) {
+                if (!process.executable)
+                    continue;
+                auto compiled = engine::compile(parsed->definitions, process.id, compile);
+                if (!compiled) {
+                    errors.insert(errors.end(), compiled.error().begin(), compiled.error().end());
+                }
+            }
+            for (const auto& warning : parsed->warnings) {
+                std::cout << file << ": warning: "
+                          << (warning.element_id.empty() ? "" : warning.element_id + ": ")
+                          << warning.message << "\n";
+            }
+        }
+        if (errors.empty()) {
+            std::cout << file << ": ok";
+            if (parsed) {
+                std::cout << " (";
+                bool first = true;
+                for (const auto& process : parsed->definitions.processes) {
+                    if (!process.executable)
+                        continue;
+                    std::cout << (first ? "" : ", ") << process.id;
+                    first = false;
+                }
+                std::cout << ")";
+            }
+            std::cout << "\n";
+        } else {
+            ++failures;
+            for (const auto& error : errors) {
+                std::cout << file << ": error: "
+                          << (error.element_id.empty() ? "" : error.element_id + ": ")
+                          << error.message << "\n";
+            }
+        }
+    }
+    return failures == 0 ? 0 : 1;
+}
+
+int serve(app::Settings settings) {
+    setup_logging(settings.log);
+    auto log = spdlog::default_logger();
+    log->info("pythmata {} starting (store {}, http {}:{})", PYTHMATA_VERSION,
+              settings.db.url.rfind("postgres", 0) == 0 ? "postgresql" : settings.db.url,
+              settings.http.host, settings.http.port);
+
+    metrics::Registry registry;
+    auto store = store::open_store(settings.db, registry);
+    if (!store) {
+        log->error("cannot open the store: {}{}", store.error().message,
+                   store.error().internal.empty() ? "" : " (" + store.error().internal + ")");
+        return 1;
+    }
+    std::unique_ptr<cache::RedisCache> redis;
+    if (!settings.cache.redis_url.empty()) {
+        auto created = cache::RedisCache::create(settings.cache, registry);
+        if (!created) {
+            log->error("cannot set up the Redis cache: {}", created.error().message);
+            return 1;
+        }
+        redis = std::move(*created);
+    }
+    metrics::PrometheusTelemetry telemetry(registry);
+    app::SystemClock clock;
+    app::DefinitionCatalog definitions(**store, redis.get(), telemetry, clock, settings.cache,
+                                       settings.engine);
+
+    if (settings.http.blocking_threads == 0) {
+        settings.http.blocking_threads = settings.db.pool_size + settings.db.max_overflow;
+    }
+    http::ServerDeps deps{
+        settings.http, settings.log,
+        definitions,   {{"store", store->get(), true}, {"cache", redis.get(), false}},
+        registry,      spdlog::get("access"),
+        log,
+    };
+    http::Server server(std::move(deps));
+    auto port = server.listen();
+    if (!port) {
+        log->error("{}", port.error().message);
+        return 1;
+    }
+    std::cout << "listening on " << settings.http.host << ":" << *port << std::endl;
+    log->info("listening on {}:{}", settings.http.host, *port);
+    server.run();
+    log->info("stopped");
+    spdlog::shutdown();
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string error;
+    const auto options = parse_args(argc, argv, error);
+    if (!options) {
+        std::cerr << "pythmata: " << error << "\n\n" << kUsage;
+        return 2;
+    }
+    const std::string& command = options->command;
+    if (command == "help") {
+        std::cout << kUsage;
+        return 0;
+    }
+    if (command == "version") {
+        std::cout << "pythmata " << PYTHMATA_VERSION << "\n";
+        return 0;
+    }
+    if (command != "serve" && command != "validate" && command != "config") {
+        std::cerr << "pythmata: unknown command '" << command << "'\n\n" << kUsage;
+        return 2;
+    }
+    auto settings = load_settings(*options);
+    if (!settings) {
+        std::cerr << "pythmata: invalid configuration: " << settings.error() << "\n";
+        return 2;
+    }
+    if (command == "config") {
+        std::cout << config::dump(*settings);
+        return 0;
+    }
+    if (command == "validate")
+        return validate(*options, *settings);
+    return serve(std::move(*settings));
+}
