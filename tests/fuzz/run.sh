@@ -49,9 +49,12 @@ if ! cmake -S "$root" -B "$build" -G Ninja \
     exit 2
 fi
 
+# The target list is read once into a variable: piping ninja into `grep -q` under pipefail
+# fails at random (grep exits at the first match and ninja dies of SIGPIPE).
+known=$(ninja -C "$build" -t targets all 2>/dev/null)
 available=()
 for target in "${targets[@]}"; do
-    if ninja -C "$build" -t targets all 2>/dev/null | grep -q "^$target:"; then
+    if grep -q "^$target:" <<<"$known"; then
         available+=("$target")
     else
         echo "fuzz: $target is not available (its layer is not in the build yet), skipped" >&2
