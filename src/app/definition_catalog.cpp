@@ -157,6 +157,19 @@ Result<DeployResult> DefinitionCatalog::deploy(DeployRequest request) {
     for (const auto& r : result.deployed) {
         l1_put(std::make_shared<const DefinitionRecord>(r), /*as_latest=*/true);
     }
+    if (observer_ != nullptr) {
+        std::vector<DefinitionRecord> created;
+        for (const auto& outcome : stored.value()) {
+            if (outcome.created) {
+                created.push_back(outcome.record);
+            }
+        }
+        if (!created.empty()) {
+            if (auto observed = observer_->definitions_deployed(created); !observed) {
+                return std::move(observed).error();
+            }
+        }
+    }
     return result;
 }
 

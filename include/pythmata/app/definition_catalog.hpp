@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "pythmata/app/definition_service.hpp"
+#include "pythmata/app/deploy_observer.hpp"
 #include "pythmata/app/ports/clock.hpp"
 #include "pythmata/app/ports/definition_store.hpp"
 #include "pythmata/app/ports/remote_cache.hpp"
@@ -48,6 +49,10 @@ public:
     /// Drops `key`'s latest-version entry from this replica's L1 (what an invalidation does).
     void forget(const std::string& key);
 
+    /// Registers the one observer told about newly created versions (null: none). Call before
+    /// serving; the observer must outlive the catalog or be reset to null first.
+    void set_deploy_observer(DeployObserver* observer) { observer_ = observer; }
+
 private:
     struct LatestEntry {
         std::shared_ptr<const DefinitionRecord> record;
@@ -63,6 +68,7 @@ private:
 
     DefinitionStore& store_;
     RemoteCache* remote_;
+    DeployObserver* observer_ = nullptr;
     Telemetry& telemetry_;
     const Clock& clock_;
     CacheSettings cache_;

@@ -1,6 +1,9 @@
 #pragma once
 
 #include <atomic>
+#include <map>
+#include <mutex>
+#include <string>
 
 #include "pythmata/app/ports/clock.hpp"
 #include "pythmata/app/ports/telemetry.hpp"
@@ -11,23 +14,64 @@ namespace pythmata::fakes {
 class FakeTelemetry final : public app::Telemetry {
 public:
     std::atomic<int> l1_hits{0}, l1_misses{0}, l2_hits{0}, l2_misses{0};
+    std::atomic<int> started{0}, ended{0}, executions{0}, batches{0}, timers_fired{0};
+    std::atomic<std::int64_t> active{0}, tokens{0}, batched_commands{0};
+    std::atomic<std::size_t> largest_batch{0};
 
     void definition_cache_lookup(CacheLevel level, bool hit) override {
         auto& counter = level == CacheLevel::kL1 ? (hit ? l1_hits : l1_misses)
                                                  : (hit ? l2_hits : l2_misses);
         ++counter;
     }
-};
+    void instance_started() override { ++started; }
+    void instance_ended(std::string_view status, double) override {
+        ++ended;
+        std::lock_guard lock(mutex_);
+        ++ended_by_status_[std::string(status)];
+    }
+    void active_instances_changed(std::int64_t delta) override { active += delta; }
+    void engine_executed(double, std::uint64_t n) override {
+        ++executions;
+        tokens += static_cast<std::int64_t>(n);
+    }
+    void error(std::string_view kind) override {
+        std::lock_guard lock(mutex_);
+        ++errors_[std::string(kind)];
+    }
+    void batch_committed(std::size_t size, double) override {
+        ++batches;
+        batched_commands += static_cast<std::int64_t>(size);
+        std::size_t seen = largest_batch.load();
+        while (size > seen && !largest_batch.compare_exchange_weak(seen, size)) {
+        }
+    }
+    void timer_fired(double) override { ++timers_fired; }
 
-/// A clock that moves only when told to.
-class ManualClock final : public app::Clock {
-public:
-    explicit ManualClock(TimePoint start = from_epoch_ms(1'700'000'000'000)) : now_(start) {}
-    [[nodiscard]] TimePoint now() const override { return now_; }
-    void advance(Millis by) { now_ += by; }
+    [[nodiscard]] int errors(const std::string& kind) {
+        std::lock_guard lock(mutex_);
+        return errors_[kind];
+    }
+    [[nodiscard]] int ended_with(const std::string& status) {
+        std::lock_guard lock(mutex_);
+        return ended_by_status_[status];
+    }
 
 private:
-    TimePoint now_;
+    std::mutex mutex_;
+    std::map<std::string, int> errors_;
+    std::map<std::string, int> ended_by_status_;
+};
+
+/// A clock that moves only when told to. Thread-safe.
+class ManualClock final : public app::Clock {
+public:
+    explicit ManualClock(TimePoint start = from_epoch_ms(1'700'000'000'000))
+        : now_ms_(to_epoch_ms(start)) {}
+    [[nodiscard]] TimePoint now() const override { return from_epoch_ms(now_ms_.load()); }
+    void advance(Millis by) { now_ms_ += by.count(); }
+
+private:
+    std::atomic<std::int64_t> now_ms_;
 };
 
 }  // namespace pythmata::fakes

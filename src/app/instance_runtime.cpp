@@ -1,0 +1,2167 @@
+#include "pythmata/app/instance_runtime.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <future>
+#include <list>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <variant>
+
+#include "pythmata/bpmn/parser.hpp"
+#include "pythmata/bpmn/timer_spec.hpp"
+#include "pythmata/common/uuid.hpp"
+#include "pythmata/engine/engine.hpp"
+#include "pythmata/expr/expression.hpp"
+#include "task_pool.hpp"
+
+namespace pythmata::app {
+namespace {
+
+using Json = nlohmann::json;
+using Steady = std::chrono::steady_clock;
+
+constexpr const char* kSuspended = "SUSPENDED";
+constexpr const char* kServicePrefix = "pythmata:";
+constexpr int kMessageRetries = 3;      // a matched subscription consumed by a racing message
+constexpr int kTimerRounds = 1000;      // bound of acquire rounds in one scheduler pass
+constexpr int kTimerCatchUp = 1000;     // bound of skipped past firings of a start timer
+constexpr std::size_t kAuxThreads = 2;  // follow-up deliveries (signals, messages, children)
+constexpr std::size_t kScanFactor = 4;  // queue items a worker looks at per batch slot
+// Pause between scheduler passes when a due timer cannot fire yet (locked, suspended).
+constexpr std::chrono::milliseconds kMinSchedulerSleep{50};
+
+double seconds_since(Steady::time_point t0) {
+    return std::chrono::duration<double>(Steady::now() - t0).count();
+}
+
+double seconds_between(TimePoint from, TimePoint to) {
+    return std::chrono::duration<double>(to - from).count();
+}
+
+/// A deployed definition compiled for the engine. Immutable, shared.
+struct Definition {
+    DefinitionRecord record;  // bpmn_xml dropped after compiling
+    std::shared_ptr<const engine::CompiledProcess> process;
+};
+using DefinitionPtr = std::shared_ptr<const Definition>;
+
+struct Outcome {
+    InstanceRow row;  // without the state text
+};
+using Callback = std::function<void(Result<Outcome>)>;
+
+struct StartWork {
+    DefinitionPtr definition;
+    Json variables = Json::object();
+    std::optional<std::string> business_key;
+    std::string start_event_id;
+    std::optional<std::string> parent_instance_id;
+    std::optional<std::uint64_t> parent_wait_id;
+    std::uint32_t call_depth = 0;
+};
+struct CommandWork {
+    engine::Command command;
+    std::optional<std::string> job_id;  // FailJob: the job row the incident names
+    bool completes_task = false;
+};
+struct StatusWork {
+    bool suspend = true;
+};
+using Work = std::variant<StartWork, CommandWork, StatusWork>;
+
+struct Item {
+    std::string instance_id;
+    Work work;
+    Callback done;
+};
+
+/// An instance as a worker knows it: the stored row (without the state text) and its state.
+struct Cached {
+    InstanceRow row;
+    engine::InstanceState state;
+    DefinitionPtr definition;
+};
+
+/// Per-worker LRU of recent instances. Only its worker thread touches it.
+class StateCache {
+  public:
+    explicit StateCache(std::size_t capacity) : capacity_(capacity) {}
+
+    Cached* find(const std::string& id) {
+        auto it = index_.find(id);
+        if (it == index_.end()) {
+            return nullptr;
+        }
+        order_.splice(order_.begin(), order_, it->second);
+        return &*it->second;
+    }
+    void put(Cached c) {
+        if (capacity_ == 0) {
+            return;
+        }
+        erase(c.row.id);
+        order_.push_front(std::move(c));
+        index_[order_.front().row.id] = order_.begin();
+        while (order_.size() > capacity_) {
+            index_.erase(order_.back().row.id);
+            order_.pop_back();
+        }
+    }
+    void erase(const std::string& id) {
+        auto it = index_.find(id);
+        if (it != index_.end()) {
+            order_.erase(it->second);
+            index_.erase(it);
+        }
+    }
+
+  private:
+    std::size_t capacity_;
+    std::list<Cached> order_;
+    std::unordered_map<std::string, std::list<Cached>::iterator> index_;
+};
+
+struct ChildStart {
+    std::string parent_id;
+    std::uint64_t wait_id = 0;
+    std::string process_key;
+    Json variables;
+    std::uint32_t depth = 0;
+    std::optional<std::string> business_key;
+};
+
+struct ParentNotice {
+    std::string parent_id;
+    engine::Command command;
+};
+
+/// What to do after the batch is durable.
+struct FollowUps {
+    std::vector<ChildStart> children;
+    std::optional<ParentNotice> parent;
+    std::vector<engine::SignalThrown> signals;
+    std::vector<engine::MessageSent> messages;
+    std::optional<TimePoint> earliest_timer;
+    bool jobs = false;
+    bool builtin_jobs = false;
+    bool resumed = false;
+};
+
+struct Prepared {
+    InstanceWrite write;
+    Cached next;
+    FollowUps follow;
+    bool started = false;
+    bool was_active = false;
+};
+
+struct Worker {
+    explicit Worker(std::size_t cache_capacity) : cache(cache_capacity) {}
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::deque<Item> queue;
+    bool closed = false;
+    std::thread thread;
+    StateCache cache;
+};
+
+/// Reads variables from a JSON object (templates of built-in services).
+class JsonSource final : public expr::VariableSource {
+  public:
+    explicit JsonSource(const Json& vars) : vars_(vars) {}
+    [[nodiscard]] const expr::Value* find(std::string_view name) const override {
+        if (!vars_.is_object()) {
+            return nullptr;
+        }
+        auto it = vars_.find(std::string(name));
+        return it == vars_.end() ? nullptr : &*it;
+    }
+
+  private:
+    const Json& vars_;
+};
+
+std::string token_state(engine::TokenPhase p) {
+    switch (p) {
+        case engine::TokenPhase::kArrive:
+            return "ARRIVING";
+        case engine::TokenPhase::kWaiting:
+            return "WAITING";
+        case engine::TokenPhase::kComplete:
+            return "COMPLETING";
+        case engine::TokenPhase::kJoin:
+            return "JOINING";
+        case engine::TokenPhase::kIncident:
+            return "INCIDENT";
+        case engine::TokenPhase::kCompensating:
+            return "COMPENSATING";
+    }
+    return "UNKNOWN";
+}
+
+HistoryEventKind history_kind(engine::HistoryEvent e) {
+    switch (e) {
+        case engine::HistoryEvent::kStarted:
+            return HistoryEventKind::kStarted;
+        case engine::HistoryEvent::kCompleted:
+            return HistoryEventKind::kCompleted;
+        case engine::HistoryEvent::kCancelled:
+            return HistoryEventKind::kCancelled;
+        case engine::HistoryEvent::kTerminated:
+            return HistoryEventKind::kTerminated;
+        case engine::HistoryEvent::kFailed:
+            return HistoryEventKind::kFailed;
+    }
+    return HistoryEventKind::kStarted;
+}
+
+std::string history_text(HistoryEventKind e) {
+    switch (e) {
+        case HistoryEventKind::kStarted:
+            return "STARTED";
+        case HistoryEventKind::kCompleted:
+            return "COMPLETED";
+        case HistoryEventKind::kCancelled:
+            return "CANCELLED";
+        case HistoryEventKind::kTerminated:
+            return "TERMINATED";
+        case HistoryEventKind::kFailed:
+            return "FAILED";
+    }
+    return "STARTED";
+}
+
+InstanceView to_view(const InstanceRow& r) {
+    InstanceView v;
+    v.id = r.id;
+    v.process_key = r.process_key;
+    v.process_version = r.process_version;
+    v.definition_id = r.definition_id;
+    v.business_key = r.business_key;
+    v.status = r.status;
+    v.variables = r.variables;
+    v.active_elements = r.active_elements;
+    v.incidents = r.open_incidents;
+    v.parent_instance_id = r.parent_instance_id;
+    v.created_at = r.created_at;
+    v.updated_at = r.updated_at;
+    v.ended_at = r.ended_at;
+    return v;
+}
+
+TaskView to_view(const TaskRow& r) {
+    TaskView v;
+    v.id = r.id;
+    v.instance_id = r.instance_id;
+    v.process_key = r.process_key;
+    v.element_id = r.element_id;
+    v.name = r.name;
+    v.assignee = r.assignee;
+    v.candidate_groups = r.candidate_groups;
+    v.state = r.state;
+    v.created_at = r.created_at;
+    v.due_at = r.due_at;
+    v.completed_at = r.completed_at;
+    return v;
+}
+
+IncidentView to_view(const IncidentRow& r) {
+    return {r.id,      r.instance_id, r.element_id, r.kind,
+            r.message, r.state,       r.created_at, r.resolved_at};
+}
+
+JobView to_job_view(const JobRow& r) {
+    JobView v;
+    v.id = r.id;
+    v.type = r.type;
+    v.instance_id = r.instance_id;
+    v.element_id = r.element_id;
+    v.retries = r.retries;
+    if (r.payload.is_object()) {
+        v.variables = r.payload.value("variables", Json::object());
+        v.headers = r.payload.value("headers", Json::object());
+    }
+    return v;
+}
+
+Error instance_not_found(const std::string& id) {
+    Error e = Error::not_found("INSTANCE_NOT_FOUND", "no instance with id '" + id + "'");
+    e.context = {{"instance_id", id}};
+    return e;
+}
+
+bool is_code(const Error& e, std::string_view code) {
+    return e.code == code;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+struct InstanceRuntime::Impl {
+    Impl(RuntimeStore& store, DefinitionCatalog& catalog, Telemetry& telemetry, const Clock& clock,
+         const EngineSettings& settings, HttpCaller* http, ServiceLog* log)
+        : store_(store),
+          catalog_(catalog),
+          telemetry_(telemetry),
+          clock_(clock),
+          settings_(settings),
+          http_(http),
+          log_(log),
+          owner_("pythmata-" + new_uuid()),
+          aux_(kAuxThreads),
+          services_(std::max(1u, settings.max_parallel_tokens)),
+          started_at_(Steady::now()) {
+        limits_.max_tokens = settings.max_tokens_per_instance;
+        limits_.max_steps_per_event = settings.max_steps_per_event;
+        limits_.max_variable_size = settings.max_variable_size;
+        limits_.max_total_variables = settings.max_total_variables;
+        limits_.max_call_depth = settings.max_call_depth;
+        limits_.history = settings.history_level != "none";
+        const unsigned n = std::max(1u, settings.workers);
+        const std::size_t per_worker = std::max<std::size_t>(1, settings.state_cache_entries / n);
+        for (unsigned i = 0; i < n; ++i) {
+            workers_.push_back(std::make_unique<Worker>(per_worker));
+        }
+    }
+
+    // --- clock -------------------------------------------------------------------------------
+
+    [[nodiscard]] TimePoint now() const { return clock_.now() + Millis(offset_ms_.load()); }
+
+    // --- definitions -------------------------------------------------------------------------
+
+    Result<DefinitionPtr> compiled(DefinitionRecord record) {
+        if (record.bpmn_xml.empty()) {
+            auto full = catalog_.by_id(record.id);
+            if (!full) {
+                return std::move(full).error();
+            }
+            record = std::move(full).value();
+        }
+        {
+            std::lock_guard lock(definitions_mutex_);
+            auto it = definitions_.find(record.id);
+            if (it != definitions_.end()) {
+                return it->second;
+            }
+        }
+        auto parsed = bpmn::parse(record.bpmn_xml);
+        if (!parsed) {
+            return Error::internal_error("stored definition " + record.id + " does not parse");
+        }
+        engine::CompileOptions options;
+        options.script_max_instructions = settings_.script_max_instructions;
+        options.script_max_memory = settings_.script_max_memory;
+        options.script_timeout_ms = settings_.script_timeout.count();
+        auto process = engine::compile(parsed->definitions, record.key, options);
+        if (!process) {
+            return Error::internal_error("stored definition " + record.id + " does not compile");
+        }
+        record.bpmn_xml.clear();
+        auto def =
+            std::make_shared<const Definition>(Definition{std::move(record), process.value()});
+        std::lock_guard lock(definitions_mutex_);
+        if (definitions_.size() >= std::max<std::size_t>(settings_.state_cache_entries / 10, 64)) {
+            definitions_.clear();  // rare: more definitions than expected; recompile on demand
+        }
+        definitions_.emplace(def->record.id, def);
+        return def;
+    }
+
+    Result<DefinitionPtr> definition_by_id(const std::string& id) {
+        {
+            std::lock_guard lock(definitions_mutex_);
+            auto it = definitions_.find(id);
+            if (it != definitions_.end()) {
+                return it->second;
+            }
+        }
+        auto record = catalog_.by_id(id);
+        if (!record) {
+            return std::move(record).error();
+        }
+        return compiled(std::move(record).value());
+    }
+
+    Result<DefinitionPtr> definition_for(const std::string& key, std::optional<int> version) {
+        auto record = version ? catalog_.version(key, *version) : catalog_.latest(key);
+        if (!record) {
+            return std::move(record).error();
+        }
+        return compiled(std::move(record).value());
+    }
+
+    // --- input limits ------------------------------------------------------------------------
+
+    Status check_variables(const Json& vars) {
+        if (!vars.is_object()) {
+            return Error::invalid_argument("variables must be a JSON object");
+        }
+        std::size_t total = 0;
+        for (auto it = vars.begin(); it != vars.end(); ++it) {
+            const std::size_t n =
+                it.value().dump(-1, ' ', false, Json::error_handler_t::replace).size();
+            if (n > settings_.max_variable_size) {
+                Error e = Error::too_large("VARIABLE_TOO_LARGE",
+                                           "variable '" + it.key() + "' is larger than " +
+                                               std::to_string(settings_.max_variable_size) +
+                                               " bytes (setting max_variable_size)");
+                e.context = {
+                    {"variable", it.key()}, {"size", n}, {"limit", settings_.max_variable_size}};
+                return e;
+            }
+            total += n + it.key().size();
+        }
+        if (total > settings_.max_total_variables) {
+            Error e = Error::too_large("VARIABLES_TOO_LARGE",
+                                       "the variables are larger than " +
+                                           std::to_string(settings_.max_total_variables) +
+                                           " bytes (setting max_total_variables)");
+            e.context = {{"size", total}, {"limit", settings_.max_total_variables}};
+            return e;
+        }
+        return {};
+    }
+
+    // --- submission --------------------------------------------------------------------------
+
+    Worker& worker_for(const std::string& id) {
+        return *workers_[std::hash<std::string>{}(id) % workers_.size()];
+    }
+
+    /// Queues `item`. External requests respect queue_capacity; internal follow-ups (effects of
+    /// committed work) are never refused for capacity, so that no committed effect is lost.
+    Status submit(Item item, bool external) {
+        if (!accepting_.load()) {
+            return Error::unavailable("SHUTTING_DOWN", "the engine is not running");
+        }
+        if (external) {
+            if (queued_.fetch_add(1) >= settings_.queue_capacity) {
+                queued_.fetch_sub(1);
+                telemetry_.error("OVERLOADED");
+                return Error::overloaded(
+                    "the engine queue is full (setting engine_queue_capacity)");
+            }
+        } else {
+            queued_.fetch_add(1);
+        }
+        Worker& w = worker_for(item.instance_id);
+        {
+            std::lock_guard lock(w.mutex);
+            if (w.closed) {
+                queued_.fetch_sub(1);
+                return Error::unavailable("SHUTTING_DOWN", "the engine is not running");
+            }
+            w.queue.push_back(std::move(item));
+        }
+        w.cv.notify_one();
+        return {};
+    }
+
+    /// Submits and waits for the committed outcome.
+    Result<Outcome> run(std::string instance_id, Work work, bool external = true) {
+        auto promise = std::make_shared<std::promise<Result<Outcome>>>();
+        auto future = promise->get_future();
+        Item item{std::move(instance_id), std::move(work),
+                  [promise](Result<Outcome> r) { promise->set_value(std::move(r)); }};
+        if (auto st = submit(std::move(item), external); !st) {
+            return std::move(st).error();
+        }
+        return future.get();
+    }
+
+    /// Submits without waiting; failures of the follow-up are counted, not returned.
+    void post(std::string instance_id, Work work) {
+        Item item{std::move(instance_id), std::move(work), [this](Result<Outcome> r) {
+                      if (!r) {
+                          telemetry_.error(r.error().code);
+                      }
+                  }};
+        if (auto st = submit(std::move(item), false); !st) {
+            telemetry_.error(st.error().code);
+        }
+    }
+
+    // --- the engine workers ------------------------------------------------------------------
+
+    void worker_loop(Worker& w) {
+        const std::size_t batch_size = std::max(1u, settings_.token_batch_size);
+        for (;;) {
+            std::vector<Item> items;
+            {
+                std::unique_lock lock(w.mutex);
+                w.cv.wait(lock, [&] { return stopping_workers_ || !w.queue.empty(); });
+                if (w.queue.empty()) {
+                    w.closed = true;
+                    return;
+                }
+                // One command per instance per batch: a second one waits for the next batch, so
+                // that every InstanceWrite is one step from the stored version.
+                std::unordered_set<std::string> ids;
+                std::vector<Item> deferred;
+                std::size_t scanned = 0;
+                while (!w.queue.empty() && items.size() < batch_size &&
+                       scanned < batch_size * kScanFactor) {
+                    ++scanned;
+                    Item it = std::move(w.queue.front());
+                    w.queue.pop_front();
+                    if (ids.insert(it.instance_id).second) {
+                        items.push_back(std::move(it));
+                    } else {
+                        deferred.push_back(std::move(it));
+                    }
+                }
+                for (auto it = deferred.rbegin(); it != deferred.rend(); ++it) {
+                    w.queue.push_front(std::move(*it));
+                }
+            }
+            queued_.fetch_sub(items.size());
+            process_batch(w, items);
+        }
+    }
+
+    Result<Cached*> load(Worker& w, const std::string& id, bool fresh) {
+        if (!fresh) {
+            if (Cached* c = w.cache.find(id)) {
+                return c;
+            }
+        }
+        w.cache.erase(id);
+        auto row = store_.instance(id, true);
+        if (!row) {
+            return std::move(row).error();
+        }
+        if (!row.value()) {
+            return instance_not_found(id);
+        }
+        auto state = engine::InstanceState::deserialize(row.value()->state);
+        if (!state) {
+            return Error::internal_error("instance " + id +
+                                         ": stored state unreadable: " + state.error());
+        }
+        auto def = definition_by_id(row.value()->definition_id);
+        if (!def) {
+            return std::move(def).error();
+        }
+        Cached c;
+        c.row = std::move(*row.value());
+        c.row.state.clear();
+        c.state = std::move(state).value();
+        c.definition = std::move(def).value();
+        w.cache.put(std::move(c));
+        return w.cache.find(id);
+    }
+
+    void fill_row(Cached& c, bool suspended, TimePoint now) {
+        const auto& proc = *c.definition->process;
+        c.row.variables = c.state.variables;
+        c.row.status = suspended && !c.state.ended() ? std::string(kSuspended)
+                                                     : std::string(c.state.api_status());
+        c.row.active_elements.clear();
+        for (auto e : c.state.active_elements()) {
+            c.row.active_elements.push_back(proc.element_id(e));
+        }
+        c.row.open_incidents = static_cast<std::int64_t>(c.state.incidents.size());
+        c.row.updated_at = now;
+        if (c.state.ended() && !c.row.ended_at) {
+            c.row.ended_at = now;
+        }
+    }
+
+    WaitRow wait_row(const engine::WaitOpened& o, const Cached& c, TimePoint now) {
+        WaitRow r;
+        r.id = new_uuid();
+        r.instance_id = c.row.id;
+        r.definition_id = c.row.definition_id;
+        r.wait_id = o.id;
+        r.element_id = o.element_id;
+        r.created_at = now;
+        switch (o.kind) {
+            case engine::WaitKind::kUserTask:
+                r.kind = WaitRowKind::kUserTask;
+                r.name = o.name;
+                if (!o.assignee.empty()) {
+                    r.assignee = o.assignee;
+                }
+                r.candidate_groups = o.candidate_groups;
+                r.due_at = o.due_at;
+                break;
+            case engine::WaitKind::kJob:
+                r.kind = WaitRowKind::kJob;
+                r.name = o.service_name.empty() ? o.job_type : kServicePrefix + o.service_name;
+                r.due_at = now;
+                r.payload = {{"variables", o.variables},
+                             {"headers", o.headers},
+                             {"service", o.service_name}};
+                break;
+            case engine::WaitKind::kTimer:
+                r.kind = WaitRowKind::kTimer;
+                r.name = o.name;
+                r.due_at = o.due_at.value_or(now);
+                r.repeat = o.repeat;
+                break;
+            case engine::WaitKind::kMessage:
+                r.kind = WaitRowKind::kMessage;
+                r.name = o.message_name;
+                if (!o.correlation_key.empty()) {
+                    r.correlation_key = o.correlation_key;
+                }
+                break;
+            case engine::WaitKind::kSignal:
+                r.kind = WaitRowKind::kSignal;
+                r.name = o.signal_name;
+                break;
+            case engine::WaitKind::kCall:
+            case engine::WaitKind::kConditional:
+                break;  // not persisted as rows (handled by the caller)
+        }
+        return r;
+    }
+
+    /// Turns the effects of one execute() into the instance's write and its follow-ups.
+    void translate(const engine::Effects& fx, Prepared& p, engine::WaitId first_new,
+                   const CommandWork* cmd, bool was_ended, TimePoint now) {
+        Cached& c = p.next;
+        const auto& proc = *c.definition->process;
+        InstanceWrite& w = p.write;
+        w.waits_closed = fx.waits_closed;
+        for (const auto& o : fx.waits_opened) {
+            // A cycle timer that fired and re-armed keeps its wait id: its old row goes.
+            if (o.id < first_new && std::find(w.waits_closed.begin(), w.waits_closed.end(), o.id) ==
+                                        w.waits_closed.end()) {
+                w.waits_closed.push_back(o.id);
+            }
+            if (o.kind == engine::WaitKind::kCall) {
+                p.follow.children.push_back({c.row.id, o.id, o.called_process, o.variables,
+                                             c.state.call_depth + 1, c.row.business_key});
+                continue;
+            }
+            if (o.kind == engine::WaitKind::kConditional) {
+                continue;
+            }
+            WaitRow row = wait_row(o, c, now);
+            if (row.kind == WaitRowKind::kJob) {
+                (o.service_name.empty() ? p.follow.jobs : p.follow.builtin_jobs) = true;
+            }
+            if (row.kind == WaitRowKind::kTimer && row.due_at &&
+                (!p.follow.earliest_timer || *row.due_at < *p.follow.earliest_timer)) {
+                p.follow.earliest_timer = row.due_at;
+            }
+            w.waits_opened.push_back(std::move(row));
+        }
+        if (cmd != nullptr && cmd->completes_task) {
+            const auto wid = std::get<engine::CompleteTask>(cmd->command).wait_id;
+            if (std::find(fx.waits_closed.begin(), fx.waits_closed.end(), wid) !=
+                fx.waits_closed.end()) {
+                w.tasks_completed.push_back(wid);
+            }
+        }
+        if (limits_.history) {
+            w.history.reserve(fx.history.size());
+            for (const auto& h : fx.history) {
+                w.history.push_back({c.row.id, proc.element_id(h.element),
+                                     proc.element_type(h.element), proc.element_name(h.element),
+                                     history_kind(h.event), h.at});
+            }
+        }
+        for (const auto& inc : fx.incidents_opened) {
+            IncidentRow r;
+            r.id = new_uuid();
+            r.instance_id = c.row.id;
+            r.engine_incident_id = inc.id;
+            if (cmd != nullptr && inc.kind == "JOB_FAILED") {
+                r.job_id = cmd->job_id;
+            }
+            r.element_id = proc.element_id(inc.element);
+            r.kind = inc.kind;
+            r.message = inc.message;
+            r.created_at = now;
+            w.incidents_opened.push_back(std::move(r));
+        }
+        w.incidents_resolved = fx.incidents_resolved;
+        p.follow.signals = fx.signals;
+        p.follow.messages = fx.messages;
+        if (!was_ended && c.state.ended() && c.row.parent_instance_id && c.row.parent_wait_id) {
+            const auto wid = *c.row.parent_wait_id;
+            engine::Command notice;
+            if (c.state.status == engine::InstanceStatus::kCompleted) {
+                notice = engine::CompleteCall{wid, c.state.variables};
+            } else if (c.state.status == engine::InstanceStatus::kError && fx.uncaught_error) {
+                notice = engine::FailCall{wid, fx.uncaught_error->code, fx.uncaught_error->message};
+            } else {
+                notice = engine::FailCall{wid, "",
+                                          "the called instance " + c.row.id + " ended " +
+                                              std::string(c.state.api_status())};
+            }
+            p.follow.parent = ParentNotice{*c.row.parent_instance_id, std::move(notice)};
+        }
+    }
+
+    Result<engine::Effects> execute(Cached& c, const engine::Command& command, TimePoint now) {
+        const auto t0 = Steady::now();
+        auto fx = engine::Engine::execute(*c.definition->process, c.state, command, now, limits_);
+        telemetry_.engine_executed(seconds_since(t0), fx ? fx.value().tokens_processed : 0);
+        if (!fx) {
+            return fx.error().to_error();
+        }
+        return std::move(fx).value();
+    }
+
+    Result<Prepared> prepare(Worker& w, Item& item, TimePoint now, bool fresh) {
+        if (auto* s = std::get_if<StartWork>(&item.work)) {
+            Prepared p;
+            Cached& c = p.next;
+            c.definition = s->definition;
+            const auto& rec = s->definition->record;
+            c.row.id = item.instance_id;
+            c.row.definition_id = rec.id;
+            c.row.process_key = rec.key;
+            c.row.process_version = rec.version;
+            c.row.business_key = s->business_key;
+            c.row.parent_instance_id = s->parent_instance_id;
+            c.row.parent_wait_id = s->parent_wait_id;
+            c.row.created_at = now;
+            c.row.version = 1;
+            auto fx =
+                execute(c, engine::Start{s->variables, s->start_event_id, s->call_depth}, now);
+            if (!fx) {
+                return std::move(fx).error();
+            }
+            fill_row(c, false, now);
+            p.started = true;
+            translate(fx.value(), p, 1, nullptr, false, now);
+            p.write.insert = true;
+            p.write.instance = c.row;
+            p.write.instance.state = c.state.serialize();
+            return p;
+        }
+        auto loaded = load(w, item.instance_id, fresh);
+        if (!loaded) {
+            return std::move(loaded).error();
+        }
+        const Cached& current = *loaded.value();
+        const bool suspended = current.row.status == kSuspended;
+        const bool was_ended = current.state.ended();
+        Prepared p;
+        p.was_active = !was_ended;
+        p.next = current;
+        Cached& c = p.next;
+        c.row.version = current.row.version + 1;
+        if (auto* s = std::get_if<StatusWork>(&item.work)) {
+            if (was_ended) {
+                return Error::conflict("INSTANCE_NOT_RUNNING",
+                                       "instance '" + item.instance_id + "' has ended");
+            }
+            fill_row(c, s->suspend, now);
+            p.follow.resumed = suspended && !s->suspend;
+        } else {
+            auto& cmd = std::get<CommandWork>(item.work);
+            if (suspended && !std::holds_alternative<engine::Cancel>(cmd.command)) {
+                Error e =
+                    Error::conflict("INSTANCE_SUSPENDED", "instance '" + item.instance_id +
+                                                              "' is suspended; resume it first");
+                e.context = {{"instance_id", item.instance_id}};
+                return e;
+            }
+            const engine::WaitId first_new = c.state.next_wait;
+            auto fx = execute(c, cmd.command, now);
+            if (!fx) {
+                return std::move(fx).error();
+            }
+            fill_row(c, suspended, now);
+            translate(fx.value(), p, first_new, &cmd, was_ended, now);
+        }
+        p.write.insert = false;
+        p.write.expected_version = current.row.version;
+        p.write.instance = c.row;
+        p.write.instance.state = c.state.serialize();
+        return p;
+    }
+
+    void process_batch(Worker& w, std::vector<Item>& items) {
+        std::vector<std::optional<Prepared>> prepared(items.size());
+        std::vector<std::optional<Error>> failed(items.size());
+        const TimePoint now = this->now();
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            Batch batch;
+            std::vector<std::size_t> in_batch;
+            for (std::size_t i = 0; i < items.size(); ++i) {
+                prepared[i].reset();
+                failed[i].reset();
+                try {
+                    auto p = prepare(w, items[i], now, attempt > 0);
+                    // A cached state may be behind another replica's write: on a refusal that a
+                    // newer state could change, reload once.
+                    if (!p && attempt == 0 && !std::holds_alternative<StartWork>(items[i].work) &&
+                        (is_code(p.error(), "WAIT_NOT_FOUND") ||
+                         is_code(p.error(), "INCIDENT_NOT_FOUND") ||
+                         is_code(p.error(), "INSTANCE_NOT_RUNNING"))) {
+                        p = prepare(w, items[i], now, true);
+                    }
+                    if (!p) {
+                        failed[i] = std::move(p).error();
+                        continue;
+                    }
+                    prepared[i] = std::move(p).value();
+                } catch (const std::exception& ex) {
+                    failed[i] = Error::internal_error(std::string("engine worker: ") + ex.what());
+                    continue;
+                }
+                batch.instances.push_back(std::move(prepared[i]->write));
+                in_batch.push_back(i);
+            }
+            if (batch.instances.empty()) {
+                break;
+            }
+            const auto t0 = Steady::now();
+            Status committed = Error::internal_error("commit threw");
+            try {
+                committed = store_.commit(batch);
+            } catch (const std::exception& ex) {
+                committed = Error::internal_error(std::string("commit: ") + ex.what());
+            }
+            if (committed) {
+                telemetry_.batch_committed(in_batch.size(), seconds_since(t0));
+                batches_.fetch_add(1);
+                break;
+            }
+            telemetry_.error(committed.error().code);
+            for (std::size_t i : in_batch) {
+                w.cache.erase(items[i].instance_id);
+            }
+            if (committed.error().kind == ErrorKind::kConflict && attempt == 0) {
+                continue;  // reload the instances and run the batch again, once
+            }
+            for (std::size_t i : in_batch) {
+                prepared[i].reset();
+                failed[i] = committed.error();
+            }
+            break;
+        }
+        for (std::size_t i = 0; i < items.size(); ++i) {
+            if (!prepared[i]) {
+                Error e = failed[i] ? std::move(*failed[i])
+                                    : Error::internal_error("command was not processed");
+                if (e.kind == ErrorKind::kInternal || e.kind == ErrorKind::kTooLarge) {
+                    telemetry_.error(e.code);
+                }
+                items[i].done(std::move(e));
+                continue;
+            }
+            finish_item(w, items[i], std::move(*prepared[i]));
+        }
+    }
+
+    void finish_item(Worker& w, Item& item, Prepared p) {
+        Cached& c = p.next;
+        commands_.fetch_add(1);
+        const bool active = !c.state.ended();
+        if (p.started) {
+            started_.fetch_add(1);
+            telemetry_.instance_started();
+        }
+        if (active != p.was_active) {
+            telemetry_.active_instances_changed(active ? 1 : -1);
+        }
+        if (!active && (p.started || p.was_active)) {
+            ended_.fetch_add(1);
+            telemetry_.instance_ended(c.row.status, seconds_between(c.row.created_at, now()));
+        }
+        Outcome out{c.row};
+        if (active) {
+            w.cache.put(std::move(c));
+        } else {
+            w.cache.erase(c.row.id);
+        }
+        FollowUps follow = std::move(p.follow);
+        item.done(std::move(out));
+        dispatch(std::move(follow), item.instance_id);
+    }
+
+    // --- follow-ups ----------------------------------------------------------------------------
+
+    void dispatch(FollowUps f, const std::string& instance_id) {
+        for (auto& child : f.children) {
+            aux_.post(
+                [this, child = std::move(child)]() mutable { start_child(std::move(child)); });
+        }
+        if (f.parent) {
+            post(f.parent->parent_id, CommandWork{std::move(f.parent->command), {}, false});
+        }
+        for (auto& s : f.signals) {
+            aux_.post([this, s = std::move(s), instance_id] {
+                auto r = broadcast(s.name, s.variables, instance_id, false);
+                if (!r) {
+                    telemetry_.error(r.error().code);
+                }
+            });
+        }
+        for (auto& m : f.messages) {
+            aux_.post([this, m = std::move(m)] {
+                MessageRequest req;
+                req.name = m.name;
+                if (!m.correlation_key.empty()) {
+                    req.correlation_key = m.correlation_key;
+                }
+                req.variables = m.variables;
+                auto r = correlate(std::move(req), false);
+                if (!r) {
+                    telemetry_.error(r.error().code);
+                }
+            });
+        }
+        if (f.jobs) {
+            {
+                std::lock_guard lock(jobs_mutex_);
+                ++jobs_epoch_;
+            }
+            jobs_cv_.notify_all();
+        }
+        if (f.builtin_jobs) {
+            request_service_poll();
+        }
+        if (f.earliest_timer) {
+            wake_scheduler_by(*f.earliest_timer);
+        }
+        if (f.resumed) {
+            aux_.post([this, instance_id] { fire_instance_timers(instance_id); });
+        }
+    }
+
+    void start_child(ChildStart child) {
+        auto fail_parent = [&](const Error& e) {
+            post(child.parent_id,
+                 CommandWork{engine::FailCall{child.wait_id, "",
+                                              "called process '" + child.process_key +
+                                                  "' could not start: " + e.message},
+                             {},
+                             false});
+        };
+        auto def = definition_for(child.process_key, std::nullopt);
+        if (!def) {
+            fail_parent(def.error());
+            return;
+        }
+        StartWork s;
+        s.definition = std::move(def).value();
+        s.variables = std::move(child.variables);
+        s.business_key = child.business_key;
+        s.parent_instance_id = child.parent_id;
+        s.parent_wait_id = child.wait_id;
+        s.call_depth = child.depth;
+        Item item{new_uuid(), std::move(s), [this, child](Result<Outcome> r) {
+                      if (!r) {
+                          telemetry_.error(r.error().code);
+                          post(child.parent_id,
+                               CommandWork{
+                                   engine::FailCall{child.wait_id, "",
+                                                    "called process '" + child.process_key +
+                                                        "' could not start: " + r.error().message},
+                                   {},
+                                   false});
+                      }
+                  }};
+        if (auto st = submit(std::move(item), false); !st) {
+            fail_parent(st.error());
+        }
+    }
+
+    /// Fan-out of a signal to every subscription (except `exclude`'s own, already delivered by
+    /// the engine) and every signal start event. Waits for the commits; counts what fired.
+    Result<SignalResult> broadcast(const std::string& name, const Json& vars,
+                                   const std::string& exclude, bool external) {
+        auto subs = store_.signal_subscriptions(name);
+        if (!subs) {
+            return std::move(subs).error();
+        }
+        std::vector<std::future<Result<Outcome>>> pending;
+        std::optional<Error> first_error;
+        for (const auto& s : subs.value()) {
+            if (!exclude.empty() && s.instance_id == exclude) {
+                continue;
+            }
+            Item item;
+            if (s.instance_id.empty()) {
+                if (!s.definition_id) {
+                    continue;
+                }
+                auto def = definition_by_id(*s.definition_id);
+                if (!def) {
+                    first_error = first_error.value_or(def.error());
+                    continue;
+                }
+                StartWork start;
+                start.definition = std::move(def).value();
+                start.variables = vars;
+                start.start_event_id = s.element_id;
+                item.instance_id = new_uuid();
+                item.work = std::move(start);
+            } else {
+                item.instance_id = s.instance_id;
+                item.work = CommandWork{engine::Signal{s.wait_id, vars}, {}, false};
+            }
+            auto promise = std::make_shared<std::promise<Result<Outcome>>>();
+            pending.push_back(promise->get_future());
+            item.done = [promise](Result<Outcome> r) { promise->set_value(std::move(r)); };
+            // Only the first item of an external fan-out is subject to queue capacity: a
+            // half-delivered signal is worse than a briefly longer queue.
+            if (auto st = submit(std::move(item), external && pending.size() == 1); !st) {
+                pending.pop_back();
+                if (pending.empty() && external) {
+                    return std::move(st).error();
+                }
+                first_error = first_error.value_or(st.error());
+            }
+        }
+        SignalResult result;
+        for (auto& f : pending) {
+            auto r = f.get();
+            if (r) {
+                ++result.triggered;
+            } else if (r.error().kind == ErrorKind::kUnavailable ||
+                       r.error().kind == ErrorKind::kInternal) {
+                first_error = first_error.value_or(r.error());
+            }
+            // Waits consumed meanwhile, ended and suspended instances: not triggered.
+        }
+        if (first_error && result.triggered == 0 && !pending.empty()) {
+            return *first_error;
+        }
+        return result;
+    }
+
+    Result<MessageCorrelation> correlate(MessageRequest req, bool external) {
+        for (int attempt = 0; attempt < kMessageRetries; ++attempt) {
+            auto sub = store_.find_message_subscription(req.name, req.correlation_key);
+            if (!sub) {
+                return std::move(sub).error();
+            }
+            if (!sub.value()) {
+                break;
+            }
+            const SubscriptionRow& s = *sub.value();
+            if (s.instance_id.empty()) {
+                if (!s.definition_id) {
+                    break;
+                }
+                auto def = definition_by_id(*s.definition_id);
+                if (!def) {
+                    return std::move(def).error();
+                }
+                StartWork start;
+                start.definition = std::move(def).value();
+                start.variables = req.variables;
+                start.business_key = req.business_key;
+                start.start_event_id = s.element_id;
+                auto r = run(new_uuid(), std::move(start), external);
+                if (!r) {
+                    return std::move(r).error();
+                }
+                return MessageCorrelation{r.value().row.id, s.element_id, true};
+            }
+            auto r = run(s.instance_id,
+                         CommandWork{engine::CorrelateMessage{s.wait_id, req.variables}, {}, false},
+                         external);
+            if (r) {
+                return MessageCorrelation{s.instance_id, s.element_id, false};
+            }
+            // Consumed by a racing message (or the instance ended): look again.
+            if (!is_code(r.error(), "WAIT_NOT_FOUND") &&
+                !is_code(r.error(), "INSTANCE_NOT_RUNNING")) {
+                return std::move(r).error();
+            }
+        }
+        Error e = Error::not_found(
+            "MESSAGE_NOT_CORRELATED",
+            "no subscription or message start event waits for message '" + req.name + "'");
+        e.context = {{"name", req.name}};
+        if (req.correlation_key) {
+            e.context["correlation_key"] = *req.correlation_key;
+        }
+        return e;
+    }
+
+    // --- timers --------------------------------------------------------------------------------
+
+    void wake_scheduler_by(TimePoint due) {
+        std::lock_guard lock(scheduler_mutex_);
+        if (!next_wake_ || due < *next_wake_) {
+            next_wake_ = due;
+            wake_requested_ = true;
+            scheduler_cv_.notify_all();
+        }
+    }
+
+    void scheduler_loop() {
+        while (!stopping_scheduler_) {
+            if (auto st = fire_due_timers(); !st) {
+                telemetry_.error(st.error().code);
+            }
+            request_service_poll();
+            std::optional<TimePoint> due;
+            if (auto next = store_.next_timer_due(); next) {
+                due = next.value();
+            }
+            std::unique_lock lock(scheduler_mutex_);
+            if (due && (!next_wake_ || *due < *next_wake_)) {
+                next_wake_ = due;
+            }
+            auto deadline = Steady::now() + settings_.state_check_interval;
+            if (next_wake_) {
+                const auto left = std::chrono::duration_cast<Steady::duration>(*next_wake_ - now());
+                deadline = std::min(
+                    deadline, Steady::now() + std::max<Steady::duration>(left, kMinSchedulerSleep));
+            }
+            wake_requested_ = false;
+            scheduler_cv_.wait_until(lock, deadline,
+                                     [&] { return stopping_scheduler_.load() || wake_requested_; });
+            next_wake_.reset();
+        }
+    }
+
+    Status fire_due_timers() {
+        std::lock_guard tick(tick_mutex_);
+        const int batch = static_cast<int>(std::max(1u, settings_.token_batch_size));
+        for (int round = 0; round < kTimerRounds; ++round) {
+            const TimePoint now = this->now();
+            auto rows = store_.acquire_timers(owner_, batch, now, now + settings_.timer_lock);
+            if (!rows) {
+                return std::move(rows).error();
+            }
+            if (rows->empty()) {
+                return {};
+            }
+            std::vector<std::pair<const JobRow*, std::future<Result<Outcome>>>> pending;
+            for (const auto& row : rows.value()) {
+                telemetry_.timer_fired(std::max(0.0, seconds_between(row.due_at, now)));
+                if (row.instance_id.empty()) {
+                    fire_start_timer(row, now);
+                    continue;
+                }
+                auto promise = std::make_shared<std::promise<Result<Outcome>>>();
+                pending.emplace_back(&row, promise->get_future());
+                Item item{row.instance_id, CommandWork{engine::FireTimer{row.wait_id}, {}, false},
+                          [promise](Result<Outcome> r) { promise->set_value(std::move(r)); }};
+                if (auto st = submit(std::move(item), false); !st) {
+                    return st;
+                }
+            }
+            for (auto& [row, f] : pending) {
+                auto r = f.get();
+                if (r) {
+                    continue;
+                }
+                const Error& e = r.error();
+                if (is_code(e, "WAIT_NOT_FOUND") || is_code(e, "INSTANCE_NOT_RUNNING") ||
+                    is_code(e, "INSTANCE_NOT_FOUND")) {
+                    (void)store_.reschedule_timer(row->id, std::nullopt, 0);  // a stale row
+                } else if (!is_code(e, "INSTANCE_SUSPENDED")) {
+                    telemetry_.error(e.code);  // stays locked; retried after timer_lock
+                }
+            }
+        }
+        return {};
+    }
+
+    void fire_start_timer(const JobRow& row, TimePoint now) {
+        if (!row.definition_id) {
+            (void)store_.reschedule_timer(row.id, std::nullopt, 0);
+            return;
+        }
+        auto def = definition_by_id(*row.definition_id);
+        if (!def) {
+            if (def.error().kind == ErrorKind::kNotFound) {
+                (void)store_.reschedule_timer(row.id, std::nullopt, 0);
+            }
+            return;
+        }
+        const auto& proc = *def.value()->process;
+        auto element = proc.find(row.element_id);
+        if (!element) {
+            (void)store_.reschedule_timer(row.id, std::nullopt, 0);
+            return;
+        }
+        StartWork start;
+        start.definition = def.value();
+        start.start_event_id = row.element_id;
+        auto r = run(new_uuid(), std::move(start), false);
+        if (!r && r.error().kind == ErrorKind::kUnavailable) {
+            return;  // stays locked; retried after timer_lock
+        }
+        if (!r) {
+            telemetry_.error(r.error().code);
+        }
+        std::optional<TimePoint> next;
+        std::int64_t repeat = row.repeat;
+        if (repeat != 0) {
+            next = proc.timer_next(*element, row.due_at, 0);
+            repeat = repeat < 0 ? -1 : repeat - 1;
+            // Firings missed while no scheduler ran are skipped, not replayed.
+            for (int i = 0; i < kTimerCatchUp && next && *next <= now && repeat != 0; ++i) {
+                next = proc.timer_next(*element, *next, 0);
+                repeat = repeat < 0 ? -1 : repeat - 1;
+            }
+        }
+        (void)store_.reschedule_timer(row.id, next, repeat);
+    }
+
+    void fire_instance_timers(const std::string& instance_id) {
+        auto timers = store_.list_timers(instance_id);
+        if (!timers) {
+            return;
+        }
+        const TimePoint now = this->now();
+        for (const auto& t : timers.value()) {
+            if (t.due_at <= now) {
+                post(instance_id, CommandWork{engine::FireTimer{t.wait_id}, {}, false});
+            }
+        }
+    }
+
+    // --- built-in services -------------------------------------------------------------------
+
+    void request_service_poll() {
+        if (!service_poll_pending_.exchange(true)) {
+            if (!aux_.post([this] {
+                    service_poll_pending_ = false;
+                    poll_services();
+                })) {
+                service_poll_pending_ = false;
+            }
+        }
+    }
+
+    void poll_services() {
+        for (const char* service : {"logger", "http"}) {
+            const int room = static_cast<int>(settings_.max_parallel_tokens) - services_in_flight_;
+            if (room <= 0) {
+                return;
+            }
+            const TimePoint now = this->now();
+            auto rows = store_.acquire_jobs(kServicePrefix + std::string(service), owner_, room,
+                                            now, now + settings_.timer_lock);
+            if (!rows) {
+                telemetry_.error(rows.error().code);
+                return;
+            }
+            for (auto& row : rows.value()) {
+                ++services_in_flight_;
+                if (!services_.post([this, row = std::move(row)] {
+                        run_service(row);
+                        --services_in_flight_;
+                        request_service_poll();
+                    })) {
+                    --services_in_flight_;
+                }
+            }
+        }
+    }
+
+    static std::string header(const Json& headers, const char* name, std::string fallback = {}) {
+        auto it = headers.find(name);
+        if (it == headers.end()) {
+            return fallback;
+        }
+        return it->is_string() ? it->get<std::string>() : it->dump();
+    }
+
+    Result<std::string> render(const std::string& text, const Json& vars) {
+        if (text.find("${") == std::string::npos && text.find("#{") == std::string::npos) {
+            return text;
+        }
+        auto compiled = expr::Expression::compile_template(text);
+        if (!compiled) {
+            return Error::invalid("EXPRESSION", "'" + text + "': " + compiled.error().message);
+        }
+        JsonSource src(vars);
+        expr::EvalContext ctx;
+        ctx.now = now();
+        auto v = compiled.value().evaluate(src, ctx);
+        if (!v) {
+            return Error::invalid("EXPRESSION", "'" + text + "': " + v.error().message);
+        }
+        return v.value().is_string() ? v.value().get<std::string>()
+                                     : expr::to_display_string(v.value());
+    }
+
+    /// Runs a built-in service job; answers the engine with CompleteJob, or fails the attempt.
+    void run_service(const JobRow& row) {
+        const Json headers = row.payload.value("headers", Json::object());
+        const Json vars = row.payload.value("variables", Json::object());
+        const std::string service = row.payload.value("service", std::string());
+        // A suspended instance advances on nothing: try again later without using a retry.
+        if (auto inst = store_.instance(row.instance_id, false);
+            inst && inst.value() && inst.value()->status == kSuspended) {
+            (void)store_.fail_job(row.id, row.retries, "instance suspended",
+                                  now() + settings_.state_check_interval);
+            return;
+        }
+        Result<Json> output = Json::object();
+        if (service == "logger") {
+            output = run_logger(row, headers, vars);
+        } else if (service == "http") {
+            output = run_http(headers, vars);
+        } else {
+            output =
+                Error::invalid("UNKNOWN_SERVICE", "unknown built-in service '" + service + "'");
+        }
+        if (output) {
+            auto r = run(row.instance_id,
+                         CommandWork{engine::CompleteJob{row.wait_id, std::move(output).value()},
+                                     row.id, false},
+                         false);
+            if (!r) {
+                telemetry_.error(r.error().code);
+            }
+            return;
+        }
+        const std::string message = output.error().message;
+        telemetry_.error("SERVICE_FAILED");
+        const int retries = row.retries - 1;
+        if (retries > 0) {
+            (void)store_.fail_job(row.id, retries, message, now() + settings_.state_check_interval);
+            return;
+        }
+        auto r = run(row.instance_id,
+                     CommandWork{engine::FailJob{row.wait_id, message}, row.id, false}, false);
+        if (!r) {
+            telemetry_.error(r.error().code);
+        }
+    }
+
+    Result<Json> run_logger(const JobRow& row, const Json& headers, const Json& vars) {
+        auto message = render(header(headers, "message"), vars);
+        if (!message) {
+            return std::move(message).error();
+        }
+        std::string text = std::move(message).value();
+        const std::string include = header(headers, "include_variables", "false");
+        if (include == "true" || include == "True" || include == "1") {
+            text += (text.empty() ? "" : " ") + vars.dump();
+        }
+        if (log_ != nullptr) {
+            log_->write(header(headers, "level", "info"), row.instance_id, row.element_id, text);
+        }
+        return Json::object();
+    }
+
+    Result<Json> run_http(const Json& headers, const Json& vars) {
+        if (http_ == nullptr) {
+            return Error::unavailable("HTTP_CALL_FAILED", "no HTTP client is configured");
+        }
+        HttpCall call;
+        auto url = render(header(headers, "url"), vars);
+        if (!url) {
+            return std::move(url).error();
+        }
+        call.url = std::move(url).value();
+        if (call.url.empty()) {
+            return Error::invalid("HTTP_CALL_FAILED", "the http service task names no url");
+        }
+        call.method = header(headers, "method", "GET");
+        std::transform(call.method.begin(), call.method.end(), call.method.begin(),
+                       [](unsigned char ch) { return static_cast<char>(std::toupper(ch)); });
+        auto body = render(header(headers, "body"), vars);
+        if (!body) {
+            return std::move(body).error();
+        }
+        call.body = std::move(body).value();
+        const std::string extra = header(headers, "headers");
+        if (!extra.empty()) {
+            auto h = Json::parse(extra, nullptr, false);
+            if (!h.is_object()) {
+                return Error::invalid("HTTP_CALL_FAILED", "headers must be a JSON object");
+            }
+            for (auto it = h.begin(); it != h.end(); ++it) {
+                auto v = render(it->is_string() ? it->get<std::string>() : it->dump(), vars);
+                if (!v) {
+                    return std::move(v).error();
+                }
+                call.headers.emplace_back(it.key(), std::move(v).value());
+            }
+        }
+        if (!call.body.empty() &&
+            std::none_of(call.headers.begin(), call.headers.end(), [](const auto& kv) {
+                std::string k = kv.first;
+                std::transform(k.begin(), k.end(), k.begin(), ::tolower);
+                return k == "content-type";
+            })) {
+            call.headers.emplace_back("Content-Type", "application/json");
+        }
+        const std::string timeout = header(headers, "timeout");
+        if (!timeout.empty()) {
+            try {
+                call.timeout = std::chrono::milliseconds(std::stoll(timeout));
+            } catch (const std::exception&) {
+                return Error::invalid("HTTP_CALL_FAILED", "timeout must be milliseconds");
+            }
+        }
+        auto reply = http_->call(call);
+        if (!reply) {
+            return std::move(reply).error();
+        }
+        if (reply->status >= 400) {
+            return Error::unavailable(
+                "HTTP_CALL_FAILED",
+                call.method + " " + call.url + " answered " + std::to_string(reply->status));
+        }
+        Json out = Json::object();
+        const std::string target =
+            header(headers, "output_variable", header(headers, "result_variable"));
+        if (!target.empty()) {
+            Json parsed = Json::parse(reply->body, nullptr, false);
+            out[target] = {{"status", reply->status},
+                           {"body", parsed.is_discarded() ? Json(reply->body) : parsed}};
+        }
+        return out;
+    }
+
+    // --- members -------------------------------------------------------------------------------
+
+    RuntimeStore& store_;
+    DefinitionCatalog& catalog_;
+    Telemetry& telemetry_;
+    const Clock& clock_;
+    EngineSettings settings_;
+    HttpCaller* http_;
+    ServiceLog* log_;
+    engine::EngineLimits limits_;
+    const std::string owner_;
+
+    std::vector<std::unique_ptr<Worker>> workers_;
+    std::atomic<std::size_t> queued_{0};
+    std::atomic<bool> accepting_{false};
+    std::atomic<bool> stopping_workers_{false};
+    bool started_threads_ = false;
+    bool stopped_ = false;
+    std::mutex lifecycle_mutex_;
+
+    std::mutex definitions_mutex_;
+    std::unordered_map<std::string, DefinitionPtr> definitions_;
+
+    std::mutex scheduler_mutex_;
+    std::condition_variable scheduler_cv_;
+    std::optional<TimePoint> next_wake_;
+    bool wake_requested_ = false;
+    std::atomic<bool> stopping_scheduler_{false};
+    std::thread scheduler_;
+    std::mutex tick_mutex_;
+
+    std::mutex jobs_mutex_;
+    std::condition_variable jobs_cv_;
+    std::uint64_t jobs_epoch_ = 0;
+
+    TaskPool aux_;
+    TaskPool services_;
+    std::atomic<int> services_in_flight_{0};
+    std::atomic<bool> service_poll_pending_{false};
+
+    std::atomic<std::int64_t> offset_ms_{0};
+
+    std::atomic<std::int64_t> started_{0};
+    std::atomic<std::int64_t> ended_{0};
+    std::atomic<std::int64_t> commands_{0};
+    std::atomic<std::int64_t> batches_{0};
+    const Steady::time_point started_at_;
+};
+
+// ---------------------------------------------------------------------------------------------
+
+InstanceRuntime::InstanceRuntime(RuntimeStore& store, DefinitionCatalog& catalog,
+                                 Telemetry& telemetry, const Clock& clock,
+                                 const EngineSettings& settings, HttpCaller* http, ServiceLog* log)
+    : impl_(std::make_unique<Impl>(store, catalog, telemetry, clock, settings, http, log)) {}
+
+InstanceRuntime::~InstanceRuntime() {
+    stop();
+}
+
+void InstanceRuntime::start() {
+    Impl& m = *impl_;
+    std::lock_guard lock(m.lifecycle_mutex_);
+    if (m.started_threads_) {
+        return;
+    }
+    m.started_threads_ = true;
+    m.accepting_ = true;
+    if (auto counts = m.store_.counts(); counts) {
+        m.telemetry_.active_instances_changed(counts->running + counts->suspended + counts->error);
+    }
+    for (auto& w : m.workers_) {
+        Worker* worker = w.get();
+        w->thread = std::thread([&m, worker] { m.worker_loop(*worker); });
+    }
+    m.scheduler_ = std::thread([&m] { m.scheduler_loop(); });
+}
+
+void InstanceRuntime::stop() {
+    Impl& m = *impl_;
+    std::lock_guard lock(m.lifecycle_mutex_);
+    if (m.stopped_) {
+        return;
+    }
+    m.stopped_ = true;
+    {
+        std::lock_guard s(m.scheduler_mutex_);
+        m.stopping_scheduler_ = true;
+    }
+    m.scheduler_cv_.notify_all();
+    if (m.scheduler_.joinable()) {
+        m.scheduler_.join();
+    }
+    m.jobs_cv_.notify_all();
+    m.aux_.stop();
+    m.services_.stop();
+    m.accepting_ = false;
+    for (auto& w : m.workers_) {
+        {
+            std::lock_guard wl(w->mutex);
+            m.stopping_workers_ = true;
+            if (!w->thread.joinable()) {
+                w->closed = true;
+            }
+        }
+        w->cv.notify_all();
+    }
+    for (auto& w : m.workers_) {
+        if (w->thread.joinable()) {
+            w->thread.join();
+        }
+        // Anything still queued (never started workers) is answered, not dropped silently.
+        std::deque<Item> left;
+        {
+            std::lock_guard wl(w->mutex);
+            w->closed = true;
+            left.swap(w->queue);
+        }
+        for (auto& item : left) {
+            item.done(Error::unavailable("SHUTTING_DOWN", "the engine is shutting down"));
+        }
+    }
+}
+
+Status InstanceRuntime::fire_due_timers() {
+    return impl_->fire_due_timers();
+}
+
+// --- instances ---------------------------------------------------------------------------------
+
+Result<InstanceView> InstanceRuntime::start_instance(StartInstanceRequest request) {
+    Impl& m = *impl_;
+    if (auto st = m.check_variables(request.variables); !st) {
+        return std::move(st).error();
+    }
+    auto def = m.definition_for(request.process_key, request.version);
+    if (!def) {
+        return std::move(def).error();
+    }
+    StartWork start;
+    start.definition = std::move(def).value();
+    start.variables = std::move(request.variables);
+    start.business_key = std::move(request.business_key);
+    auto r = m.run(new_uuid(), std::move(start));
+    if (!r) {
+        return std::move(r).error();
+    }
+    return to_view(r.value().row);
+}
+
+Result<PageResult<InstanceView>> InstanceRuntime::list_instances(const InstanceQuery& query,
+                                                                 const PageRequest& page) {
+    InstanceFilter f{query.status, query.process_key, query.business_key, query.created_after,
+                     query.created_before};
+    auto rows = impl_->store_.list_instances(f, page);
+    if (!rows) {
+        return std::move(rows).error();
+    }
+    PageResult<InstanceView> out;
+    out.total = rows->total;
+    for (const auto& r : rows->items) {
+        out.items.push_back(to_view(r));
+    }
+    return out;
+}
+
+Result<InstanceView> InstanceRuntime::instance(const std::string& id) {
+    auto row = impl_->store_.instance(id, false);
+    if (!row) {
+        return std::move(row).error();
+    }
+    if (!row.value()) {
+        return instance_not_found(id);
+    }
+    return to_view(*row.value());
+}
+
+Result<InstanceView> InstanceRuntime::cancel_instance(const std::string& id) {
+    auto r = impl_->run(id, CommandWork{engine::Cancel{}, {}, false});
+    if (!r) {
+        return std::move(r).error();
+    }
+    return to_view(r.value().row);
+}
+
+Result<InstanceView> InstanceRuntime::suspend_instance(const std::string& id) {
+    auto r = impl_->run(id, StatusWork{true});
+    if (!r) {
+        return std::move(r).error();
+    }
+    return to_view(r.value().row);
+}
+
+Result<InstanceView> InstanceRuntime::resume_instance(const std::string& id) {
+    auto r = impl_->run(id, StatusWork{false});
+    if (!r) {
+        return std::move(r).error();
+    }
+    return to_view(r.value().row);
+}
+
+Result<nlohmann::json> InstanceRuntime::variables(const std::string& id) {
+    auto v = instance(id);
+    if (!v) {
+        return std::move(v).error();
+    }
+    return std::move(v.value().variables);
+}
+
+Result<nlohmann::json> InstanceRuntime::set_variables(const std::string& id,
+                                                      nlohmann::json variables) {
+    if (auto st = impl_->check_variables(variables); !st) {
+        return std::move(st).error();
+    }
+    auto r = impl_->run(id, CommandWork{engine::SetVariables{std::move(variables)}, {}, false});
+    if (!r) {
+        return std::move(r).error();
+    }
+    return std::move(r.value().row.variables);
+}
+
+Result<std::vector<TokenView>> InstanceRuntime::tokens(const std::string& id) {
+    Impl& m = *impl_;
+    auto row = m.store_.instance(id, true);
+    if (!row) {
+        return std::move(row).error();
+    }
+    if (!row.value()) {
+        return instance_not_found(id);
+    }
+    auto state = engine::InstanceState::deserialize(row.value()->state);
+    if (!state) {
+        return Error::internal_error("instance " + id + ": stored state unreadable");
+    }
+    auto def = m.definition_by_id(row.value()->definition_id);
+    if (!def) {
+        return std::move(def).error();
+    }
+    std::vector<TokenView> out;
+    for (const auto& t : state.value().tokens) {
+        out.push_back({def.value()->process->element_id(t.element), token_state(t.phase), t.scope});
+    }
+    return out;
+}
+
+Result<PageResult<ActivityView>> InstanceRuntime::activities(const std::string& id,
+                                                             const PageRequest& page) {
+    auto exists = instance(id);
+    if (!exists) {
+        return std::move(exists).error();
+    }
+    auto rows = impl_->store_.history(id, page);
+    if (!rows) {
+        return std::move(rows).error();
+    }
+    PageResult<ActivityView> out;
+    out.total = rows->total;
+    for (const auto& h : rows->items) {
+        out.items.push_back({h.element_id, h.element_type, h.name, history_text(h.event), h.at});
+    }
+    return out;
+}
+
+// --- tasks ---------------------------------------------------------------------------------------
+
+namespace {
+Error task_not_found(const std::string& id) {
+    Error e = Error::not_found("TASK_NOT_FOUND", "no user task with id '" + id + "'");
+    e.context = {{"task_id", id}};
+    return e;
+}
+Error task_done(const std::string& id, const std::string& state) {
+    Error e = Error::conflict("TASK_ALREADY_COMPLETED",
+                              "user task '" + id + "' is " + state + ", not OPEN");
+    e.context = {{"task_id", id}, {"state", state}};
+    return e;
+}
+}  // namespace
+
+Result<PageResult<TaskView>> InstanceRuntime::list_tasks(const TaskQuery& query,
+                                                         const PageRequest& page) {
+    TaskFilter f{query.instance_id,     query.process_key, query.assignee,
+                 query.candidate_group, query.element_id,  query.state};
+    auto rows = impl_->store_.list_tasks(f, page);
+    if (!rows) {
+        return std::move(rows).error();
+    }
+    PageResult<TaskView> out;
+    out.total = rows->total;
+    for (const auto& r : rows->items) {
+        out.items.push_back(to_view(r));
+    }
+    return out;
+}
+
+Result<TaskView> InstanceRuntime::task(const std::string& id) {
+    auto row = impl_->store_.task(id);
+    if (!row) {
+        return std::move(row).error();
+    }
+    if (!row.value()) {
+        return task_not_found(id);
+    }
+    TaskView v = to_view(*row.value());
+    auto inst = instance(v.instance_id);
+    if (!inst) {
+        return std::move(inst).error();
+    }
+    v.variables = std::move(inst.value().variables);
+    return v;
+}
+
+Result<TaskView> InstanceRuntime::claim_task(const std::string& id, const std::string& assignee) {
+    Impl& m = *impl_;
+    if (assignee.empty()) {
+        return Error::invalid_argument("assignee must not be empty");
+    }
+    auto row = m.store_.task(id);
+    if (!row) {
+        return std::move(row).error();
+    }
+    if (!row.value()) {
+        return task_not_found(id);
+    }
+    if (row.value()->state != "OPEN") {
+        return task_done(id, row.value()->state);
+    }
+    auto claimed = m.store_.claim_task(id, assignee);
+    if (!claimed) {
+        return std::move(claimed).error();
+    }
+    if (!claimed.value()) {
+        return task_done(id, "COMPLETED");
+    }
+    row.value()->assignee = assignee;
+    return to_view(*row.value());
+}
+
+Result<InstanceView> InstanceRuntime::complete_task(const std::string& id,
+                                                    nlohmann::json variables) {
+    Impl& m = *impl_;
+    if (auto st = m.check_variables(variables); !st) {
+        return std::move(st).error();
+    }
+    auto row = m.store_.task(id);
+    if (!row) {
+        return std::move(row).error();
+    }
+    if (!row.value()) {
+        return task_not_found(id);
+    }
+    if (row.value()->state != "OPEN") {
+        return task_done(id, row.value()->state);
+    }
+    auto r = m.run(
+        row.value()->instance_id,
+        CommandWork{engine::CompleteTask{row.value()->wait_id, std::move(variables)}, {}, true});
+    if (!r) {
+        if (is_code(r.error(), "WAIT_NOT_FOUND")) {
+            return task_done(id, "COMPLETED");  // completed by a racing request
+        }
+        return std::move(r).error();
+    }
+    return to_view(r.value().row);
+}
+
+// --- messages and signals
+// --------------------------------------------------------------------------
+
+Result<MessageCorrelation> InstanceRuntime::correlate_message(MessageRequest request) {
+    if (request.name.empty()) {
+        return Error::invalid_argument("name must not be empty");
+    }
+    if (auto st = impl_->check_variables(request.variables); !st) {
+        return std::move(st).error();
+    }
+    return impl_->correlate(std::move(request), true);
+}
+
+Result<SignalResult> InstanceRuntime::broadcast_signal(SignalRequest request) {
+    if (request.name.empty()) {
+        return Error::invalid_argument("name must not be empty");
+    }
+    if (auto st = impl_->check_variables(request.variables); !st) {
+        return std::move(st).error();
+    }
+    return impl_->broadcast(request.name, request.variables, {}, true);
+}
+
+// --- jobs ----------------------------------------------------------------------------------------
+
+namespace {
+Error job_not_found(const std::string& id) {
+    Error e = Error::not_found("JOB_NOT_FOUND", "no active job with id '" + id + "'");
+    e.context = {{"job_id", id}};
+    return e;
+}
+}  // namespace
+
+Result<std::vector<JobView>> InstanceRuntime::activate_jobs(ActivateJobsRequest request) {
+    Impl& m = *impl_;
+    if (request.type.empty()) {
+        return Error::invalid_argument("type must not be empty");
+    }
+    if (request.max_jobs < 1 ||
+        request.max_jobs > static_cast<int>(m.settings_.token_batch_size * 10)) {
+        return Error::invalid_argument("max_jobs must be between 1 and " +
+                                       std::to_string(m.settings_.token_batch_size * 10));
+    }
+    if (request.lock.count() <= 0 || request.wait.count() < 0) {
+        return Error::invalid_argument("lock_ms must be positive and wait_ms not negative");
+    }
+    const std::string worker = request.worker.empty() ? "anonymous" : request.worker;
+    const auto wait = std::min(request.wait, m.settings_.max_job_wait);
+    const auto deadline = Steady::now() + wait;
+    for (;;) {
+        std::uint64_t epoch = 0;
+        {
+            std::lock_guard lock(m.jobs_mutex_);
+            epoch = m.jobs_epoch_;
+        }
+        const TimePoint now = m.now();
+        auto rows =
+            m.store_.acquire_jobs(request.type, worker, request.max_jobs, now, now + request.lock);
+        if (!rows) {
+            return std::move(rows).error();
+        }
+        if (!rows->empty() || Steady::now() >= deadline || m.stopping_scheduler_) {
+            std::vector<JobView> out;
+            for (const auto& r : rows.value()) {
+                out.push_back(to_job_view(r));
+            }
+            return out;
+        }
+        // Long poll: wake when this replica commits new jobs, else re-check every
+        // state_check_interval (jobs of other replicas, retry backoffs running out).
+        std::unique_lock lock(m.jobs_mutex_);
+        const auto until = std::min(deadline, Steady::now() + m.settings_.state_check_interval);
+        m.jobs_cv_.wait_until(
+            lock, until, [&] { return m.jobs_epoch_ != epoch || m.stopping_scheduler_.load(); });
+    }
+}
+
+namespace {
+Result<JobRow> active_job(RuntimeStore& store, const std::string& id) {
+    auto row = store.job(id);
+    if (!row) {
+        return std::move(row).error();
+    }
+    if (!row.value() || row.value()->kind != "job") {
+        return job_not_found(id);
+    }
+    return std::move(*row.value());
+}
+
+Status job_outcome(Result<Outcome> r, const std::string& id) {
+    if (!r) {
+        if (is_code(r.error(), "WAIT_NOT_FOUND")) {
+            return job_not_found(id);
+        }
+        return std::move(r).error();
+    }
+    return {};
+}
+}  // namespace
+
+Status InstanceRuntime::complete_job(const std::string& id, nlohmann::json variables) {
+    Impl& m = *impl_;
+    if (auto st = m.check_variables(variables); !st) {
+        return st;
+    }
+    auto job = active_job(m.store_, id);
+    if (!job) {
+        return std::move(job).error();
+    }
+    return job_outcome(
+        m.run(job->instance_id,
+              CommandWork{engine::CompleteJob{job->wait_id, std::move(variables)}, id, false}),
+        id);
+}
+
+Status InstanceRuntime::fail_job(const std::string& id, FailJobRequest request) {
+    Impl& m = *impl_;
+    if (request.retries < 0 || request.retry_backoff.count() < 0) {
+        return Error::invalid_argument("retries and retry_backoff_ms must not be negative");
+    }
+    auto job = active_job(m.store_, id);
+    if (!job) {
+        return std::move(job).error();
+    }
+    if (request.retries > 0) {
+        return m.store_.fail_job(id, request.retries, request.error_message,
+                                 m.now() + request.retry_backoff);
+    }
+    std::string message = request.error_message.empty() ? "the job failed with no retries left"
+                                                        : request.error_message;
+    return job_outcome(
+        m.run(job->instance_id,
+              CommandWork{engine::FailJob{job->wait_id, std::move(message)}, id, false}),
+        id);
+}
+
+Status InstanceRuntime::throw_job_error(const std::string& id, JobErrorRequest request) {
+    Impl& m = *impl_;
+    if (request.error_code.empty()) {
+        return Error::invalid_argument("error_code must not be empty");
+    }
+    if (auto st = m.check_variables(request.variables); !st) {
+        return st;
+    }
+    auto job = active_job(m.store_, id);
+    if (!job) {
+        return std::move(job).error();
+    }
+    return job_outcome(
+        m.run(job->instance_id, CommandWork{engine::ThrowJobError{job->wait_id, request.error_code,
+                                                                  request.error_message,
+                                                                  std::move(request.variables)},
+                                            id, false}),
+        id);
+}
+
+// --- timers, incidents, clock, stats
+// ---------------------------------------------------------------
+
+Result<std::vector<TimerView>> InstanceRuntime::list_timers(
+    const std::optional<std::string>& instance_id) {
+    auto rows = impl_->store_.list_timers(instance_id);
+    if (!rows) {
+        return std::move(rows).error();
+    }
+    std::vector<TimerView> out;
+    for (const auto& r : rows.value()) {
+        out.push_back({r.id, r.instance_id, r.element_id, r.due_at, r.repeat});
+    }
+    return out;
+}
+
+Result<PageResult<IncidentView>> InstanceRuntime::list_incidents(const IncidentQuery& query,
+                                                                 const PageRequest& page) {
+    auto rows = impl_->store_.list_incidents({query.instance_id, query.state}, page);
+    if (!rows) {
+        return std::move(rows).error();
+    }
+    PageResult<IncidentView> out;
+    out.total = rows->total;
+    for (const auto& r : rows->items) {
+        out.items.push_back(to_view(r));
+    }
+    return out;
+}
+
+Result<IncidentView> InstanceRuntime::resolve_incident(const std::string& id) {
+    Impl& m = *impl_;
+    auto row = m.store_.incident(id);
+    if (!row) {
+        return std::move(row).error();
+    }
+    if (!row.value()) {
+        Error e = Error::not_found("INCIDENT_NOT_FOUND", "no incident with id '" + id + "'");
+        e.context = {{"incident_id", id}};
+        return e;
+    }
+    if (row.value()->state != "OPEN") {
+        Error e = Error::conflict("INCIDENT_ALREADY_RESOLVED",
+                                  "incident '" + id + "' is already resolved");
+        e.context = {{"incident_id", id}};
+        return e;
+    }
+    auto r =
+        m.run(row.value()->instance_id,
+              CommandWork{engine::ResolveIncident{row.value()->engine_incident_id}, {}, false});
+    if (!r) {
+        if (is_code(r.error(), "INCIDENT_NOT_FOUND")) {
+            Error e = Error::conflict("INCIDENT_ALREADY_RESOLVED",
+                                      "incident '" + id + "' is already resolved");
+            e.context = {{"incident_id", id}};
+            return e;
+        }
+        return std::move(r).error();
+    }
+    IncidentView v = to_view(*row.value());
+    v.state = "RESOLVED";
+    v.resolved_at = r.value().row.updated_at;
+    return v;
+}
+
+bool InstanceRuntime::clock_control() const {
+    return impl_->settings_.clock_control;
+}
+
+namespace {
+Error no_clock_control() {
+    return Error::not_found("NOT_FOUND", "clock control is off (setting clock_control)");
+}
+}  // namespace
+
+Result<ClockView> InstanceRuntime::clock() {
+    if (!clock_control()) {
+        return no_clock_control();
+    }
+    return ClockView{impl_->now(), impl_->offset_ms_.load() != 0};
+}
+
+Result<ClockView> InstanceRuntime::advance_clock(const std::string& duration) {
+    Impl& m = *impl_;
+    if (!clock_control()) {
+        return no_clock_control();
+    }
+    auto spec = bpmn::TimerSpec::parse(bpmn::TimerKind::kDuration, duration);
+    if (!spec) {
+        return Error::invalid_argument("duration must be an ISO 8601 duration such as PT1H: " +
+                                       spec.error());
+    }
+    const TimePoint now = m.now();
+    auto until = spec.value().first(now);
+    if (!until || *until <= now) {
+        return Error::invalid_argument("duration must be positive");
+    }
+    m.offset_ms_ += (*until - now).count();
+    if (auto st = m.fire_due_timers(); !st) {
+        return std::move(st).error();
+    }
+    return clock();
+}
+
+Result<ClockView> InstanceRuntime::reset_clock() {
+    if (!clock_control()) {
+        return no_clock_control();
+    }
+    impl_->offset_ms_ = 0;
+    return clock();
+}
+
+Result<StatsView> InstanceRuntime::stats() {
+    Impl& m = *impl_;
+    auto counts = m.store_.counts();
+    if (!counts) {
+        return std::move(counts).error();
+    }
+    StatsView v;
+    const auto& c = counts.value();
+    v.running = c.running;
+    v.suspended = c.suspended;
+    v.error = c.error;
+    v.completed = c.completed;
+    v.cancelled = c.cancelled;
+    v.open_tasks = c.open_tasks;
+    v.pending_jobs = c.pending_jobs;
+    v.pending_timers = c.pending_timers;
+    v.open_incidents = c.open_incidents;
+    v.instances_started = m.started_.load();
+    v.instances_ended = m.ended_.load();
+    v.commands_processed = m.commands_.load();
+    v.batches_committed = m.batches_.load();
+    v.uptime_seconds = seconds_since(m.started_at_);
+    if (v.uptime_seconds > 0) {
+        v.started_per_second = static_cast<double>(v.instances_started) / v.uptime_seconds;
+        v.commands_per_second = static_cast<double>(v.commands_processed) / v.uptime_seconds;
+    }
+    v.queued_commands = static_cast<std::int64_t>(m.queued_.load());
+    return v;
+}
+
+// --- deploy hook ---------------------------------------------------------------------------------
+
+Status InstanceRuntime::definitions_deployed(const std::vector<DefinitionRecord>& created) {
+    Impl& m = *impl_;
+    Batch batch;
+    const TimePoint now = m.now();
+    std::optional<TimePoint> earliest;
+    for (const auto& record : created) {
+        auto def = m.compiled(record);
+        if (!def) {
+            return std::move(def).error();
+        }
+        const auto& proc = *def.value()->process;
+        const auto& model = proc.process();
+        std::vector<WaitRow> rows;
+        auto base = [&](bpmn::ElementIndex e, WaitRowKind kind) {
+            WaitRow r;
+            r.id = new_uuid();
+            r.kind = kind;
+            r.definition_id = record.id;
+            r.element_id = proc.element_id(e);
+            r.created_at = now;
+            return r;
+        };
+        for (auto e : proc.start_events(bpmn::EventKind::kMessage)) {
+            WaitRow r = base(e, WaitRowKind::kMessage);
+            r.name = model.elements[e].event.ref_name;
+            rows.push_back(std::move(r));
+        }
+        for (auto e : proc.start_events(bpmn::EventKind::kSignal)) {
+            WaitRow r = base(e, WaitRowKind::kSignal);
+            r.name = model.elements[e].event.ref_name;
+            rows.push_back(std::move(r));
+        }
+        for (auto e : proc.start_events(bpmn::EventKind::kTimer)) {
+            auto due = proc.timer_first(e, now);
+            if (!due) {
+                continue;  // a timer value written as an expression, or one that never fires
+            }
+            WaitRow r = base(e, WaitRowKind::kTimer);
+            r.name = proc.element_name(e);
+            r.due_at = *due;
+            const auto& ev = model.elements[e].event;
+            auto spec = bpmn::TimerSpec::parse(ev.timer_kind, ev.timer_expression);
+            const std::int64_t reps = spec ? spec.value().repetitions() : 1;
+            r.repeat = reps < 0 ? -1 : std::max<std::int64_t>(reps - 1, 0);
+            if (!earliest || *due < *earliest) {
+                earliest = *due;
+            }
+            rows.push_back(std::move(r));
+        }
+        batch.start_events.emplace_back(record.id, std::move(rows));
+        // A new version replaces the previous one's timer start events (messages and signals
+        // start the latest version anyway).
+        if (record.version > 1) {
+            auto previous = m.catalog_.version(record.key, record.version - 1);
+            if (previous) {
+                batch.start_events.emplace_back(previous.value().id, std::vector<WaitRow>{});
+            }
+        }
+    }
+    if (batch.start_events.empty()) {
+        return {};
+    }
+    if (auto st = m.store_.commit(batch); !st) {
+        return st;
+    }
+    if (earliest) {
+        m.wake_scheduler_by(*earliest);
+    }
+    return {};
+}
+
+}  // namespace pythmata::app
