@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "pythmata/app/ports/definition_store.hpp"
+#include "pythmata/app/ports/runtime_store.hpp"
 #include "pythmata/app/settings.hpp"
 #include "pythmata/common/result.hpp"
 #include "pythmata/common/time.hpp"
@@ -24,16 +25,16 @@ struct AppliedMigration {
     TimePoint applied_at;
 };
 
-/// The storage adapter: one object implements every storage port of app (definitions now; the
-/// runtime's ports join later). Backed by SQLite (`sqlite://PATH`: WAL, synchronous=FULL, one
-/// writer connection, a few reader connections) or PostgreSQL (`postgresql://...`: a bounded
-/// libpqxx pool). Thread-safe; calls block (run them off I/O threads). Every failure is a value:
-/// DB_UNAVAILABLE (cannot connect, connection broken, disk error), DB_POOL_TIMEOUT (no
-/// connection within db_pool_timeout), DB_TIMEOUT (a statement, or its wait for a lock, ran
-/// past db_statement_timeout), all ErrorKind::kUnavailable with retry_after_seconds;
-/// DB_CONFLICT (kConflict) when concurrent writers still collide after bounded retries. Vendor
-/// text and SQL only ever in Error::internal.
-class Store : public app::DefinitionStore, public app::HealthCheck {
+/// The storage adapter: one object implements every storage port of app (definitions, the
+/// runtime's instances and waits, health). Backed by SQLite (`sqlite://PATH`: WAL,
+/// synchronous=FULL, one writer connection, a few reader connections) or PostgreSQL
+/// (`postgresql://...`: a bounded libpqxx pool). Thread-safe; calls block (run them off I/O
+/// threads). Every failure is a value: DB_UNAVAILABLE (cannot connect, connection broken, disk
+/// error), DB_POOL_TIMEOUT (no connection within db_pool_timeout), DB_TIMEOUT (a statement, or its
+/// wait for a lock, ran past db_statement_timeout), all ErrorKind::kUnavailable with
+/// retry_after_seconds; DB_CONFLICT (kConflict) when concurrent writers still collide after bounded
+/// retries. Vendor text and SQL only ever in Error::internal.
+class Store : public app::DefinitionStore, public app::RuntimeStore, public app::HealthCheck {
   public:
     ~Store() override = default;
 

@@ -7,11 +7,14 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <string_view>
 #include <thread>
+#include <tuple>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "migrations.hpp"
@@ -19,6 +22,7 @@
 #include "postgres/connection_pool.hpp"
 #include "postgres/conninfo.hpp"
 #include "pythmata/common/uuid.hpp"
+#include "runtime_rows.hpp"
 #include "store_errors.hpp"
 
 namespace pythmata::store {
@@ -100,6 +104,526 @@ void migrate(pqxx::connection& connection) {
             migration.version, std::string(migration.name), now_ms());
     }
     tx.commit();
+}
+
+// ---- Runtime rows -----------------------------------------------------------------------
+
+/// One column of a multi-row statement, as the text of a PostgreSQL array literal bound as ONE
+/// parameter and expanded with unnest(): `{"a","b",NULL}`. Elements are double-quoted with `"`
+/// and `\` escaped, so no value is ever spliced into SQL.
+class ArrayParam {
+  public:
+    void text(std::string_view value) {
+        separate();
+        text_ += '"';
+        for (const char c : value) {
+            if (c == '"' || c == '\\') {
+                text_ += '\\';
+            }
+            text_ += c;
+        }
+        text_ += '"';
+    }
+    void null() {
+        separate();
+        text_ += "NULL";
+    }
+    void optional(const std::optional<std::string>& value) {
+        if (value) {
+            text(*value);
+        } else {
+            null();
+        }
+    }
+    /// An id column: an empty id is NULL.
+    void id(const std::string& value) {
+        if (value.empty()) {
+            null();
+        } else {
+            text(value);
+        }
+    }
+    void integer(std::int64_t value) {
+        separate();
+        text_ += std::to_string(value);
+    }
+    void time(TimePoint at) { integer(to_epoch_ms(at)); }
+    void optional_time(const std::optional<TimePoint>& at) {
+        if (at) {
+            time(*at);
+        } else {
+            null();
+        }
+    }
+    void boolean(bool value) {
+        separate();
+        text_ += value ? "t" : "f";
+    }
+    /// Bytes as hex text, decoded in SQL with decode(x, 'hex').
+    void hex(std::string_view bytes) {
+        static constexpr char kDigits[] = "0123456789abcdef";
+        separate();
+        text_ += '"';
+        for (const char c : bytes) {
+            const auto byte = static_cast<unsigned char>(c);
+            text_ += kDigits[byte >> 4];
+            text_ += kDigits[byte & 0x0f];
+        }
+        text_ += '"';
+    }
+
+    [[nodiscard]] std::string literal() const { return text_ + "}"; }
+    [[nodiscard]] std::size_t size() const { return count_; }
+
+  private:
+    void separate() {
+        if (count_++ > 0) {
+            text_ += ',';
+        }
+    }
+
+    std::string text_ = "{";
+    std::size_t count_ = 0;
+};
+
+/// The columns of one multi-row statement, bound as $1..$n.
+class Columns {
+  public:
+    explicit Columns(std::size_t count) : columns_(count) {}
+    ArrayParam& operator[](std::size_t index) { return columns_[index]; }
+    [[nodiscard]] std::size_t rows() const { return columns_.empty() ? 0 : columns_[0].size(); }
+    [[nodiscard]] std::vector<std::string> params() const {
+        std::vector<std::string> literals;
+        literals.reserve(columns_.size());
+        for (const ArrayParam& column : columns_) {
+            literals.push_back(column.literal());
+        }
+        return literals;
+    }
+
+  private:
+    std::vector<ArrayParam> columns_;
+};
+
+/// Runs `sql` with the columns as parameters, unless there are no rows.
+pqxx::result exec_columns(pqxx::transaction_base& tx, const std::string& sql,
+                          const Columns& columns) {
+    if (columns.rows() == 0) {
+        return {};
+    }
+    const std::vector<std::string> params = columns.params();
+    return tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
+}
+
+std::optional<std::string> optional_text(const pqxx::field& field) {
+    return field.is_null() ? std::nullopt : std::optional<std::string>(field.as<std::string>());
+}
+
+std::optional<TimePoint> optional_time(const pqxx::field& field) {
+    return field.is_null() ? std::nullopt
+                           : std::optional<TimePoint>(from_epoch_ms(field.as<std::int64_t>()));
+}
+
+TimePoint time_of(const pqxx::field& field) {
+    return from_epoch_ms(field.as<std::int64_t>());
+}
+
+constexpr const char* kInstanceColumns =
+    "i.id, i.definition_id, i.process_key, i.process_version, i.business_key, i.status,"
+    " i.variables, i.version, i.parent_instance_id, i.parent_wait_id, i.active_elements,"
+    " i.open_incidents, i.created_at, i.updated_at, i.ended_at";
+
+app::InstanceRow read_instance(const pqxx::row& r, bool with_state) {
+    app::InstanceRow row;
+    row.id = r[0].as<std::string>();
+    row.definition_id = r[1].as<std::string>();
+    row.process_key = r[2].as<std::string>();
+    row.process_version = r[3].as<int>();
+    row.business_key = optional_text(r[4]);
+    row.status = r[5].as<std::string>();
+    row.variables = json_of(r[6].c_str());
+    row.version = r[7].as<std::int64_t>();
+    row.parent_instance_id = optional_text(r[8]);
+    if (!r[9].is_null()) {
+        row.parent_wait_id = static_cast<std::uint64_t>(r[9].as<std::int64_t>());
+    }
+    row.active_elements = strings_of_json(r[10].c_str());
+    row.open_incidents = r[11].as<std::int64_t>();
+    row.created_at = time_of(r[12]);
+    row.updated_at = time_of(r[13]);
+    row.ended_at = optional_time(r[14]);
+    if (with_state && !r[15].is_null()) {
+        row.state = pqxx::binarystring(r[15]).str();
+    }
+    return row;
+}
+
+constexpr const char* kTaskColumns =
+    "t.id, t.instance_id, t.wait_id, i.process_key, t.element_id, t.name, t.assignee,"
+    " t.candidate_groups, t.state, t.created_at, t.due_at, t.completed_at";
+constexpr const char* kTaskFrom = "FROM user_tasks t JOIN instances i ON i.id = t.instance_id";
+
+app::TaskRow read_task(const pqxx::row& r) {
+    app::TaskRow row;
+    row.id = r[0].as<std::string>();
+    row.instance_id = r[1].as<std::string>();
+    row.wait_id = static_cast<std::uint64_t>(r[2].as<std::int64_t>());
+    row.process_key = r[3].as<std::string>();
+    row.element_id = r[4].as<std::string>();
+    row.name = r[5].as<std::string>();
+    row.assignee = optional_text(r[6]);
+    row.candidate_groups = strings_of_json(r[7].c_str());
+    row.state = r[8].as<std::string>();
+    row.created_at = time_of(r[9]);
+    row.due_at = optional_time(r[10]);
+    row.completed_at = optional_time(r[11]);
+    return row;
+}
+
+constexpr const char* kJobColumns =
+    "id, kind, type, instance_id, definition_id, wait_id, element_id, due_at, repeat_count,"
+    " lock_owner, lock_expires_at, retries, error_message, payload, created_at";
+
+app::JobRow read_job(const pqxx::row& r) {
+    app::JobRow row;
+    row.id = r[0].as<std::string>();
+    row.kind = r[1].as<std::string>();
+    row.type = r[2].as<std::string>();
+    row.instance_id = r[3].is_null() ? std::string() : r[3].as<std::string>();
+    row.definition_id = optional_text(r[4]);
+    row.wait_id = static_cast<std::uint64_t>(r[5].as<std::int64_t>());
+    row.element_id = r[6].as<std::string>();
+    row.due_at = time_of(r[7]);
+    row.repeat = r[8].as<std::int64_t>();
+    row.lock_owner = optional_text(r[9]);
+    row.lock_expires_at = optional_time(r[10]);
+    row.retries = r[11].as<int>();
+    row.error_message = optional_text(r[12]);
+    row.payload = json_of(r[13].c_str());
+    row.created_at = time_of(r[14]);
+    return row;
+}
+
+void sort_by_due(std::vector<app::JobRow>& jobs) {
+    std::sort(jobs.begin(), jobs.end(), [](const app::JobRow& a, const app::JobRow& b) {
+        return std::tie(a.due_at, a.created_at, a.id) < std::tie(b.due_at, b.created_at, b.id);
+    });
+}
+
+constexpr const char* kIncidentColumns =
+    "id, instance_id, engine_incident_id, job_id, element_id, kind, message, state, created_at,"
+    " resolved_at";
+
+app::IncidentRow read_incident(const pqxx::row& r) {
+    app::IncidentRow row;
+    row.id = r[0].as<std::string>();
+    row.instance_id = r[1].as<std::string>();
+    row.engine_incident_id = static_cast<std::uint64_t>(r[2].as<std::int64_t>());
+    row.job_id = optional_text(r[3]);
+    row.element_id = r[4].as<std::string>();
+    row.kind = r[5].as<std::string>();
+    row.message = r[6].as<std::string>();
+    row.state = r[7].as<std::string>();
+    row.created_at = time_of(r[8]);
+    row.resolved_at = optional_time(r[9]);
+    return row;
+}
+
+app::SubscriptionRow read_subscription(const pqxx::row& r) {
+    app::SubscriptionRow row;
+    row.id = r[0].as<std::string>();
+    row.instance_id = r[1].is_null() ? std::string() : r[1].as<std::string>();
+    row.definition_id = optional_text(r[2]);
+    row.wait_id = static_cast<std::uint64_t>(r[3].as<std::int64_t>());
+    row.element_id = r[4].as<std::string>();
+    return row;
+}
+
+app::IdempotencyRecord read_idempotency(const pqxx::row& r) {
+    app::IdempotencyRecord record;
+    record.key = r[0].as<std::string>();
+    record.request_hash = r[1].as<std::string>();
+    record.status = r[2].is_null() ? 0 : r[2].as<int>();
+    record.body = r[3].is_null() ? std::string() : r[3].as<std::string>();
+    record.created_at = time_of(r[4]);
+    return record;
+}
+
+/// The values of a Conditions as text parameters (PostgreSQL infers each one's type).
+std::vector<std::string> text_params(const std::vector<SqlValue>& values, std::size_t count) {
+    std::vector<std::string> params;
+    for (std::size_t i = 0; i < count; ++i) {
+        if (const auto* text = std::get_if<std::string>(&values[i])) {
+            params.push_back(*text);
+        } else {
+            params.push_back(std::to_string(std::get<std::int64_t>(values[i])));
+        }
+    }
+    return params;
+}
+
+/// Wait rows grouped by table, as the columns of one INSERT per table.
+class WaitInserts {
+  public:
+    void add(const app::WaitRow& wait, const std::string& instance_id,
+             const std::optional<std::string>& definition_id) {
+        const auto wait_id = static_cast<std::int64_t>(wait.wait_id);
+        switch (wait.kind) {
+            case app::WaitRowKind::kUserTask:
+                tasks_[0].text(wait.id);
+                tasks_[1].text(instance_id);
+                tasks_[2].integer(wait_id);
+                tasks_[3].text(wait.element_id);
+                tasks_[4].text(wait.name);
+                tasks_[5].optional(wait.assignee);
+                tasks_[6].text(json_strings(wait.candidate_groups));
+                tasks_[7].time(wait.created_at);
+                tasks_[8].optional_time(wait.due_at);
+                return;
+            case app::WaitRowKind::kJob:
+            case app::WaitRowKind::kTimer: {
+                const bool timer = wait.kind == app::WaitRowKind::kTimer;
+                jobs_[0].text(wait.id);
+                jobs_[1].text(timer ? "timer" : "job");
+                jobs_[2].text(timer ? (instance_id.empty() ? "timer-start" : "timer") : wait.name);
+                jobs_[3].id(instance_id);
+                jobs_[4].optional(definition_id);
+                jobs_[5].integer(wait_id);
+                jobs_[6].text(wait.element_id);
+                jobs_[7].time(wait_due(wait));
+                jobs_[8].integer(wait.repeat);
+                jobs_[9].integer(wait.retries);
+                jobs_[10].text(wait.payload.dump());
+                jobs_[11].time(wait.created_at);
+                return;
+            }
+            case app::WaitRowKind::kMessage:
+                messages_[0].text(wait.id);
+                messages_[1].text(wait.name);
+                messages_[2].optional(wait.correlation_key);
+                messages_[3].id(instance_id);
+                messages_[4].optional(definition_id);
+                messages_[5].integer(wait_id);
+                messages_[6].text(wait.element_id);
+                messages_[7].time(wait.created_at);
+                return;
+            case app::WaitRowKind::kSignal:
+                signals_[0].text(wait.id);
+                signals_[1].text(wait.name);
+                signals_[2].id(instance_id);
+                signals_[3].optional(definition_id);
+                signals_[4].integer(wait_id);
+                signals_[5].text(wait.element_id);
+                signals_[6].time(wait.created_at);
+                return;
+        }
+    }
+
+    void write(pqxx::transaction_base& tx) const {
+        exec_columns(tx,
+                     "INSERT INTO user_tasks (id, instance_id, wait_id, element_id, name, assignee,"
+                     " candidate_groups, state, created_at, due_at)"
+                     " SELECT id, instance_id, wait_id, element_id, name, assignee,"
+                     " candidate_groups, 'OPEN', created_at, due_at FROM unnest($1::uuid[],"
+                     " $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::jsonb[],"
+                     " $8::bigint[], $9::bigint[]) AS u(id, instance_id, wait_id, element_id, name,"
+                     " assignee, candidate_groups, created_at, due_at)",
+                     tasks_);
+        exec_columns(tx,
+                     "INSERT INTO jobs (id, kind, type, instance_id, definition_id, wait_id,"
+                     " element_id, due_at, repeat_count, retries, payload, created_at)"
+                     " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[],"
+                     " $5::uuid[], $6::bigint[], $7::text[], $8::bigint[], $9::bigint[],"
+                     " $10::int[], $11::jsonb[], $12::bigint[])",
+                     jobs_);
+        exec_columns(tx,
+                     "INSERT INTO message_subscriptions (id, name, correlation_key, instance_id,"
+                     " definition_id, wait_id, element_id, created_at)"
+                     " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[],"
+                     " $5::uuid[], $6::bigint[], $7::text[], $8::bigint[])",
+                     messages_);
+        exec_columns(tx,
+                     "INSERT INTO signal_subscriptions (id, name, instance_id, definition_id,"
+                     " wait_id, element_id, created_at)"
+                     " SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[],"
+                     " $5::bigint[], $6::text[], $7::bigint[])",
+                     signals_);
+    }
+
+  private:
+    Columns tasks_{9};
+    Columns jobs_{12};
+    Columns messages_{8};
+    Columns signals_{7};
+};
+
+/// Writes one round (each instance at most once) with one statement per table and operation.
+Status write_round(pqxx::transaction_base& tx, const std::vector<const app::InstanceWrite*>& round,
+                   std::set<std::string>& incident_instances) {
+    Columns inserts(15);
+    Columns updates(9);
+    std::vector<std::string> updated_ids;
+    WaitInserts waits;
+    Columns closed_tasks(4);
+    Columns closed_waits(2);
+    Columns history(6);
+    Columns incidents(10);
+    Columns resolved(3);
+
+    for (const app::InstanceWrite* write : round) {
+        const app::InstanceRow& row = write->instance;
+        if (write->insert) {
+            inserts[0].text(row.id);
+            inserts[1].text(row.definition_id);
+            inserts[2].text(row.process_key);
+            inserts[3].integer(row.process_version);
+            inserts[4].optional(row.business_key);
+            inserts[5].text(row.status);
+            inserts[6].text(row.variables.dump());
+            inserts[7].hex(row.state);
+            inserts[8].integer(row.version);
+            inserts[9].optional(row.parent_instance_id);
+            if (row.parent_wait_id) {
+                inserts[10].integer(static_cast<std::int64_t>(*row.parent_wait_id));
+            } else {
+                inserts[10].null();
+            }
+            inserts[11].text(json_strings(row.active_elements));
+            inserts[12].time(row.created_at);
+            inserts[13].time(row.updated_at);
+            inserts[14].optional_time(row.ended_at);
+        } else {
+            updates[0].text(row.id);
+            updates[1].integer(write->expected_version);
+            updates[2].optional(row.business_key);
+            updates[3].text(row.status);
+            updates[4].text(row.variables.dump());
+            updates[5].hex(row.state);
+            updates[6].text(json_strings(row.active_elements));
+            updates[7].time(row.updated_at);
+            updates[8].optional_time(row.ended_at);
+            updated_ids.push_back(row.id);
+        }
+        for (const app::WaitRow& wait : write->waits_opened) {
+            waits.add(wait, wait.instance_id.empty() ? row.id : wait.instance_id,
+                      wait.definition_id);
+        }
+        for (const std::uint64_t wait_id : write->waits_closed) {
+            const bool completed =
+                std::find(write->tasks_completed.begin(), write->tasks_completed.end(), wait_id) !=
+                write->tasks_completed.end();
+            closed_tasks[0].text(row.id);
+            closed_tasks[1].integer(static_cast<std::int64_t>(wait_id));
+            closed_tasks[2].boolean(completed);
+            closed_tasks[3].time(row.updated_at);
+            closed_waits[0].text(row.id);
+            closed_waits[1].integer(static_cast<std::int64_t>(wait_id));
+        }
+        for (const app::HistoryRow& entry : write->history) {
+            history[0].text(entry.instance_id.empty() ? row.id : entry.instance_id);
+            history[1].text(entry.element_id);
+            history[2].text(entry.element_type);
+            history[3].text(entry.name);
+            history[4].text(history_event_name(entry.event));
+            history[5].time(entry.at);
+        }
+        for (const app::IncidentRow& incident : write->incidents_opened) {
+            incidents[0].text(incident.id);
+            incidents[1].text(incident.instance_id.empty() ? row.id : incident.instance_id);
+            incidents[2].integer(static_cast<std::int64_t>(incident.engine_incident_id));
+            incidents[3].optional(incident.job_id);
+            incidents[4].text(incident.element_id);
+            incidents[5].text(incident.kind);
+            incidents[6].text(incident.message);
+            incidents[7].text(incident.state);
+            incidents[8].time(incident.created_at);
+            incidents[9].optional_time(incident.resolved_at);
+        }
+        for (const std::uint64_t incident_id : write->incidents_resolved) {
+            resolved[0].text(row.id);
+            resolved[1].integer(static_cast<std::int64_t>(incident_id));
+            resolved[2].time(row.updated_at);
+        }
+        if (!write->incidents_opened.empty() || !write->incidents_resolved.empty()) {
+            incident_instances.insert(row.id);
+        }
+    }
+
+    exec_columns(tx,
+                 "INSERT INTO instances (id, definition_id, process_key, process_version,"
+                 " business_key, status, variables, state, version, parent_instance_id,"
+                 " parent_wait_id, active_elements, open_incidents, created_at, updated_at,"
+                 " ended_at) SELECT id, definition_id, process_key, process_version, business_key,"
+                 " status, variables, decode(state, 'hex'), version, parent_instance_id,"
+                 " parent_wait_id, active_elements, 0, created_at, updated_at, ended_at"
+                 " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[],"
+                 " $6::text[], $7::jsonb[], $8::text[], $9::bigint[], $10::uuid[], $11::bigint[],"
+                 " $12::jsonb[], $13::bigint[], $14::bigint[], $15::bigint[])"
+                 " AS u(id, definition_id, process_key, process_version, business_key, status,"
+                 " variables, state, version, parent_instance_id, parent_wait_id, active_elements,"
+                 " created_at, updated_at, ended_at)",
+                 inserts);
+    if (updates.rows() > 0) {
+        const pqxx::result changed = exec_columns(
+            tx,
+            "UPDATE instances i SET business_key = u.business_key, status = u.status,"
+            " variables = u.variables, state = decode(u.state, 'hex'),"
+            " version = u.expected_version + 1, active_elements = u.active_elements,"
+            " updated_at = u.updated_at, ended_at = u.ended_at"
+            " FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[],"
+            " $6::text[], $7::jsonb[], $8::bigint[], $9::bigint[])"
+            " AS u(id, expected_version, business_key, status, variables, state, active_elements,"
+            " updated_at, ended_at)"
+            " WHERE i.id = u.id AND i.version = u.expected_version RETURNING i.id",
+            updates);
+        if (changed.size() != updated_ids.size()) {
+            std::set<std::string> done;
+            for (const auto& r : changed) {
+                done.insert(r[0].as<std::string>());
+            }
+            for (const std::string& id : updated_ids) {
+                if (!done.contains(id)) {
+                    return stale_instance(id);
+                }
+            }
+        }
+    }
+    waits.write(tx);
+    exec_columns(tx,
+                 "UPDATE user_tasks t SET state = CASE WHEN c.completed THEN 'COMPLETED'"
+                 " ELSE 'CANCELLED' END, completed_at = c.at FROM unnest($1::uuid[],"
+                 " $2::bigint[], $3::boolean[], $4::bigint[]) AS c(instance_id, wait_id,"
+                 " completed, at) WHERE t.instance_id = c.instance_id AND t.wait_id = c.wait_id"
+                 " AND t.state = 'OPEN'",
+                 closed_tasks);
+    for (const char* table : {"jobs", "message_subscriptions", "signal_subscriptions"}) {
+        exec_columns(tx,
+                     std::string("DELETE FROM ") + table +
+                         " w USING unnest($1::uuid[], $2::bigint[]) AS c(instance_id, wait_id)"
+                         " WHERE w.instance_id = c.instance_id AND w.wait_id = c.wait_id",
+                     closed_waits);
+    }
+    // Ids are assigned in the order of the rows: history reads back in the order it happened.
+    exec_columns(tx,
+                 "INSERT INTO history (instance_id, element_id, element_type, name, event, at)"
+                 " SELECT instance_id, element_id, element_type, name, event, at"
+                 " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],"
+                 " $6::bigint[]) WITH ORDINALITY AS u(instance_id, element_id, element_type, name,"
+                 " event, at, n) ORDER BY n",
+                 history);
+    exec_columns(tx,
+                 "INSERT INTO incidents (id, instance_id, engine_incident_id, job_id, element_id,"
+                 " kind, message, state, created_at, resolved_at)"
+                 " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[],"
+                 " $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[])",
+                 incidents);
+    exec_columns(tx,
+                 "UPDATE incidents n SET state = 'RESOLVED', resolved_at = r.at"
+                 " FROM unnest($1::uuid[], $2::bigint[], $3::bigint[])"
+                 " AS r(instance_id, engine_incident_id, at) WHERE n.instance_id = r.instance_id"
+                 " AND n.engine_incident_id = r.engine_incident_id AND n.state = 'OPEN'",
+                 resolved);
+    return {};
 }
 
 class PostgresStore final : public Store {
@@ -331,7 +855,537 @@ class PostgresStore final : public Store {
         });
     }
 
+    // ---- RuntimeStore ----------------------------------------------------------------------
+
+    Status commit(const app::Batch& batch) override {
+        auto done =
+            run<bool>(settings_.pool_timeout, [&](pqxx::connection& connection) -> Result<bool> {
+                pqxx::work tx(connection);
+                try {
+                    std::set<std::string> incident_instances;
+                    for (const auto& round : split_rounds(batch.instances)) {
+                        if (Status written = write_round(tx, round, incident_instances); !written) {
+                            return std::move(written).error();  // tx aborts: nothing is written
+                        }
+                    }
+                    if (!incident_instances.empty()) {
+                        Columns ids(1);
+                        for (const std::string& id : incident_instances) {
+                            ids[0].text(id);
+                        }
+                        exec_columns(tx,
+                                     "UPDATE instances i SET open_incidents = (SELECT count(*)"
+                                     " FROM incidents n WHERE n.instance_id = i.id"
+                                     " AND n.state = 'OPEN') WHERE i.id = ANY($1::uuid[])",
+                                     ids);
+                    }
+                    Columns keys(5);
+                    for (const app::IdempotencyRecord* record : last_per_key(batch.idempotency)) {
+                        keys[0].text(record->key);
+                        keys[1].text(record->request_hash);
+                        keys[2].integer(record->status);
+                        keys[3].text(record->body);
+                        keys[4].time(record->created_at);
+                    }
+                    exec_columns(
+                        tx,
+                        "INSERT INTO idempotency_keys (key, request_hash, status, body,"
+                        " created_at) SELECT * FROM unnest($1::text[], $2::text[],"
+                        " $3::int[], $4::text[], $5::bigint[]) ON CONFLICT (key) DO UPDATE"
+                        " SET request_hash = excluded.request_hash, status = excluded.status,"
+                        " body = excluded.body, created_at = excluded.created_at",
+                        keys);
+                    if (!batch.start_events.empty()) {
+                        Columns definitions(1);
+                        WaitInserts starts;
+                        for (const auto& [definition_id, rows] : batch.start_events) {
+                            definitions[0].text(definition_id);
+                            for (const app::WaitRow& row : rows) {
+                                starts.add(row, std::string(), definition_id);
+                            }
+                        }
+                        for (const char* table :
+                             {"jobs", "message_subscriptions", "signal_subscriptions"}) {
+                            exec_columns(tx,
+                                         std::string("DELETE FROM ") + table +
+                                             " WHERE definition_id = ANY($1::uuid[])"
+                                             " AND instance_id IS NULL",
+                                         definitions);
+                        }
+                        starts.write(tx);
+                    }
+                } catch (const pqxx::unique_violation& e) {
+                    // A duplicate id does not go away by retrying the batch.
+                    return duplicate_id(describe(e));
+                }
+                tx.commit();
+                return true;
+            });
+        if (!done) {
+            return std::move(done).error();
+        }
+        return {};
+    }
+
+    Result<std::optional<app::InstanceRow>> instance(const std::string& id,
+                                                     bool with_state) override {
+        if (!is_uuid(id)) {
+            return std::optional<app::InstanceRow>();
+        }
+        return read_one<app::InstanceRow>(
+            std::string("SELECT ") + kInstanceColumns + (with_state ? ", i.state" : "") +
+                " FROM instances i WHERE i.id = $1::uuid",
+            {id}, [with_state](const pqxx::row& r) { return read_instance(r, with_state); });
+    }
+
+    Result<app::PageResult<app::InstanceRow>> list_instances(
+        const app::InstanceFilter& filter, const app::PageRequest& page) override {
+        Conditions where(Conditions::Style::kPostgres);
+        if (filter.status) {
+            where.add("i.status = ", *filter.status);
+        }
+        if (filter.process_key) {
+            where.add("i.process_key = ", *filter.process_key);
+        }
+        if (filter.business_key) {
+            where.add("i.business_key = ", *filter.business_key);
+        }
+        if (filter.created_after) {
+            where.add("i.created_at >= ", to_epoch_ms(*filter.created_after), "::bigint");
+        }
+        if (filter.created_before) {
+            where.add("i.created_at < ", to_epoch_ms(*filter.created_before), "::bigint");
+        }
+        return page_of<app::InstanceRow>(
+            "FROM instances i", std::move(where), "i.created_at DESC, i.id DESC", kInstanceColumns,
+            page, [](const pqxx::row& r) { return read_instance(r, false); });
+    }
+
+    Result<std::vector<std::string>> unfinished_instances(const std::string& process_key) override {
+        return run<std::vector<std::string>>(
+            settings_.pool_timeout, [&](pqxx::connection& connection) {
+                pqxx::read_transaction tx(connection);
+                std::vector<std::string> ids;
+                for (const auto& r :
+                     tx.exec_params(std::string("SELECT id FROM instances"
+                                                " WHERE process_key = $1"
+                                                " AND status IN ") +
+                                        kUnfinishedStatuses + " ORDER BY created_at, id",
+                                    process_key)) {
+                    ids.push_back(r[0].as<std::string>());
+                }
+                tx.commit();
+                return ids;
+            });
+    }
+
+    Result<std::optional<app::TaskRow>> task(const std::string& id) override {
+        if (!is_uuid(id)) {
+            return std::optional<app::TaskRow>();
+        }
+        return read_one<app::TaskRow>(
+            std::string("SELECT ") + kTaskColumns + " " + kTaskFrom + " WHERE t.id = $1::uuid",
+            {id}, read_task);
+    }
+
+    Result<app::PageResult<app::TaskRow>> list_tasks(const app::TaskFilter& filter,
+                                                     const app::PageRequest& page) override {
+        if (filter.instance_id && !is_uuid(*filter.instance_id)) {
+            return app::PageResult<app::TaskRow>{};
+        }
+        Conditions where(Conditions::Style::kPostgres);
+        if (!filter.state.empty()) {
+            where.add("t.state = ", filter.state);
+        }
+        if (filter.instance_id) {
+            where.add("t.instance_id = ", *filter.instance_id, "::uuid");
+        }
+        if (filter.process_key) {
+            where.add("i.process_key = ", *filter.process_key);
+        }
+        if (filter.assignee) {
+            where.add("t.assignee = ", *filter.assignee);
+        }
+        if (filter.candidate_group) {
+            where.add("t.candidate_groups @> jsonb_build_array(", *filter.candidate_group,
+                      "::text)");
+        }
+        if (filter.element_id) {
+            where.add("t.element_id = ", *filter.element_id);
+        }
+        return page_of<app::TaskRow>(kTaskFrom, std::move(where), "t.created_at DESC, t.id DESC",
+                                     kTaskColumns, page, read_task);
+    }
+
+    Result<bool> claim_task(const std::string& id, const std::string& assignee) override {
+        if (!is_uuid(id)) {
+            return false;
+        }
+        return run<bool>(settings_.pool_timeout, [&](pqxx::connection& connection) {
+            pqxx::work tx(connection);
+            const pqxx::result changed = tx.exec_params(
+                "UPDATE user_tasks SET assignee = $2 WHERE id = $1::uuid AND state = 'OPEN'", id,
+                assignee);
+            tx.commit();
+            return changed.affected_rows() == 1;
+        });
+    }
+
+    Result<std::optional<app::SubscriptionRow>> find_message_subscription(
+        const std::string& name, const std::optional<std::string>& correlation_key) override {
+        return run<std::optional<app::SubscriptionRow>>(
+            settings_.pool_timeout,
+            [&](pqxx::connection& connection) -> std::optional<app::SubscriptionRow> {
+                pqxx::read_transaction tx(connection);
+                const std::string columns =
+                    "SELECT id, instance_id, definition_id, wait_id, element_id"
+                    " FROM message_subscriptions WHERE name = $1 AND instance_id IS NOT NULL";
+                pqxx::result rows =
+                    correlation_key
+                        ? tx.exec_params(columns +
+                                             " AND correlation_key = $2"
+                                             " ORDER BY created_at, id LIMIT 1",
+                                         name, *correlation_key)
+                        : tx.exec_params(columns + " ORDER BY created_at, id LIMIT 1", name);
+                if (rows.empty()) {
+                    rows = tx.exec_params(
+                        "SELECT s.id, NULL, s.definition_id, s.wait_id, s.element_id"
+                        " FROM message_subscriptions s JOIN definitions d ON d.id = s.definition_id"
+                        " WHERE s.name = $1 AND s.instance_id IS NULL AND NOT EXISTS (SELECT 1"
+                        " FROM definitions n WHERE n.key = d.key AND n.version > d.version)"
+                        " ORDER BY s.created_at, s.id LIMIT 1",
+                        name);
+                }
+                tx.commit();
+                if (rows.empty()) {
+                    return std::nullopt;
+                }
+                return read_subscription(rows[0]);
+            });
+    }
+
+    Result<std::vector<app::SubscriptionRow>> signal_subscriptions(
+        const std::string& name) override {
+        return run<std::vector<app::SubscriptionRow>>(
+            settings_.pool_timeout, [&](pqxx::connection& connection) {
+                pqxx::read_transaction tx(connection);
+                std::vector<app::SubscriptionRow> rows;
+                for (const auto& r : tx.exec_params(
+                         "SELECT s.id, s.instance_id, s.definition_id, s.wait_id, s.element_id"
+                         " FROM signal_subscriptions s LEFT JOIN definitions d"
+                         " ON d.id = s.definition_id AND s.instance_id IS NULL"
+                         " WHERE s.name = $1 AND (s.instance_id IS NOT NULL OR NOT EXISTS"
+                         " (SELECT 1 FROM definitions n WHERE n.key = d.key"
+                         " AND n.version > d.version)) ORDER BY s.created_at, s.id",
+                         name)) {
+                    rows.push_back(read_subscription(r));
+                }
+                tx.commit();
+                return rows;
+            });
+    }
+
+    Result<std::vector<app::JobRow>> acquire_jobs(const std::string& type, const std::string& owner,
+                                                  int max, TimePoint now,
+                                                  TimePoint lock_until) override {
+        return acquire(
+            "kind = 'job' AND type = $5 AND retries > 0 AND due_at <= $3"
+            " AND (lock_expires_at IS NULL OR lock_expires_at <= $3)",
+            &type, owner, max, now, lock_until);
+    }
+
+    Result<std::vector<app::JobRow>> acquire_timers(const std::string& owner, int max,
+                                                    TimePoint now, TimePoint lock_until) override {
+        return acquire(
+            "kind = 'timer' AND due_at <= $3"
+            " AND (lock_expires_at IS NULL OR lock_expires_at <= $3)",
+            nullptr, owner, max, now, lock_until);
+    }
+
+    Result<std::optional<app::JobRow>> job(const std::string& id) override {
+        if (!is_uuid(id)) {
+            return std::optional<app::JobRow>();
+        }
+        return read_one<app::JobRow>(
+            std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id = $1::uuid", {id},
+            read_job);
+    }
+
+    Status fail_job(const std::string& id, int retries, const std::string& error_message,
+                    TimePoint retry_at) override {
+        if (!is_uuid(id)) {
+            return job_not_found(id);
+        }
+        return status_of(
+            run<bool>(settings_.pool_timeout, [&](pqxx::connection& connection) -> Result<bool> {
+                pqxx::work tx(connection);
+                const pqxx::result changed = tx.exec_params(
+                    "UPDATE jobs SET retries = $2, error_message = $3, due_at = $4,"
+                    " lock_owner = NULL, lock_expires_at = NULL"
+                    " WHERE id = $1::uuid AND kind = 'job'",
+                    id, retries, error_message, to_epoch_ms(retry_at));
+                if (changed.affected_rows() != 1) {
+                    return job_not_found(id);
+                }
+                tx.commit();
+                return true;
+            }));
+    }
+
+    Status reschedule_timer(const std::string& id, std::optional<TimePoint> next_due,
+                            std::int64_t repeat) override {
+        if (!is_uuid(id)) {
+            return timer_not_found(id);
+        }
+        return status_of(
+            run<bool>(settings_.pool_timeout, [&](pqxx::connection& connection) -> Result<bool> {
+                pqxx::work tx(connection);
+                const pqxx::result changed =
+                    next_due ? tx.exec_params(
+                                   "UPDATE jobs SET due_at = $2, repeat_count = $3,"
+                                   " lock_owner = NULL, lock_expires_at = NULL"
+                                   " WHERE id = $1::uuid AND kind = 'timer'",
+                                   id, to_epoch_ms(*next_due), repeat)
+                             : tx.exec_params(
+                                   "DELETE FROM jobs WHERE id = $1::uuid AND kind = 'timer'", id);
+                if (changed.affected_rows() != 1) {
+                    return timer_not_found(id);
+                }
+                tx.commit();
+                return true;
+            }));
+    }
+
+    Result<std::optional<TimePoint>> next_timer_due() override {
+        return run<std::optional<TimePoint>>(
+            settings_.pool_timeout, [](pqxx::connection& connection) -> std::optional<TimePoint> {
+                pqxx::read_transaction tx(connection);
+                // A locked timer becomes acquirable again when its lock expires.
+                const pqxx::row r = tx.exec1(
+                    "SELECT least((SELECT min(due_at) FROM jobs"
+                    " WHERE kind = 'timer' AND lock_expires_at IS NULL),"
+                    " (SELECT min(greatest(due_at, lock_expires_at)) FROM jobs"
+                    " WHERE kind = 'timer' AND lock_expires_at IS NOT NULL))");
+                tx.commit();
+                return optional_time(r[0]);
+            });
+    }
+
+    Result<std::vector<app::JobRow>> list_timers(
+        const std::optional<std::string>& instance_id) override {
+        if (instance_id && !is_uuid(*instance_id)) {
+            return std::vector<app::JobRow>{};
+        }
+        return run<std::vector<app::JobRow>>(
+            settings_.pool_timeout, [&](pqxx::connection& connection) {
+                pqxx::read_transaction tx(connection);
+                const std::string sql = std::string("SELECT ") + kJobColumns +
+                                        " FROM jobs WHERE kind = 'timer'" +
+                                        (instance_id ? " AND instance_id = $1::uuid" : "") +
+                                        " ORDER BY due_at, created_at, id";
+                const pqxx::result rows =
+                    instance_id ? tx.exec_params(sql, *instance_id) : tx.exec(sql);
+                tx.commit();
+                std::vector<app::JobRow> timers;
+                for (const auto& r : rows) {
+                    timers.push_back(read_job(r));
+                }
+                return timers;
+            });
+    }
+
+    Result<std::optional<app::IncidentRow>> incident(const std::string& id) override {
+        if (!is_uuid(id)) {
+            return std::optional<app::IncidentRow>();
+        }
+        return read_one<app::IncidentRow>(
+            std::string("SELECT ") + kIncidentColumns + " FROM incidents WHERE id = $1::uuid", {id},
+            read_incident);
+    }
+
+    Result<app::PageResult<app::IncidentRow>> list_incidents(
+        const app::IncidentFilter& filter, const app::PageRequest& page) override {
+        if (filter.instance_id && !is_uuid(*filter.instance_id)) {
+            return app::PageResult<app::IncidentRow>{};
+        }
+        Conditions where(Conditions::Style::kPostgres);
+        if (filter.instance_id) {
+            where.add("instance_id = ", *filter.instance_id, "::uuid");
+        }
+        if (filter.state) {
+            where.add("state = ", *filter.state);
+        }
+        return page_of<app::IncidentRow>("FROM incidents", std::move(where),
+                                         "created_at DESC, id DESC", kIncidentColumns, page,
+                                         read_incident);
+    }
+
+    Result<app::PageResult<app::HistoryRow>> history(const std::string& instance_id,
+                                                     const app::PageRequest& page) override {
+        if (!is_uuid(instance_id)) {
+            return app::PageResult<app::HistoryRow>{};
+        }
+        Conditions where(Conditions::Style::kPostgres);
+        where.add("instance_id = ", instance_id, "::uuid");
+        return page_of<app::HistoryRow>(
+            "FROM history", std::move(where), "id",
+            "instance_id, element_id, element_type, name, event, at", page, [](const pqxx::row& r) {
+                return app::HistoryRow{r[0].as<std::string>(),
+                                       r[1].as<std::string>(),
+                                       r[2].as<std::string>(),
+                                       r[3].is_null() ? std::string() : r[3].as<std::string>(),
+                                       history_event_of(r[4].c_str()),
+                                       time_of(r[5])};
+            });
+    }
+
+    Result<app::IdempotencyClaim> claim_idempotency_key(const std::string& key,
+                                                        const std::string& request_hash,
+                                                        TimePoint now,
+                                                        TimePoint not_before) override {
+        return run<app::IdempotencyClaim>(
+            settings_.pool_timeout, [&](pqxx::connection& connection) {
+                pqxx::work tx(connection);
+                app::IdempotencyClaim claim;
+                // A concurrent claim of the same key waits here for the first one's commit, then
+                // finds its row: exactly one caller claims.
+                const pqxx::result inserted = tx.exec_params(
+                    "INSERT INTO idempotency_keys (key, request_hash, status, body, created_at)"
+                    " VALUES ($1, $2, NULL, NULL, $3) ON CONFLICT (key) DO UPDATE"
+                    " SET request_hash = excluded.request_hash, status = NULL, body = NULL,"
+                    " created_at = excluded.created_at WHERE idempotency_keys.created_at < $4"
+                    " RETURNING key",
+                    key, request_hash, to_epoch_ms(now), to_epoch_ms(not_before));
+                claim.claimed = !inserted.empty();
+                if (!claim.claimed) {
+                    const pqxx::result stored = tx.exec_params(
+                        "SELECT key, request_hash, status, body, created_at FROM idempotency_keys"
+                        " WHERE key = $1",
+                        key);
+                    if (!stored.empty()) {
+                        claim.stored = read_idempotency(stored[0]);
+                    }
+                }
+                tx.commit();
+                return claim;
+            });
+    }
+
+    Status release_idempotency_key(const std::string& key) override {
+        return status_of(run<bool>(settings_.pool_timeout, [&](pqxx::connection& connection) {
+            pqxx::work tx(connection);
+            tx.exec_params("DELETE FROM idempotency_keys WHERE key = $1 AND status IS NULL", key);
+            tx.commit();
+            return true;
+        }));
+    }
+
+    Result<app::InstanceCounts> counts() override {
+        return run<app::InstanceCounts>(settings_.pool_timeout, [](pqxx::connection& connection) {
+            pqxx::read_transaction tx(connection);
+            const pqxx::row r = tx.exec1(kCountsSql);
+            tx.commit();
+            app::InstanceCounts counts;
+            std::int64_t* fields[] = {
+                &counts.running,      &counts.suspended,      &counts.error,
+                &counts.completed,    &counts.cancelled,      &counts.open_tasks,
+                &counts.pending_jobs, &counts.pending_timers, &counts.open_incidents};
+            for (int i = 0; i < 9; ++i) {
+                *fields[i] = r[i].as<std::int64_t>();
+            }
+            return counts;
+        });
+    }
+
   private:
+    static Status status_of(Result<bool> result) {
+        if (!result) {
+            return std::move(result).error();
+        }
+        return {};
+    }
+
+    /// The row of a one-row query, or nullopt.
+    template <typename Row, typename Reader>
+    Result<std::optional<Row>> read_one(const std::string& sql,
+                                        const std::vector<std::string>& params, Reader reader) {
+        return run<std::optional<Row>>(
+            settings_.pool_timeout, [&](pqxx::connection& connection) -> std::optional<Row> {
+                pqxx::read_transaction tx(connection);
+                const pqxx::result rows =
+                    tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
+                tx.commit();
+                if (rows.empty()) {
+                    return std::nullopt;
+                }
+                return reader(rows[0]);
+            });
+    }
+
+    /// Locks up to `max` due rows matching `condition` ($3 = now, $5 = type) for `owner` in one
+    /// statement; rows another transaction holds are skipped, not waited for.
+    Result<std::vector<app::JobRow>> acquire(const char* condition, const std::string* type,
+                                             const std::string& owner, int max, TimePoint now,
+                                             TimePoint lock_until) {
+        if (max <= 0) {
+            return std::vector<app::JobRow>{};
+        }
+        const std::string sql = std::string(
+                                    "UPDATE jobs SET lock_owner = $1, lock_expires_at = $2"
+                                    " WHERE id IN (SELECT id FROM jobs WHERE ") +
+                                condition +
+                                " ORDER BY due_at, created_at LIMIT $4 FOR UPDATE SKIP LOCKED)"
+                                " RETURNING " +
+                                kJobColumns;
+        return run<std::vector<app::JobRow>>(
+            settings_.pool_timeout, [&](pqxx::connection& connection) {
+                pqxx::work tx(connection);
+                const pqxx::result rows = type != nullptr
+                                              ? tx.exec_params(sql, owner, to_epoch_ms(lock_until),
+                                                               to_epoch_ms(now), max, *type)
+                                              : tx.exec_params(sql, owner, to_epoch_ms(lock_until),
+                                                               to_epoch_ms(now), max);
+                tx.commit();
+                std::vector<app::JobRow> jobs;
+                for (const auto& r : rows) {
+                    jobs.push_back(read_job(r));
+                }
+                sort_by_due(jobs);
+                return jobs;
+            });
+    }
+
+    /// One page of `columns` `from` `where`, in `order`, with the total of all pages, read in
+    /// one snapshot.
+    template <typename Row, typename Reader>
+    Result<app::PageResult<Row>> page_of(const std::string& from, Conditions where,
+                                         const std::string& order, const std::string& columns,
+                                         const app::PageRequest& page, Reader reader) {
+        const Window w = window_of(page);
+        const std::size_t filters = where.size();
+        const std::string limit = where.next(w.limit);
+        const std::string offset = where.next(w.offset);
+        const std::string count_sql = "SELECT count(*) " + from + where.where();
+        const std::string rows_sql = "SELECT " + columns + " " + from + where.where() +
+                                     " ORDER BY " + order + " LIMIT " + limit + "::bigint OFFSET " +
+                                     offset + "::bigint";
+        const std::vector<std::string> count_params = text_params(where.values(), filters);
+        const std::vector<std::string> rows_params = text_params(where.values(), where.size());
+        return run<app::PageResult<Row>>(settings_.pool_timeout, [&](pqxx::connection& connection) {
+            pqxx::read_transaction tx(connection);
+            app::PageResult<Row> result;
+            result.total =
+                tx.exec_params(count_sql, pqxx::prepare::make_dynamic_params(count_params))[0][0]
+                    .as<std::int64_t>();
+            for (const auto& r :
+                 tx.exec_params(rows_sql, pqxx::prepare::make_dynamic_params(rows_params))) {
+                result.items.push_back(reader(r));
+            }
+            tx.commit();
+            return result;
+        });
+    }
+
     static std::int64_t count_unfinished(pqxx::transaction_base& tx, const std::string& key) {
         return tx
             .exec_params(std::string("SELECT count(*) FROM instances"

@@ -13,12 +13,16 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <tuple>
+#include <unordered_map>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "migrations.hpp"
 #include "pool_metrics.hpp"
 #include "pythmata/common/uuid.hpp"
+#include "runtime_rows.hpp"
 #include "store_errors.hpp"
 
 namespace pythmata::store {
@@ -44,18 +48,27 @@ class SqliteFailure : public std::runtime_error {
     throw SqliteFailure(extended, what);
 }
 
-/// A prepared statement; finalized on destruction. Columns and parameters count from 0 and 1,
-/// as in SQLite.
+/// A prepared statement: owned (finalized on destruction) or borrowed from its connection's
+/// statement cache (reset and unbound on destruction, kept for the next use). Columns and
+/// parameters count from 0 and 1, as in SQLite.
 class Statement {
   public:
-    Statement(sqlite3* db, std::string_view sql) : db_(db) {
+    Statement(sqlite3* db, std::string_view sql) : db_(db), owned_(true) {
         const int rc =
             sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr);
         if (rc != SQLITE_OK) {
             fail(db, rc, "prepare [" + std::string(sql) + "]");
         }
     }
-    ~Statement() { sqlite3_finalize(stmt_); }
+    Statement(sqlite3* db, sqlite3_stmt* cached) : db_(db), stmt_(cached), owned_(false) {}
+    ~Statement() {
+        if (owned_) {
+            sqlite3_finalize(stmt_);
+        } else {
+            sqlite3_reset(stmt_);
+            sqlite3_clear_bindings(stmt_);
+        }
+    }
     Statement(const Statement&) = delete;
     Statement& operator=(const Statement&) = delete;
 
@@ -67,6 +80,25 @@ class Statement {
     Statement& bind(int index, std::int64_t value) {
         check(sqlite3_bind_int64(stmt_, index, value));
         return *this;
+    }
+    Statement& bind_null(int index) {
+        check(sqlite3_bind_null(stmt_, index));
+        return *this;
+    }
+    Statement& bind_blob(int index, std::string_view bytes) {
+        check(sqlite3_bind_blob(stmt_, index, bytes.data(), static_cast<int>(bytes.size()),
+                                SQLITE_TRANSIENT));
+        return *this;
+    }
+    /// Text, or NULL when absent.
+    Statement& bind_optional(int index, const std::optional<std::string>& text) {
+        return text ? bind(index, *text) : bind_null(index);
+    }
+    Statement& bind_optional(int index, const std::optional<TimePoint>& at) {
+        return at ? bind(index, to_epoch_ms(*at)) : bind_null(index);
+    }
+    Statement& bind_id(int index, const std::string& id) {
+        return id.empty() ? bind_null(index) : bind(index, id);
     }
 
     /// Advances; true while a row is available.
@@ -91,6 +123,22 @@ class Statement {
                                : std::string(reinterpret_cast<const char*>(data),
                                              static_cast<std::size_t>(size));
     }
+    [[nodiscard]] std::string blob(int column) const {
+        const auto* data = static_cast<const char*>(sqlite3_column_blob(stmt_, column));
+        const int size = sqlite3_column_bytes(stmt_, column);
+        return data == nullptr ? std::string() : std::string(data, static_cast<std::size_t>(size));
+    }
+    [[nodiscard]] bool is_null(int column) const {
+        return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
+    }
+    [[nodiscard]] std::optional<std::string> optional_text(int column) const {
+        return is_null(column) ? std::nullopt : std::optional<std::string>(text(column));
+    }
+    [[nodiscard]] std::optional<TimePoint> optional_time(int column) const {
+        return is_null(column) ? std::nullopt
+                               : std::optional<TimePoint>(from_epoch_ms(int64(column)));
+    }
+    [[nodiscard]] TimePoint time(int column) const { return from_epoch_ms(int64(column)); }
 
   private:
     void check(int rc) {
@@ -101,6 +149,7 @@ class Statement {
 
     sqlite3* db_;
     sqlite3_stmt* stmt_ = nullptr;
+    bool owned_;
 };
 
 /// One open database connection; closed on destruction. Used by one thread at a time.
@@ -125,7 +174,12 @@ class Connection {
         exec("PRAGMA synchronous = FULL");
         exec("PRAGMA foreign_keys = ON");
     }
-    ~Connection() { sqlite3_close_v2(db_); }
+    ~Connection() {
+        for (auto& [sql, stmt] : cache_) {
+            sqlite3_finalize(stmt);
+        }
+        sqlite3_close_v2(db_);
+    }
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
 
@@ -142,6 +196,22 @@ class Connection {
     }
 
     [[nodiscard]] Statement prepare(std::string_view sql) { return Statement(db_, sql); }
+
+    /// A statement from this connection's cache, prepared on first use. At most one live
+    /// Statement per SQL text at a time (the connection is used by one thread at a time).
+    [[nodiscard]] Statement cached(const std::string& sql) {
+        auto it = cache_.find(sql);
+        if (it == cache_.end()) {
+            sqlite3_stmt* stmt = nullptr;
+            const int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                                              SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+            if (rc != SQLITE_OK) {
+                fail(db_, rc, "prepare [" + sql + "]");
+            }
+            it = cache_.emplace(sql, stmt).first;
+        }
+        return Statement(db_, it->second);
+    }
 
     /// The single value of a one-row query, as text.
     [[nodiscard]] std::string scalar(std::string_view sql) {
@@ -161,6 +231,7 @@ class Connection {
 
   private:
     sqlite3* db_ = nullptr;
+    std::unordered_map<std::string, sqlite3_stmt*> cache_;
 };
 
 Error translate(const SqliteFailure& failure) {
@@ -238,6 +309,338 @@ void migrate(Connection& db) {
         db.rollback_quietly();
         throw;
     }
+}
+
+// ---- Runtime rows -----------------------------------------------------------------------
+
+constexpr const char* kInstanceColumns =
+    "i.id, i.definition_id, i.process_key, i.process_version, i.business_key, i.status,"
+    " i.variables, i.version, i.parent_instance_id, i.parent_wait_id, i.active_elements,"
+    " i.open_incidents, i.created_at, i.updated_at, i.ended_at";
+
+app::InstanceRow read_instance(const Statement& s, bool with_state) {
+    app::InstanceRow row;
+    row.id = s.text(0);
+    row.definition_id = s.text(1);
+    row.process_key = s.text(2);
+    row.process_version = static_cast<int>(s.int64(3));
+    row.business_key = s.optional_text(4);
+    row.status = s.text(5);
+    row.variables = json_of(s.text(6));
+    row.version = s.int64(7);
+    row.parent_instance_id = s.optional_text(8);
+    if (!s.is_null(9)) {
+        row.parent_wait_id = static_cast<std::uint64_t>(s.int64(9));
+    }
+    row.active_elements = strings_of_json(s.text(10));
+    row.open_incidents = s.int64(11);
+    row.created_at = s.time(12);
+    row.updated_at = s.time(13);
+    row.ended_at = s.optional_time(14);
+    if (with_state) {
+        row.state = s.blob(15);
+    }
+    return row;
+}
+
+constexpr const char* kTaskColumns =
+    "t.id, t.instance_id, t.wait_id, i.process_key, t.element_id, t.name, t.assignee,"
+    " t.candidate_groups, t.state, t.created_at, t.due_at, t.completed_at";
+constexpr const char* kTaskFrom = "FROM user_tasks t JOIN instances i ON i.id = t.instance_id";
+
+app::TaskRow read_task(const Statement& s) {
+    app::TaskRow row;
+    row.id = s.text(0);
+    row.instance_id = s.text(1);
+    row.wait_id = static_cast<std::uint64_t>(s.int64(2));
+    row.process_key = s.text(3);
+    row.element_id = s.text(4);
+    row.name = s.text(5);
+    row.assignee = s.optional_text(6);
+    row.candidate_groups = strings_of_json(s.text(7));
+    row.state = s.text(8);
+    row.created_at = s.time(9);
+    row.due_at = s.optional_time(10);
+    row.completed_at = s.optional_time(11);
+    return row;
+}
+
+constexpr const char* kJobColumns =
+    "id, kind, type, instance_id, definition_id, wait_id, element_id, due_at, repeat_count,"
+    " lock_owner, lock_expires_at, retries, error_message, payload, created_at";
+
+app::JobRow read_job(const Statement& s) {
+    app::JobRow row;
+    row.id = s.text(0);
+    row.kind = s.text(1);
+    row.type = s.text(2);
+    row.instance_id = s.text(3);
+    row.definition_id = s.optional_text(4);
+    row.wait_id = static_cast<std::uint64_t>(s.int64(5));
+    row.element_id = s.text(6);
+    row.due_at = s.time(7);
+    row.repeat = s.int64(8);
+    row.lock_owner = s.optional_text(9);
+    row.lock_expires_at = s.optional_time(10);
+    row.retries = static_cast<int>(s.int64(11));
+    row.error_message = s.optional_text(12);
+    row.payload = json_of(s.text(13));
+    row.created_at = s.time(14);
+    return row;
+}
+
+/// Acquired rows in the order they fall due (RETURNING gives no order).
+void sort_by_due(std::vector<app::JobRow>& jobs) {
+    std::sort(jobs.begin(), jobs.end(), [](const app::JobRow& a, const app::JobRow& b) {
+        return std::tie(a.due_at, a.created_at, a.id) < std::tie(b.due_at, b.created_at, b.id);
+    });
+}
+
+constexpr const char* kIncidentColumns =
+    "id, instance_id, engine_incident_id, job_id, element_id, kind, message, state, created_at,"
+    " resolved_at";
+
+app::IncidentRow read_incident(const Statement& s) {
+    app::IncidentRow row;
+    row.id = s.text(0);
+    row.instance_id = s.text(1);
+    row.engine_incident_id = static_cast<std::uint64_t>(s.int64(2));
+    row.job_id = s.optional_text(3);
+    row.element_id = s.text(4);
+    row.kind = s.text(5);
+    row.message = s.text(6);
+    row.state = s.text(7);
+    row.created_at = s.time(8);
+    row.resolved_at = s.optional_time(9);
+    return row;
+}
+
+app::SubscriptionRow read_subscription(const Statement& s) {
+    app::SubscriptionRow row;
+    row.id = s.text(0);
+    row.instance_id = s.text(1);
+    row.definition_id = s.optional_text(2);
+    row.wait_id = static_cast<std::uint64_t>(s.int64(3));
+    row.element_id = s.text(4);
+    return row;
+}
+
+app::IdempotencyRecord read_idempotency(const Statement& s) {
+    app::IdempotencyRecord record;
+    record.key = s.text(0);
+    record.request_hash = s.text(1);
+    record.status = static_cast<int>(s.int64(2));  // NULL (in flight) reads as 0
+    record.body = s.text(3);
+    record.created_at = s.time(4);
+    return record;
+}
+
+void bind_values(Statement& s, const std::vector<SqlValue>& values, std::size_t count) {
+    for (std::size_t i = 0; i < count; ++i) {
+        const int index = static_cast<int>(i + 1);
+        if (const auto* text = std::get_if<std::string>(&values[i])) {
+            s.bind(index, *text);
+        } else {
+            s.bind(index, std::get<std::int64_t>(values[i]));
+        }
+    }
+}
+
+/// Writes one wait row into its table (user_tasks, jobs, or a subscription table).
+void insert_wait(Connection& db, const app::WaitRow& wait) {
+    switch (wait.kind) {
+        case app::WaitRowKind::kUserTask: {
+            Statement s = db.cached(
+                "INSERT INTO user_tasks (id, instance_id, wait_id, element_id, name, assignee,"
+                " candidate_groups, state, created_at, due_at)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'OPEN', ?8, ?9)");
+            s.bind(1, wait.id)
+                .bind(2, wait.instance_id)
+                .bind(3, static_cast<std::int64_t>(wait.wait_id))
+                .bind(4, wait.element_id)
+                .bind(5, wait.name)
+                .bind_optional(6, wait.assignee)
+                .bind(7, json_strings(wait.candidate_groups))
+                .bind(8, to_epoch_ms(wait.created_at))
+                .bind_optional(9, wait.due_at);
+            s.step();
+            return;
+        }
+        case app::WaitRowKind::kJob:
+        case app::WaitRowKind::kTimer: {
+            const bool timer = wait.kind == app::WaitRowKind::kTimer;
+            Statement s = db.cached(
+                "INSERT INTO jobs (id, kind, type, instance_id, definition_id, wait_id,"
+                " element_id, due_at, repeat_count, retries, payload, created_at)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+            s.bind(1, wait.id)
+                .bind(2, timer ? "timer" : "job")
+                .bind(3, timer ? timer_type(wait) : wait.name)
+                .bind_id(4, wait.instance_id)
+                .bind_optional(5, wait.definition_id)
+                .bind(6, static_cast<std::int64_t>(wait.wait_id))
+                .bind(7, wait.element_id)
+                .bind(8, to_epoch_ms(wait_due(wait)))
+                .bind(9, wait.repeat)
+                .bind(10, std::int64_t{wait.retries})
+                .bind(11, wait.payload.dump())
+                .bind(12, to_epoch_ms(wait.created_at));
+            s.step();
+            return;
+        }
+        case app::WaitRowKind::kMessage: {
+            Statement s = db.cached(
+                "INSERT INTO message_subscriptions (id, name, correlation_key, instance_id,"
+                " definition_id, wait_id, element_id, created_at)"
+                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+            s.bind(1, wait.id)
+                .bind(2, wait.name)
+                .bind_optional(3, wait.correlation_key)
+                .bind_id(4, wait.instance_id)
+                .bind_optional(5, wait.definition_id)
+                .bind(6, static_cast<std::int64_t>(wait.wait_id))
+                .bind(7, wait.element_id)
+                .bind(8, to_epoch_ms(wait.created_at));
+            s.step();
+            return;
+        }
+        case app::WaitRowKind::kSignal: {
+            Statement s = db.cached(
+                "INSERT INTO signal_subscriptions (id, name, instance_id, definition_id, wait_id,"
+                " element_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+            s.bind(1, wait.id)
+                .bind(2, wait.name)
+                .bind_id(3, wait.instance_id)
+                .bind_optional(4, wait.definition_id)
+                .bind(5, static_cast<std::int64_t>(wait.wait_id))
+                .bind(6, wait.element_id)
+                .bind(7, to_epoch_ms(wait.created_at));
+            s.step();
+            return;
+        }
+    }
+}
+
+/// Writes one instance's changes; a stale expected version is an Error (nothing committed).
+Status write_instance(Connection& db, const app::InstanceWrite& write) {
+    const app::InstanceRow& row = write.instance;
+    if (write.insert) {
+        Statement s = db.cached(
+            "INSERT INTO instances (id, definition_id, process_key, process_version, business_key,"
+            " status, variables, state, version, parent_instance_id, parent_wait_id,"
+            " active_elements, open_incidents, created_at, updated_at, ended_at)"
+            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, ?13, ?14, ?15)");
+        s.bind(1, row.id)
+            .bind(2, row.definition_id)
+            .bind(3, row.process_key)
+            .bind(4, std::int64_t{row.process_version})
+            .bind_optional(5, row.business_key)
+            .bind(6, row.status)
+            .bind(7, row.variables.dump())
+            .bind_blob(8, row.state)
+            .bind(9, row.version)
+            .bind_optional(10, row.parent_instance_id);
+        if (row.parent_wait_id) {
+            s.bind(11, static_cast<std::int64_t>(*row.parent_wait_id));
+        } else {
+            s.bind_null(11);
+        }
+        s.bind(12, json_strings(row.active_elements))
+            .bind(13, to_epoch_ms(row.created_at))
+            .bind(14, to_epoch_ms(row.updated_at))
+            .bind_optional(15, row.ended_at);
+        s.step();
+    } else {
+        Statement s = db.cached(
+            "UPDATE instances SET business_key = ?2, status = ?3, variables = ?4, state = ?5,"
+            " version = ?6 + 1, active_elements = ?7, updated_at = ?8, ended_at = ?9"
+            " WHERE id = ?1 AND version = ?6");
+        s.bind(1, row.id)
+            .bind_optional(2, row.business_key)
+            .bind(3, row.status)
+            .bind(4, row.variables.dump())
+            .bind_blob(5, row.state)
+            .bind(6, write.expected_version)
+            .bind(7, json_strings(row.active_elements))
+            .bind(8, to_epoch_ms(row.updated_at))
+            .bind_optional(9, row.ended_at);
+        s.step();
+        if (db.changes() != 1) {
+            return stale_instance(row.id);
+        }
+    }
+
+    for (const app::WaitRow& wait : write.waits_opened) {
+        insert_wait(db, wait);
+    }
+    const std::int64_t closed_at = to_epoch_ms(row.updated_at);
+    for (const std::uint64_t wait_id : write.waits_closed) {
+        const bool completed = std::find(write.tasks_completed.begin(), write.tasks_completed.end(),
+                                         wait_id) != write.tasks_completed.end();
+        const auto id = static_cast<std::int64_t>(wait_id);
+        {
+            Statement s = db.cached(
+                "UPDATE user_tasks SET state = ?3, completed_at = ?4"
+                " WHERE instance_id = ?1 AND wait_id = ?2 AND state = 'OPEN'");
+            s.bind(1, row.id)
+                .bind(2, id)
+                .bind(3, completed ? "COMPLETED" : "CANCELLED")
+                .bind(4, closed_at);
+            s.step();
+        }
+        for (const char* sql :
+             {"DELETE FROM jobs WHERE instance_id = ?1 AND wait_id = ?2",
+              "DELETE FROM message_subscriptions WHERE instance_id = ?1 AND wait_id = ?2",
+              "DELETE FROM signal_subscriptions WHERE instance_id = ?1 AND wait_id = ?2"}) {
+            Statement s = db.cached(sql);
+            s.bind(1, row.id).bind(2, id);
+            s.step();
+        }
+    }
+    for (const app::HistoryRow& entry : write.history) {
+        Statement s = db.cached(
+            "INSERT INTO history (instance_id, element_id, element_type, name, event, at)"
+            " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+        s.bind(1, entry.instance_id.empty() ? row.id : entry.instance_id)
+            .bind(2, entry.element_id)
+            .bind(3, entry.element_type)
+            .bind(4, entry.name)
+            .bind(5, history_event_name(entry.event))
+            .bind(6, to_epoch_ms(entry.at));
+        s.step();
+    }
+    for (const app::IncidentRow& incident : write.incidents_opened) {
+        Statement s = db.cached(
+            "INSERT INTO incidents (id, instance_id, engine_incident_id, job_id, element_id, kind,"
+            " message, state, created_at, resolved_at)"
+            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+        s.bind(1, incident.id)
+            .bind(2, incident.instance_id.empty() ? row.id : incident.instance_id)
+            .bind(3, static_cast<std::int64_t>(incident.engine_incident_id))
+            .bind_optional(4, incident.job_id)
+            .bind(5, incident.element_id)
+            .bind(6, incident.kind)
+            .bind(7, incident.message)
+            .bind(8, incident.state)
+            .bind(9, to_epoch_ms(incident.created_at))
+            .bind_optional(10, incident.resolved_at);
+        s.step();
+    }
+    for (const std::uint64_t incident_id : write.incidents_resolved) {
+        Statement s = db.cached(
+            "UPDATE incidents SET state = 'RESOLVED', resolved_at = ?3"
+            " WHERE instance_id = ?1 AND engine_incident_id = ?2 AND state = 'OPEN'");
+        s.bind(1, row.id).bind(2, static_cast<std::int64_t>(incident_id)).bind(3, closed_at);
+        s.step();
+    }
+    if (!write.incidents_opened.empty() || !write.incidents_resolved.empty()) {
+        Statement s = db.cached(
+            "UPDATE instances SET open_incidents = (SELECT count(*) FROM incidents"
+            " WHERE instance_id = ?1 AND state = 'OPEN') WHERE id = ?1");
+        s.bind(1, row.id);
+        s.step();
+    }
+    return {};
 }
 
 class SqliteStore final : public Store {
@@ -471,7 +874,488 @@ class SqliteStore final : public Store {
         return all;
     }
 
+    // ---- RuntimeStore ----------------------------------------------------------------------
+
+    Status commit(const app::Batch& batch) override {
+        auto done = write<bool>([&](Connection& db) -> Result<bool> {
+            // Rows of one batch may refer to each other in any order (a called instance before
+            // its caller): foreign keys are checked at COMMIT.
+            db.exec("PRAGMA defer_foreign_keys = ON");
+            try {
+                for (const app::InstanceWrite& instance_write : batch.instances) {
+                    if (Status written = write_instance(db, instance_write); !written) {
+                        return std::move(written).error();
+                    }
+                }
+                for (const app::IdempotencyRecord* record : last_per_key(batch.idempotency)) {
+                    Statement s = db.cached(
+                        "INSERT INTO idempotency_keys (key, request_hash, status, body,"
+                        " created_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (key) DO UPDATE"
+                        " SET request_hash = excluded.request_hash, status = excluded.status,"
+                        " body = excluded.body, created_at = excluded.created_at");
+                    s.bind(1, record->key)
+                        .bind(2, record->request_hash)
+                        .bind(3, std::int64_t{record->status})
+                        .bind(4, record->body)
+                        .bind(5, to_epoch_ms(record->created_at));
+                    s.step();
+                }
+                for (const auto& [definition_id, rows] : batch.start_events) {
+                    for (const char* sql :
+                         {"DELETE FROM jobs WHERE definition_id = ?1 AND instance_id IS NULL",
+                          "DELETE FROM message_subscriptions"
+                          " WHERE definition_id = ?1 AND instance_id IS NULL",
+                          "DELETE FROM signal_subscriptions"
+                          " WHERE definition_id = ?1 AND instance_id IS NULL"}) {
+                        Statement s = db.cached(sql);
+                        s.bind(1, definition_id);
+                        s.step();
+                    }
+                    for (const app::WaitRow& row : rows) {
+                        app::WaitRow start = row;
+                        start.instance_id.clear();
+                        start.definition_id = definition_id;
+                        insert_wait(db, start);
+                    }
+                }
+            } catch (const SqliteFailure& failure) {
+                // A duplicate id does not go away by retrying the batch.
+                if (is_unique_violation(failure)) {
+                    return duplicate_id(failure.what());
+                }
+                throw;
+            }
+            return true;
+        });
+        if (!done) {
+            return std::move(done).error();
+        }
+        return {};
+    }
+
+    Result<std::optional<app::InstanceRow>> instance(const std::string& id,
+                                                     bool with_state) override {
+        return read<std::optional<app::InstanceRow>>(
+            [&](Connection& db) -> std::optional<app::InstanceRow> {
+                Statement s = db.cached(std::string("SELECT ") + kInstanceColumns +
+                                        (with_state ? ", i.state" : "") +
+                                        " FROM instances i WHERE i.id = ?1");
+                s.bind(1, id);
+                if (!s.step()) {
+                    return std::nullopt;
+                }
+                return read_instance(s, with_state);
+            });
+    }
+
+    Result<app::PageResult<app::InstanceRow>> list_instances(
+        const app::InstanceFilter& filter, const app::PageRequest& page) override {
+        Conditions where(Conditions::Style::kSqlite);
+        if (filter.status) {
+            where.add("i.status = ", *filter.status);
+        }
+        if (filter.process_key) {
+            where.add("i.process_key = ", *filter.process_key);
+        }
+        if (filter.business_key) {
+            where.add("i.business_key = ", *filter.business_key);
+        }
+        if (filter.created_after) {
+            where.add("i.created_at >= ", to_epoch_ms(*filter.created_after));
+        }
+        if (filter.created_before) {
+            where.add("i.created_at < ", to_epoch_ms(*filter.created_before));
+        }
+        return page_of<app::InstanceRow>(
+            "FROM instances i", std::move(where), "i.created_at DESC, i.id DESC", kInstanceColumns,
+            page, [](const Statement& s) { return read_instance(s, false); });
+    }
+
+    Result<std::vector<std::string>> unfinished_instances(const std::string& process_key) override {
+        return read<std::vector<std::string>>([&](Connection& db) {
+            std::vector<std::string> ids;
+            Statement s = db.cached(std::string("SELECT id FROM instances WHERE process_key = ?1"
+                                                " AND status IN ") +
+                                    kUnfinishedStatuses + " ORDER BY created_at, id");
+            s.bind(1, process_key);
+            while (s.step()) {
+                ids.push_back(s.text(0));
+            }
+            return ids;
+        });
+    }
+
+    Result<std::optional<app::TaskRow>> task(const std::string& id) override {
+        return read<std::optional<app::TaskRow>>(
+            [&](Connection& db) -> std::optional<app::TaskRow> {
+                Statement s = db.cached(std::string("SELECT ") + kTaskColumns + " " + kTaskFrom +
+                                        " WHERE t.id = ?1");
+                s.bind(1, id);
+                if (!s.step()) {
+                    return std::nullopt;
+                }
+                return read_task(s);
+            });
+    }
+
+    Result<app::PageResult<app::TaskRow>> list_tasks(const app::TaskFilter& filter,
+                                                     const app::PageRequest& page) override {
+        Conditions where(Conditions::Style::kSqlite);
+        if (!filter.state.empty()) {
+            where.add("t.state = ", filter.state);
+        }
+        if (filter.instance_id) {
+            where.add("t.instance_id = ", *filter.instance_id);
+        }
+        if (filter.process_key) {
+            where.add("i.process_key = ", *filter.process_key);
+        }
+        if (filter.assignee) {
+            where.add("t.assignee = ", *filter.assignee);
+        }
+        if (filter.candidate_group) {
+            where.add("EXISTS (SELECT 1 FROM json_each(t.candidate_groups) g WHERE g.value = ",
+                      *filter.candidate_group, ")");
+        }
+        if (filter.element_id) {
+            where.add("t.element_id = ", *filter.element_id);
+        }
+        return page_of<app::TaskRow>(kTaskFrom, std::move(where), "t.created_at DESC, t.id DESC",
+                                     kTaskColumns, page, read_task);
+    }
+
+    Result<bool> claim_task(const std::string& id, const std::string& assignee) override {
+        return write<bool>([&](Connection& db) {
+            Statement s =
+                db.cached("UPDATE user_tasks SET assignee = ?2 WHERE id = ?1 AND state = 'OPEN'");
+            s.bind(1, id).bind(2, assignee);
+            s.step();
+            return db.changes() == 1;
+        });
+    }
+
+    Result<std::optional<app::SubscriptionRow>> find_message_subscription(
+        const std::string& name, const std::optional<std::string>& correlation_key) override {
+        return read<std::optional<app::SubscriptionRow>>(
+            [&](Connection& db) -> std::optional<app::SubscriptionRow> {
+                {
+                    Statement s = db.cached(
+                        correlation_key
+                            ? "SELECT id, instance_id, definition_id, wait_id, element_id"
+                              " FROM message_subscriptions WHERE name = ?1 AND correlation_key = ?2"
+                              " AND instance_id IS NOT NULL ORDER BY created_at, rowid LIMIT 1"
+                            : "SELECT id, instance_id, definition_id, wait_id, element_id"
+                              " FROM message_subscriptions WHERE name = ?1"
+                              " AND instance_id IS NOT NULL ORDER BY created_at, rowid LIMIT 1");
+                    s.bind(1, name);
+                    if (correlation_key) {
+                        s.bind(2, *correlation_key);
+                    }
+                    if (s.step()) {
+                        return read_subscription(s);
+                    }
+                }
+                Statement s = db.cached(
+                    "SELECT s.id, '', s.definition_id, s.wait_id, s.element_id"
+                    " FROM message_subscriptions s JOIN definitions d ON d.id = s.definition_id"
+                    " WHERE s.name = ?1 AND s.instance_id IS NULL AND NOT EXISTS (SELECT 1"
+                    " FROM definitions n WHERE n.key = d.key AND n.version > d.version)"
+                    " ORDER BY s.created_at, s.rowid LIMIT 1");
+                s.bind(1, name);
+                if (s.step()) {
+                    return read_subscription(s);
+                }
+                return std::nullopt;
+            });
+    }
+
+    Result<std::vector<app::SubscriptionRow>> signal_subscriptions(
+        const std::string& name) override {
+        return read<std::vector<app::SubscriptionRow>>([&](Connection& db) {
+            std::vector<app::SubscriptionRow> rows;
+            Statement s = db.cached(
+                "SELECT s.id, coalesce(s.instance_id, ''), s.definition_id, s.wait_id,"
+                " s.element_id FROM signal_subscriptions s"
+                " LEFT JOIN definitions d ON d.id = s.definition_id AND s.instance_id IS NULL"
+                " WHERE s.name = ?1 AND (s.instance_id IS NOT NULL OR NOT EXISTS (SELECT 1"
+                " FROM definitions n WHERE n.key = d.key AND n.version > d.version))"
+                " ORDER BY s.created_at, s.rowid");
+            s.bind(1, name);
+            while (s.step()) {
+                rows.push_back(read_subscription(s));
+            }
+            return rows;
+        });
+    }
+
+    Result<std::vector<app::JobRow>> acquire_jobs(const std::string& type, const std::string& owner,
+                                                  int max, TimePoint now,
+                                                  TimePoint lock_until) override {
+        return acquire(
+            "kind = 'job' AND type = ?5 AND retries > 0 AND due_at <= ?3"
+            " AND (lock_expires_at IS NULL OR lock_expires_at <= ?3)",
+            &type, owner, max, now, lock_until);
+    }
+
+    Result<std::vector<app::JobRow>> acquire_timers(const std::string& owner, int max,
+                                                    TimePoint now, TimePoint lock_until) override {
+        return acquire(
+            "kind = 'timer' AND due_at <= ?3"
+            " AND (lock_expires_at IS NULL OR lock_expires_at <= ?3)",
+            nullptr, owner, max, now, lock_until);
+    }
+
+    Result<std::optional<app::JobRow>> job(const std::string& id) override {
+        return read<std::optional<app::JobRow>>([&](Connection& db) -> std::optional<app::JobRow> {
+            Statement s =
+                db.cached(std::string("SELECT ") + kJobColumns + " FROM jobs WHERE id = ?1");
+            s.bind(1, id);
+            if (!s.step()) {
+                return std::nullopt;
+            }
+            return read_job(s);
+        });
+    }
+
+    Status fail_job(const std::string& id, int retries, const std::string& error_message,
+                    TimePoint retry_at) override {
+        return status_of(write<bool>([&](Connection& db) -> Result<bool> {
+            Statement s = db.cached(
+                "UPDATE jobs SET retries = ?2, error_message = ?3, due_at = ?4,"
+                " lock_owner = NULL, lock_expires_at = NULL WHERE id = ?1 AND kind = 'job'");
+            s.bind(1, id)
+                .bind(2, std::int64_t{retries})
+                .bind(3, error_message)
+                .bind(4, to_epoch_ms(retry_at));
+            s.step();
+            if (db.changes() != 1) {
+                return job_not_found(id);
+            }
+            return true;
+        }));
+    }
+
+    Status reschedule_timer(const std::string& id, std::optional<TimePoint> next_due,
+                            std::int64_t repeat) override {
+        return status_of(write<bool>([&](Connection& db) -> Result<bool> {
+            if (next_due) {
+                Statement s = db.cached(
+                    "UPDATE jobs SET due_at = ?2, repeat_count = ?3, lock_owner = NULL,"
+                    " lock_expires_at = NULL WHERE id = ?1 AND kind = 'timer'");
+                s.bind(1, id).bind(2, to_epoch_ms(*next_due)).bind(3, repeat);
+                s.step();
+            } else {
+                Statement s = db.cached("DELETE FROM jobs WHERE id = ?1 AND kind = 'timer'");
+                s.bind(1, id);
+                s.step();
+            }
+            if (db.changes() != 1) {
+                return timer_not_found(id);
+            }
+            return true;
+        }));
+    }
+
+    Result<std::optional<TimePoint>> next_timer_due() override {
+        return read<std::optional<TimePoint>>([](Connection& db) -> std::optional<TimePoint> {
+            // A locked timer becomes acquirable again when its lock expires.
+            Statement s = db.cached(
+                "SELECT min(t) FROM (SELECT min(due_at) AS t FROM jobs"
+                " WHERE kind = 'timer' AND lock_expires_at IS NULL"
+                " UNION ALL SELECT min(max(due_at, lock_expires_at)) FROM jobs"
+                " WHERE kind = 'timer' AND lock_expires_at IS NOT NULL)");
+            if (!s.step() || s.is_null(0)) {
+                return std::nullopt;
+            }
+            return s.time(0);
+        });
+    }
+
+    Result<std::vector<app::JobRow>> list_timers(
+        const std::optional<std::string>& instance_id) override {
+        return read<std::vector<app::JobRow>>([&](Connection& db) {
+            std::vector<app::JobRow> rows;
+            Statement s = db.cached(
+                std::string("SELECT ") + kJobColumns + " FROM jobs WHERE kind = 'timer'" +
+                (instance_id ? " AND instance_id = ?1" : "") + " ORDER BY due_at, created_at, id");
+            if (instance_id) {
+                s.bind(1, *instance_id);
+            }
+            while (s.step()) {
+                rows.push_back(read_job(s));
+            }
+            return rows;
+        });
+    }
+
+    Result<std::optional<app::IncidentRow>> incident(const std::string& id) override {
+        return read<std::optional<app::IncidentRow>>(
+            [&](Connection& db) -> std::optional<app::IncidentRow> {
+                Statement s = db.cached(std::string("SELECT ") + kIncidentColumns +
+                                        " FROM incidents WHERE id = ?1");
+                s.bind(1, id);
+                if (!s.step()) {
+                    return std::nullopt;
+                }
+                return read_incident(s);
+            });
+    }
+
+    Result<app::PageResult<app::IncidentRow>> list_incidents(
+        const app::IncidentFilter& filter, const app::PageRequest& page) override {
+        Conditions where(Conditions::Style::kSqlite);
+        if (filter.instance_id) {
+            where.add("instance_id = ", *filter.instance_id);
+        }
+        if (filter.state) {
+            where.add("state = ", *filter.state);
+        }
+        return page_of<app::IncidentRow>("FROM incidents", std::move(where),
+                                         "created_at DESC, id DESC", kIncidentColumns, page,
+                                         read_incident);
+    }
+
+    Result<app::PageResult<app::HistoryRow>> history(const std::string& instance_id,
+                                                     const app::PageRequest& page) override {
+        Conditions where(Conditions::Style::kSqlite);
+        where.add("instance_id = ", instance_id);
+        return page_of<app::HistoryRow>(
+            "FROM history", std::move(where), "id",
+            "instance_id, element_id, element_type, name, event, at", page, [](const Statement& s) {
+                return app::HistoryRow{
+                    s.text(0), s.text(1), s.text(2), s.text(3), history_event_of(s.text(4)),
+                    s.time(5)};
+            });
+    }
+
+    Result<app::IdempotencyClaim> claim_idempotency_key(const std::string& key,
+                                                        const std::string& request_hash,
+                                                        TimePoint now,
+                                                        TimePoint not_before) override {
+        return write<app::IdempotencyClaim>([&](Connection& db) {
+            app::IdempotencyClaim claim;
+            {
+                // A record from before not_before is expired: the key is free again.
+                Statement s = db.cached(
+                    "INSERT INTO idempotency_keys (key, request_hash, status, body, created_at)"
+                    " VALUES (?1, ?2, NULL, NULL, ?3) ON CONFLICT (key) DO UPDATE"
+                    " SET request_hash = excluded.request_hash, status = NULL, body = NULL,"
+                    " created_at = excluded.created_at WHERE idempotency_keys.created_at < ?4"
+                    " RETURNING key");
+                s.bind(1, key)
+                    .bind(2, request_hash)
+                    .bind(3, to_epoch_ms(now))
+                    .bind(4, to_epoch_ms(not_before));
+                // Stepped once only: stepping a finished statement would run it again.
+                claim.claimed = s.step();
+            }
+            if (!claim.claimed) {
+                Statement s = db.cached(
+                    "SELECT key, request_hash, status, body, created_at FROM idempotency_keys"
+                    " WHERE key = ?1");
+                s.bind(1, key);
+                if (s.step()) {
+                    claim.stored = read_idempotency(s);
+                }
+            }
+            return claim;
+        });
+    }
+
+    Status release_idempotency_key(const std::string& key) override {
+        return status_of(write<bool>([&](Connection& db) {
+            Statement s =
+                db.cached("DELETE FROM idempotency_keys WHERE key = ?1 AND status IS NULL");
+            s.bind(1, key);
+            s.step();
+            return true;
+        }));
+    }
+
+    Result<app::InstanceCounts> counts() override {
+        return read<app::InstanceCounts>([](Connection& db) {
+            Statement s = db.cached(kCountsSql);
+            s.step();
+            app::InstanceCounts counts;
+            std::int64_t* fields[] = {
+                &counts.running,      &counts.suspended,      &counts.error,
+                &counts.completed,    &counts.cancelled,      &counts.open_tasks,
+                &counts.pending_jobs, &counts.pending_timers, &counts.open_incidents};
+            for (int i = 0; i < 9; ++i) {
+                *fields[i] = s.int64(i);
+            }
+            return counts;
+        });
+    }
+
   private:
+    static Status status_of(Result<bool> result) {
+        if (!result) {
+            return std::move(result).error();
+        }
+        return {};
+    }
+
+    /// Locks the due rows matching `condition` (parameters ?3 = now, ?5 = type) for `owner`.
+    /// The writer is the only one: the IMMEDIATE transaction is SQLite's FOR UPDATE SKIP LOCKED.
+    Result<std::vector<app::JobRow>> acquire(const char* condition, const std::string* type,
+                                             const std::string& owner, int max, TimePoint now,
+                                             TimePoint lock_until) {
+        if (max <= 0) {
+            return std::vector<app::JobRow>{};
+        }
+        return write<std::vector<app::JobRow>>([&](Connection& db) {
+            std::vector<app::JobRow> rows;
+            Statement s = db.cached(
+                std::string("UPDATE jobs SET lock_owner = ?1,"
+                            " lock_expires_at = ?2 WHERE id IN (SELECT id"
+                            " FROM jobs WHERE ") +
+                condition + " ORDER BY due_at, created_at LIMIT ?4) RETURNING " + kJobColumns);
+            s.bind(1, owner)
+                .bind(2, to_epoch_ms(lock_until))
+                .bind(3, to_epoch_ms(now))
+                .bind(4, std::int64_t{max});
+            if (type != nullptr) {
+                s.bind(5, *type);
+            }
+            while (s.step()) {
+                rows.push_back(read_job(s));
+            }
+            sort_by_due(rows);
+            return rows;
+        });
+    }
+
+    /// One page of `columns` `from` `where`, in `order`, with the total of all pages; both read
+    /// in one snapshot.
+    template <typename Row, typename Reader>
+    Result<app::PageResult<Row>> page_of(const std::string& from, Conditions where,
+                                         const std::string& order, const std::string& columns,
+                                         const app::PageRequest& page, Reader reader) {
+        const Window w = window_of(page);
+        const std::size_t filters = where.size();
+        const std::string limit = where.next(w.limit);
+        const std::string offset = where.next(w.offset);
+        const std::string count_sql = "SELECT count(*) " + from + where.where();
+        const std::string rows_sql = "SELECT " + columns + " " + from + where.where() +
+                                     " ORDER BY " + order + " LIMIT " + limit + " OFFSET " + offset;
+        return read<app::PageResult<Row>>([&](Connection& db) {
+            app::PageResult<Row> result;
+            {
+                Statement count = db.cached(count_sql);
+                bind_values(count, where.values(), filters);
+                count.step();
+                result.total = count.int64(0);
+            }
+            Statement rows = db.cached(rows_sql);
+            bind_values(rows, where.values(), where.size());
+            while (rows.step()) {
+                result.items.push_back(reader(rows));
+            }
+            return result;
+        });
+    }
+
     static std::int64_t count_unfinished(Connection& db, const std::string& key) {
         Statement stmt = db.prepare(std::string("SELECT count(*) FROM instances"
                                                 " WHERE process_key = ?1 AND status IN ") +

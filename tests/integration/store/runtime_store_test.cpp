@@ -1,0 +1,1299 @@
+// The RuntimeStore suite, run against both backends: a temp SQLite file and a real PostgreSQL 15
+// (tests/support/postgres, one schema per test). Group commit and its rollback, every query with
+// its filters and paging, job and timer acquisition under concurrency, idempotency claims, the
+// DELETE cascade, and PostgreSQL outage and recovery.
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <unistd.h>
+#include <pqxx/pqxx>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <ostream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "postgres_server.hpp"
+#include "pythmata/common/uuid.hpp"
+#include "pythmata/metrics/registry.hpp"
+#include "pythmata/store/store.hpp"
+
+namespace pythmata::store {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using app::WaitRowKind;
+
+enum class Backend { kSqlite, kPostgres };
+
+void PrintTo(Backend backend, std::ostream* out) {
+    *out << (backend == Backend::kSqlite ? "sqlite" : "postgresql");
+}
+
+std::string backend_name(const ::testing::TestParamInfo<Backend>& info) {
+    return info.param == Backend::kSqlite ? "Sqlite" : "Postgres";
+}
+
+test::PostgresServer* shared_postgres(std::string& why) {
+    static std::string failure;
+    static std::unique_ptr<test::PostgresServer> server = test::PostgresServer::start_new(failure);
+    why = failure;
+    return server.get();
+}
+
+std::string unique_name(const std::string& prefix) {
+    static std::atomic<int> counter{0};
+    return prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
+}
+
+TimePoint at(std::int64_t ms) {
+    return from_epoch_ms(1'800'000'000'000 + ms);
+}
+
+/// Bytes that are not text: NULs, high bytes, quotes and backslashes.
+std::string binary_state(int seed) {
+    std::string bytes;
+    for (int i = 0; i < 300; ++i) {
+        bytes.push_back(static_cast<char>((i * 37 + seed) % 256));
+    }
+    bytes += "\"\\'{}, NULL";
+    return bytes;
+}
+
+/// Counts rows on the test's own connection.
+class Sql {
+  public:
+    virtual ~Sql() = default;
+    virtual std::int64_t count(const std::string& sql) = 0;
+};
+
+class SqliteSql final : public Sql {
+  public:
+    explicit SqliteSql(const std::string& path) {
+        if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+            throw std::runtime_error("cannot open " + path);
+        }
+        sqlite3_busy_timeout(db_, 5000);
+    }
+    ~SqliteSql() override { sqlite3_close_v2(db_); }
+    std::int64_t count(const std::string& sql) override {
+        sqlite3_stmt* stmt = nullptr;
+        if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+            throw std::runtime_error(std::string(sqlite3_errmsg(db_)) + " in " + sql);
+        }
+        std::int64_t value = -1;
+        if (sqlite3_step(stmt) == SQLITE_ROW) {
+            value = sqlite3_column_int64(stmt, 0);
+        }
+        sqlite3_finalize(stmt);
+        return value;
+    }
+
+  private:
+    sqlite3* db_ = nullptr;
+};
+
+class PostgresSql final : public Sql {
+  public:
+    explicit PostgresSql(const std::string& url) : connection_(url) {}
+    std::int64_t count(const std::string& sql) override {
+        pqxx::nontransaction tx(connection_);
+        return tx.exec1(sql)[0].as<std::int64_t>();
+    }
+
+  private:
+    pqxx::connection connection_;
+};
+
+// ---- Row builders -----------------------------------------------------------------------
+
+app::InstanceRow instance_row(const app::DefinitionRecord& definition, TimePoint created) {
+    app::InstanceRow row;
+    row.id = new_uuid();
+    row.definition_id = definition.id;
+    row.process_key = definition.key;
+    row.process_version = definition.version;
+    row.status = "RUNNING";
+    row.variables = {{"amount", 100}, {"name", "o'brien \"quoted\""}};
+    row.state = binary_state(1);
+    row.version = 0;
+    row.active_elements = {"task"};
+    row.created_at = created;
+    row.updated_at = created;
+    return row;
+}
+
+app::WaitRow wait_row(WaitRowKind kind, const std::string& instance_id, std::uint64_t wait_id,
+                      const std::string& name, TimePoint created) {
+    app::WaitRow row;
+    row.id = new_uuid();
+    row.kind = kind;
+    row.instance_id = instance_id;
+    row.wait_id = wait_id;
+    row.element_id = "element_" + std::to_string(wait_id);
+    row.name = name;
+    row.created_at = created;
+    return row;
+}
+
+app::HistoryRow history_row(const std::string& instance_id, const std::string& element,
+                            app::HistoryEventKind event, TimePoint when) {
+    return {instance_id, element, "userTask", element + " name", event, when};
+}
+
+/// A new instance of `definition` with one open user task (wait 1) and a STARTED history row.
+app::InstanceWrite new_instance(const app::DefinitionRecord& definition, TimePoint created) {
+    app::InstanceWrite write;
+    write.insert = true;
+    write.instance = instance_row(definition, created);
+    write.waits_opened.push_back(
+        wait_row(WaitRowKind::kUserTask, write.instance.id, 1, "Approve", created));
+    write.history.push_back(
+        history_row(write.instance.id, "start", app::HistoryEventKind::kStarted, created));
+    return write;
+}
+
+/// The next write of `row` (version `expected`), with nothing else changed yet.
+app::InstanceWrite update_of(const app::InstanceRow& row, std::int64_t expected, TimePoint now) {
+    app::InstanceWrite write;
+    write.instance = row;
+    write.instance.version = expected + 1;
+    write.instance.updated_at = now;
+    write.expected_version = expected;
+    return write;
+}
+
+class RuntimeStoreTest : public ::testing::TestWithParam<Backend> {
+  protected:
+    void SetUp() override {
+        settings_.pool_size = 4;
+        settings_.max_overflow = 2;
+        settings_.pool_timeout = 2s;
+        settings_.statement_timeout = 10s;
+        settings_.connect_timeout = 2s;
+        if (GetParam() == Backend::kSqlite) {
+            std::string pattern = (fs::temp_directory_path() / "pythmata-runtime-XXXXXX").string();
+            ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+            dir_ = pattern;
+            sqlite_path_ = (dir_ / "store.db").string();
+            settings_.url = "sqlite://" + sqlite_path_;
+        } else {
+            std::string why;
+            postgres_ = shared_postgres(why);
+            if (postgres_ == nullptr) {
+                GTEST_SKIP() << "PostgreSQL backend skipped: " << why;
+            }
+            ASSERT_TRUE(postgres_->running() || postgres_->start()) << postgres_->log_tail();
+            const std::string schema = unique_name("runtime");
+            ASSERT_TRUE(postgres_->execute("CREATE SCHEMA " + schema)) << postgres_->log_tail();
+            settings_.url = postgres_->schema_url(schema);
+        }
+        registry_ = std::make_unique<metrics::Registry>();
+        store_ = open(settings_, *registry_);
+        ASSERT_NE(store_, nullptr);
+        order_ = deploy("Order", "h1");
+    }
+
+    void TearDown() override {
+        store_.reset();
+        if (!dir_.empty()) {
+            std::error_code ec;
+            fs::remove_all(dir_, ec);
+        }
+    }
+
+    static std::unique_ptr<Store> open(const app::DbSettings& settings,
+                                       metrics::Registry& registry) {
+        auto opened = open_store(settings, registry);
+        EXPECT_TRUE(opened.ok()) << opened.error().code << ": " << opened.error().message << " / "
+                                 << opened.error().internal;
+        return opened.ok() ? std::move(opened).value() : nullptr;
+    }
+
+    std::unique_ptr<Sql> sql() {
+        if (GetParam() == Backend::kSqlite) {
+            return std::make_unique<SqliteSql>(sqlite_path_);
+        }
+        return std::make_unique<PostgresSql>(settings_.url);
+    }
+
+    app::DefinitionRecord deploy(const std::string& key, const std::string& hash) {
+        auto deployed = store_->deploy(
+            {{key, key + " process", "<definitions id=\"" + hash + "\"/>", hash}}, at(0));
+        EXPECT_TRUE(deployed.ok());
+        return deployed.ok() ? deployed.value()[0].record : app::DefinitionRecord{};
+    }
+
+    void commit_ok(const app::Batch& batch) {
+        const Status committed = store_->commit(batch);
+        ASSERT_TRUE(committed.ok()) << committed.error().code << ": " << committed.error().message
+                                    << " / " << committed.error().internal;
+    }
+
+    /// Commits a batch of one instance write.
+    void commit_one(const app::InstanceWrite& write) {
+        app::Batch batch;
+        batch.instances.push_back(write);
+        commit_ok(batch);
+    }
+
+    app::InstanceRow stored(const std::string& id, bool with_state = false) {
+        auto found = store_->instance(id, with_state);
+        EXPECT_TRUE(found.ok());
+        if (!found.ok() || !found.value()) {
+            ADD_FAILURE() << "instance " << id << " not found";
+            return {};
+        }
+        return *found.value();
+    }
+
+    /// A job of `type` for a new instance, due at `due`.
+    app::WaitRow add_job(const std::string& type, TimePoint due) {
+        app::InstanceWrite write = new_instance(order_, at(0));
+        app::WaitRow job = wait_row(WaitRowKind::kJob, write.instance.id, 2, type, at(0));
+        job.due_at = due;
+        write.waits_opened.push_back(job);
+        commit_one(write);
+        return job;
+    }
+
+    app::DbSettings settings_;
+    fs::path dir_;
+    std::string sqlite_path_;
+    test::PostgresServer* postgres_ = nullptr;
+    std::unique_ptr<metrics::Registry> registry_;
+    std::unique_ptr<Store> store_;
+    app::DefinitionRecord order_;
+};
+
+// ---- Commit -------------------------------------------------------------------------------
+
+TEST_P(RuntimeStoreTest, CommitWritesEveryRowKindAndReadsThemBack) {
+    app::InstanceWrite write = new_instance(order_, at(10));
+    const std::string id = write.instance.id;
+    write.instance.business_key = "order-7";
+    write.instance.active_elements = {"task", "wait_paid", "ext"};
+    write.instance.parent_wait_id = 9;  // no parent instance: the column stands alone
+    write.waits_opened[0].assignee = "alice";
+    write.waits_opened[0].candidate_groups = {"sales", "ops"};
+    write.waits_opened[0].due_at = at(5000);
+    const app::WaitRow task = write.waits_opened[0];
+    app::WaitRow job = wait_row(WaitRowKind::kJob, id, 2, "send-mail", at(10));
+    job.payload = {{"variables", {{"to", "x@y"}}}, {"headers", nlohmann::json::object()}};
+    job.retries = 5;
+    job.definition_id = order_.id;
+    app::WaitRow timer = wait_row(WaitRowKind::kTimer, id, 3, "Wait a day", at(10));
+    timer.due_at = at(86'400'000);
+    timer.repeat = -1;
+    app::WaitRow message = wait_row(WaitRowKind::kMessage, id, 4, "paid", at(10));
+    message.correlation_key = "order-7";
+    app::WaitRow signal = wait_row(WaitRowKind::kSignal, id, 5, "alarm", at(10));
+    write.waits_opened.insert(write.waits_opened.end(), {job, timer, message, signal});
+    write.history.push_back(history_row(id, "start", app::HistoryEventKind::kCompleted, at(10)));
+    write.history.push_back(history_row(id, "task", app::HistoryEventKind::kStarted, at(11)));
+    app::IncidentRow incident{new_uuid(), id,           7,      std::nullopt, "script",
+                              "SCRIPT",   "boom \"x\"", "OPEN", at(12),       std::nullopt};
+    write.incidents_opened.push_back(incident);
+    commit_one(write);
+
+    const app::InstanceRow row = stored(id, true);
+    EXPECT_EQ(row.definition_id, order_.id);
+    EXPECT_EQ(row.process_key, "Order");
+    EXPECT_EQ(row.process_version, 1);
+    EXPECT_EQ(row.business_key, "order-7");
+    EXPECT_EQ(row.status, "RUNNING");
+    EXPECT_EQ(row.variables, write.instance.variables);
+    EXPECT_EQ(row.state, binary_state(1));
+    EXPECT_EQ(row.version, 0);
+    EXPECT_EQ(row.parent_wait_id, std::optional<std::uint64_t>(9));
+    EXPECT_FALSE(row.parent_instance_id.has_value());
+    EXPECT_EQ(row.active_elements, write.instance.active_elements);
+    EXPECT_EQ(row.open_incidents, 1);
+    EXPECT_EQ(row.created_at, at(10));
+    EXPECT_EQ(row.updated_at, at(10));
+    EXPECT_FALSE(row.ended_at.has_value());
+    EXPECT_TRUE(stored(id, false).state.empty());
+
+    auto stored_task = store_->task(task.id);
+    ASSERT_TRUE(stored_task.ok() && stored_task.value().has_value());
+    EXPECT_EQ(stored_task.value()->instance_id, id);
+    EXPECT_EQ(stored_task.value()->wait_id, 1u);
+    EXPECT_EQ(stored_task.value()->process_key, "Order");
+    EXPECT_EQ(stored_task.value()->element_id, "element_1");
+    EXPECT_EQ(stored_task.value()->name, "Approve");
+    EXPECT_EQ(stored_task.value()->assignee, "alice");
+    EXPECT_EQ(stored_task.value()->candidate_groups, task.candidate_groups);
+    EXPECT_EQ(stored_task.value()->state, "OPEN");
+    EXPECT_EQ(stored_task.value()->created_at, at(10));
+    EXPECT_EQ(stored_task.value()->due_at, at(5000));
+    EXPECT_FALSE(stored_task.value()->completed_at.has_value());
+
+    auto stored_job = store_->job(job.id);
+    ASSERT_TRUE(stored_job.ok() && stored_job.value().has_value());
+    EXPECT_EQ(stored_job.value()->kind, "job");
+    EXPECT_EQ(stored_job.value()->type, "send-mail");
+    EXPECT_EQ(stored_job.value()->instance_id, id);
+    EXPECT_EQ(stored_job.value()->definition_id, order_.id);
+    EXPECT_EQ(stored_job.value()->wait_id, 2u);
+    EXPECT_EQ(stored_job.value()->due_at, at(10));  // a job without due_at is due at once
+    EXPECT_EQ(stored_job.value()->retries, 5);
+    EXPECT_EQ(stored_job.value()->payload, job.payload);
+    EXPECT_FALSE(stored_job.value()->lock_owner.has_value());
+
+    auto timers = store_->list_timers(id);
+    ASSERT_TRUE(timers.ok());
+    ASSERT_EQ(timers.value().size(), 1u);
+    EXPECT_EQ(timers.value()[0].id, timer.id);
+    EXPECT_EQ(timers.value()[0].type, "timer");
+    EXPECT_EQ(timers.value()[0].due_at, at(86'400'000));
+    EXPECT_EQ(timers.value()[0].repeat, -1);
+    EXPECT_EQ(timers.value()[0].wait_id, 3u);
+
+    auto matched = store_->find_message_subscription("paid", "order-7");
+    ASSERT_TRUE(matched.ok() && matched.value().has_value());
+    EXPECT_EQ(matched.value()->id, message.id);
+    EXPECT_EQ(matched.value()->instance_id, id);
+    EXPECT_EQ(matched.value()->wait_id, 4u);
+    EXPECT_EQ(matched.value()->element_id, "element_4");
+
+    auto signals = store_->signal_subscriptions("alarm");
+    ASSERT_TRUE(signals.ok());
+    ASSERT_EQ(signals.value().size(), 1u);
+    EXPECT_EQ(signals.value()[0].id, signal.id);
+    EXPECT_EQ(signals.value()[0].wait_id, 5u);
+
+    auto stored_incident = store_->incident(incident.id);
+    ASSERT_TRUE(stored_incident.ok() && stored_incident.value().has_value());
+    EXPECT_EQ(stored_incident.value()->instance_id, id);
+    EXPECT_EQ(stored_incident.value()->engine_incident_id, 7u);
+    EXPECT_EQ(stored_incident.value()->kind, "SCRIPT");
+    EXPECT_EQ(stored_incident.value()->message, "boom \"x\"");
+    EXPECT_EQ(stored_incident.value()->state, "OPEN");
+    EXPECT_EQ(stored_incident.value()->created_at, at(12));
+
+    auto history = store_->history(id, {1, 20});
+    ASSERT_TRUE(history.ok());
+    ASSERT_EQ(history.value().total, 3);
+    EXPECT_EQ(history.value().items[0].event, app::HistoryEventKind::kStarted);
+    EXPECT_EQ(history.value().items[1].event, app::HistoryEventKind::kCompleted);
+    EXPECT_EQ(history.value().items[2].element_id, "task");
+    EXPECT_EQ(history.value().items[2].element_type, "userTask");
+    EXPECT_EQ(history.value().items[2].name, "task name");
+    EXPECT_EQ(history.value().items[2].at, at(11));
+}
+
+TEST_P(RuntimeStoreTest, UpdateClosesWaitsAndBumpsTheVersion) {
+    app::InstanceWrite first = new_instance(order_, at(0));
+    const std::string id = first.instance.id;
+    app::WaitRow second_task = wait_row(WaitRowKind::kUserTask, id, 2, "Review", at(0));
+    app::WaitRow job = wait_row(WaitRowKind::kJob, id, 3, "mail", at(0));
+    app::WaitRow timer = wait_row(WaitRowKind::kTimer, id, 4, "t", at(0));
+    timer.due_at = at(100);
+    app::WaitRow message = wait_row(WaitRowKind::kMessage, id, 5, "paid", at(0));
+    app::WaitRow signal = wait_row(WaitRowKind::kSignal, id, 6, "alarm", at(0));
+    first.waits_opened.insert(first.waits_opened.end(), {second_task, job, timer, message, signal});
+    commit_one(first);
+
+    app::InstanceWrite next = update_of(first.instance, 0, at(50));
+    next.instance.status = "COMPLETED";
+    next.instance.ended_at = at(50);
+    next.instance.variables = {{"done", true}};
+    next.instance.state = binary_state(2);
+    next.instance.active_elements = {};
+    next.waits_closed = {1, 2, 3, 4, 5, 6};
+    next.tasks_completed = {1};
+    next.history.push_back(history_row(id, "end", app::HistoryEventKind::kCompleted, at(50)));
+    commit_one(next);
+
+    const app::InstanceRow row = stored(id, true);
+    EXPECT_EQ(row.version, 1);
+    EXPECT_EQ(row.status, "COMPLETED");
+    EXPECT_EQ(row.ended_at, at(50));
+    EXPECT_EQ(row.updated_at, at(50));
+    EXPECT_EQ(row.variables, next.instance.variables);
+    EXPECT_EQ(row.state, binary_state(2));
+    EXPECT_TRUE(row.active_elements.empty());
+
+    auto completed = store_->task(first.waits_opened[0].id);
+    ASSERT_TRUE(completed.ok() && completed.value().has_value());
+    EXPECT_EQ(completed.value()->state, "COMPLETED");
+    EXPECT_EQ(completed.value()->completed_at, at(50));
+    auto cancelled = store_->task(second_task.id);
+    ASSERT_TRUE(cancelled.ok() && cancelled.value().has_value());
+    EXPECT_EQ(cancelled.value()->state, "CANCELLED");
+    auto gone_job = store_->job(job.id);
+    ASSERT_TRUE(gone_job.ok());
+    EXPECT_FALSE(gone_job.value().has_value());
+    auto timers = store_->list_timers(std::nullopt);
+    ASSERT_TRUE(timers.ok());
+    EXPECT_TRUE(timers.value().empty());
+    auto no_message = store_->find_message_subscription("paid", std::nullopt);
+    ASSERT_TRUE(no_message.ok());
+    EXPECT_FALSE(no_message.value().has_value());
+    auto no_signal = store_->signal_subscriptions("alarm");
+    ASSERT_TRUE(no_signal.ok());
+    EXPECT_TRUE(no_signal.value().empty());
+}
+
+TEST_P(RuntimeStoreTest, StaleVersionRollsBackTheWholeBatchWithDbConflict) {
+    app::InstanceWrite a = new_instance(order_, at(0));
+    app::InstanceWrite b = new_instance(order_, at(1));
+    app::Batch setup;
+    setup.instances = {a, b};
+    commit_ok(setup);
+
+    app::Batch batch;
+    app::InstanceWrite a_next = update_of(a.instance, 0, at(5));
+    a_next.instance.status = "SUSPENDED";
+    a_next.waits_closed = {1};
+    a_next.tasks_completed = {1};
+    a_next.history.push_back(
+        history_row(a.instance.id, "task", app::HistoryEventKind::kCompleted, at(5)));
+    app::InstanceWrite c = new_instance(order_, at(5));
+    app::InstanceWrite b_stale = update_of(b.instance, 3, at(5));  // stored version is 0
+    b_stale.instance.status = "CANCELLED";
+    batch.instances = {a_next, c, b_stale};
+    batch.idempotency.push_back({"key-1", "hash", 201, "{}", at(5)});
+
+    const Status committed = store_->commit(batch);
+    ASSERT_FALSE(committed.ok());
+    EXPECT_EQ(committed.error().code, "DB_CONFLICT");
+    EXPECT_EQ(committed.error().kind, ErrorKind::kConflict);
+    EXPECT_EQ(committed.error().context.value("instance_id", ""), b.instance.id);
+
+    EXPECT_EQ(stored(a.instance.id).status, "RUNNING");
+    EXPECT_EQ(stored(a.instance.id).version, 0);
+    EXPECT_EQ(stored(b.instance.id).status, "RUNNING");
+    auto c_row = store_->instance(c.instance.id, false);
+    ASSERT_TRUE(c_row.ok());
+    EXPECT_FALSE(c_row.value().has_value());
+    auto task = store_->task(a.waits_opened[0].id);
+    ASSERT_TRUE(task.ok() && task.value().has_value());
+    EXPECT_EQ(task.value()->state, "OPEN");
+    auto history = store_->history(a.instance.id, {1, 20});
+    ASSERT_TRUE(history.ok());
+    EXPECT_EQ(history.value().total, 1);
+    auto claim = store_->claim_idempotency_key("key-1", "hash", at(6), at(0));
+    ASSERT_TRUE(claim.ok());
+    EXPECT_TRUE(claim.value().claimed);  // the record of the failed batch was not written
+}
+
+TEST_P(RuntimeStoreTest, TwoReplicasUpdatingOneVersionOnlyOneWins) {
+    app::InstanceWrite a = new_instance(order_, at(0));
+    commit_one(a);
+    metrics::Registry other;
+    auto replica = open(settings_, other);
+    ASSERT_NE(replica, nullptr);
+    app::InstanceWrite mine = update_of(a.instance, 0, at(1));
+    mine.instance.status = "SUSPENDED";
+    app::InstanceWrite theirs = update_of(a.instance, 0, at(1));
+    theirs.instance.status = "CANCELLED";
+    app::Batch first;
+    first.instances = {mine};
+    app::Batch second;
+    second.instances = {theirs};
+    auto one = std::async(std::launch::async, [&] { return store_->commit(first).ok(); });
+    auto two = std::async(std::launch::async, [&] { return replica->commit(second).ok(); });
+    const bool mine_won = one.get();
+    const bool theirs_won = two.get();
+    EXPECT_NE(mine_won, theirs_won);
+    EXPECT_EQ(stored(a.instance.id).version, 1);
+    EXPECT_EQ(stored(a.instance.id).status, mine_won ? "SUSPENDED" : "CANCELLED");
+}
+
+TEST_P(RuntimeStoreTest, DuplicateIdIsAConflictAndWritesNothing) {
+    app::InstanceWrite a = new_instance(order_, at(0));
+    commit_one(a);
+    app::Batch batch;
+    app::InstanceWrite fresh = new_instance(order_, at(1));
+    app::InstanceWrite again = a;
+    batch.instances = {fresh, again};
+    const Status committed = store_->commit(batch);
+    ASSERT_FALSE(committed.ok());
+    EXPECT_EQ(committed.error().code, "DB_CONFLICT");
+    auto row = store_->instance(fresh.instance.id, false);
+    ASSERT_TRUE(row.ok());
+    EXPECT_FALSE(row.value().has_value());
+}
+
+TEST_P(RuntimeStoreTest, SeveralWritesOfOneInstanceInOneBatchApplyInOrder) {
+    app::InstanceWrite start = new_instance(order_, at(0));
+    app::InstanceWrite complete = update_of(start.instance, 0, at(1));
+    complete.waits_closed = {1};
+    complete.tasks_completed = {1};
+    complete.history.push_back(
+        history_row(start.instance.id, "task", app::HistoryEventKind::kCompleted, at(1)));
+    app::InstanceWrite finish = update_of(complete.instance, 1, at(2));
+    finish.instance.status = "COMPLETED";
+    finish.history.push_back(
+        history_row(start.instance.id, "end", app::HistoryEventKind::kCompleted, at(2)));
+    app::Batch batch;
+    batch.instances = {start, complete, finish};
+    commit_ok(batch);
+
+    const app::InstanceRow row = stored(start.instance.id);
+    EXPECT_EQ(row.version, 2);
+    EXPECT_EQ(row.status, "COMPLETED");
+    auto task = store_->task(start.waits_opened[0].id);
+    ASSERT_TRUE(task.ok() && task.value().has_value());
+    EXPECT_EQ(task.value()->state, "COMPLETED");
+    auto history = store_->history(start.instance.id, {1, 20});
+    ASSERT_TRUE(history.ok());
+    ASSERT_EQ(history.value().items.size(), 3u);
+    EXPECT_EQ(history.value().items[0].element_id, "start");
+    EXPECT_EQ(history.value().items[1].element_id, "task");
+    EXPECT_EQ(history.value().items[2].element_id, "end");
+}
+
+TEST_P(RuntimeStoreTest, CalledInstanceMayPrecedeItsCallerInTheBatch) {
+    app::InstanceWrite caller = new_instance(order_, at(0));
+    app::InstanceWrite called = new_instance(order_, at(0));
+    called.instance.parent_instance_id = caller.instance.id;
+    called.instance.parent_wait_id = 4;
+    app::Batch batch;
+    batch.instances = {called, caller};
+    commit_ok(batch);
+    const app::InstanceRow row = stored(called.instance.id);
+    EXPECT_EQ(row.parent_instance_id, caller.instance.id);
+    EXPECT_EQ(row.parent_wait_id, std::optional<std::uint64_t>(4));
+}
+
+TEST_P(RuntimeStoreTest, IncidentsOpenAndResolveAndTheCountFollows) {
+    app::InstanceWrite write = new_instance(order_, at(0));
+    const std::string id = write.instance.id;
+    app::IncidentRow one{new_uuid(),   id,  1,      std::nullopt, "a",
+                         "JOB_FAILED", "x", "OPEN", at(1),        std::nullopt};
+    app::IncidentRow two{new_uuid(), id,  2,      std::nullopt, "b",
+                         "SCRIPT",   "y", "OPEN", at(2),        std::nullopt};
+    write.incidents_opened = {one, two};
+    write.instance.status = "ERROR";
+    commit_one(write);
+    EXPECT_EQ(stored(id).open_incidents, 2);
+
+    app::InstanceWrite resolve = update_of(write.instance, 0, at(10));
+    resolve.instance.status = "RUNNING";
+    resolve.incidents_resolved = {1};
+    commit_one(resolve);
+    EXPECT_EQ(stored(id).open_incidents, 1);
+    auto resolved = store_->incident(one.id);
+    ASSERT_TRUE(resolved.ok() && resolved.value().has_value());
+    EXPECT_EQ(resolved.value()->state, "RESOLVED");
+    EXPECT_EQ(resolved.value()->resolved_at, at(10));
+
+    app::IncidentFilter open;
+    open.state = "OPEN";
+    auto open_list = store_->list_incidents(open, {1, 20});
+    ASSERT_TRUE(open_list.ok());
+    ASSERT_EQ(open_list.value().total, 1);
+    EXPECT_EQ(open_list.value().items[0].id, two.id);
+    app::IncidentFilter mine;
+    mine.instance_id = id;
+    auto all = store_->list_incidents(mine, {1, 20});
+    ASSERT_TRUE(all.ok());
+    ASSERT_EQ(all.value().total, 2);
+    EXPECT_EQ(all.value().items[0].id, two.id);  // newest first
+    mine.instance_id = new_uuid();
+    auto other = store_->list_incidents(mine, {1, 20});
+    ASSERT_TRUE(other.ok());
+    EXPECT_EQ(other.value().total, 0);
+}
+
+// ---- Queries ------------------------------------------------------------------------------
+
+TEST_P(RuntimeStoreTest, ListInstancesFiltersAndPagesNewestFirst) {
+    const app::DefinitionRecord invoice = deploy("Invoice", "i1");
+    std::vector<std::string> order_ids;
+    app::Batch batch;
+    for (int i = 0; i < 5; ++i) {
+        app::InstanceWrite write = new_instance(order_, at(100 + i));
+        write.instance.business_key = "bk-" + std::to_string(i % 2);
+        if (i == 4) {
+            write.instance.status = "COMPLETED";
+        }
+        order_ids.push_back(write.instance.id);
+        batch.instances.push_back(write);
+    }
+    batch.instances.push_back(new_instance(invoice, at(200)));
+    commit_ok(batch);
+
+    auto all = store_->list_instances({}, {1, 20});
+    ASSERT_TRUE(all.ok());
+    EXPECT_EQ(all.value().total, 6);
+    ASSERT_EQ(all.value().items.size(), 6u);
+    EXPECT_EQ(all.value().items[0].process_key, "Invoice");
+    EXPECT_EQ(all.value().items[1].id, order_ids[4]);
+    EXPECT_TRUE(all.value().items[1].state.empty());
+
+    app::InstanceFilter filter;
+    filter.process_key = "Order";
+    filter.status = "RUNNING";
+    auto running = store_->list_instances(filter, {1, 2});
+    ASSERT_TRUE(running.ok());
+    EXPECT_EQ(running.value().total, 4);
+    ASSERT_EQ(running.value().items.size(), 2u);
+    EXPECT_EQ(running.value().items[0].id, order_ids[3]);
+    EXPECT_EQ(running.value().items[1].id, order_ids[2]);
+    auto page2 = store_->list_instances(filter, {2, 2});
+    ASSERT_TRUE(page2.ok());
+    ASSERT_EQ(page2.value().items.size(), 2u);
+    EXPECT_EQ(page2.value().items[1].id, order_ids[0]);
+    auto beyond = store_->list_instances(filter, {3, 2});
+    ASSERT_TRUE(beyond.ok());
+    EXPECT_EQ(beyond.value().total, 4);
+    EXPECT_TRUE(beyond.value().items.empty());
+
+    app::InstanceFilter by_key;
+    by_key.business_key = "bk-1";
+    auto keyed = store_->list_instances(by_key, {1, 20});
+    ASSERT_TRUE(keyed.ok());
+    EXPECT_EQ(keyed.value().total, 2);
+
+    app::InstanceFilter window;
+    window.created_after = at(101);
+    window.created_before = at(104);
+    auto windowed = store_->list_instances(window, {1, 20});
+    ASSERT_TRUE(windowed.ok());
+    ASSERT_EQ(windowed.value().total, 3);
+    EXPECT_EQ(windowed.value().items[0].id, order_ids[3]);
+    EXPECT_EQ(windowed.value().items[2].id, order_ids[1]);
+
+    // Filter values are data, never SQL.
+    app::InstanceFilter hostile;
+    hostile.process_key = "Order' OR '1'='1";
+    auto none = store_->list_instances(hostile, {1, 20});
+    ASSERT_TRUE(none.ok());
+    EXPECT_EQ(none.value().total, 0);
+
+    auto unfinished = store_->unfinished_instances("Order");
+    ASSERT_TRUE(unfinished.ok());
+    EXPECT_EQ(unfinished.value().size(), 4u);
+    EXPECT_EQ(std::count(unfinished.value().begin(), unfinished.value().end(), order_ids[4]), 0);
+}
+
+TEST_P(RuntimeStoreTest, UnknownAndMalformedIdsAreEmptyNotErrors) {
+    for (const std::string id : {new_uuid(), std::string("not-a-uuid")}) {
+        auto instance = store_->instance(id, true);
+        ASSERT_TRUE(instance.ok()) << id;
+        EXPECT_FALSE(instance.value().has_value());
+        auto task = store_->task(id);
+        ASSERT_TRUE(task.ok());
+        EXPECT_FALSE(task.value().has_value());
+        auto job = store_->job(id);
+        ASSERT_TRUE(job.ok());
+        EXPECT_FALSE(job.value().has_value());
+        auto incident = store_->incident(id);
+        ASSERT_TRUE(incident.ok());
+        EXPECT_FALSE(incident.value().has_value());
+        auto claimed = store_->claim_task(id, "bob");
+        ASSERT_TRUE(claimed.ok());
+        EXPECT_FALSE(claimed.value());
+        auto history = store_->history(id, {1, 20});
+        ASSERT_TRUE(history.ok());
+        EXPECT_EQ(history.value().total, 0);
+        const Status failed = store_->fail_job(id, 1, "x", at(0));
+        ASSERT_FALSE(failed.ok());
+        EXPECT_EQ(failed.error().code, "JOB_NOT_FOUND");
+        EXPECT_EQ(failed.error().kind, ErrorKind::kNotFound);
+        const Status rescheduled = store_->reschedule_timer(id, at(1), 0);
+        ASSERT_FALSE(rescheduled.ok());
+        EXPECT_EQ(rescheduled.error().code, "TIMER_NOT_FOUND");
+    }
+}
+
+TEST_P(RuntimeStoreTest, ListTasksFiltersByEveryField) {
+    const app::DefinitionRecord invoice = deploy("Invoice", "i1");
+    app::InstanceWrite a = new_instance(order_, at(0));
+    a.waits_opened[0].candidate_groups = {"sales", "ops"};
+    a.waits_opened[0].assignee = "alice";
+    app::WaitRow a2 = wait_row(WaitRowKind::kUserTask, a.instance.id, 2, "Ship", at(5));
+    a2.candidate_groups = {"warehouse"};
+    a.waits_opened.push_back(a2);
+    app::InstanceWrite b = new_instance(invoice, at(1));
+    b.waits_opened[0].candidate_groups = {"salesforce"};
+    app::Batch batch;
+    batch.instances = {a, b};
+    commit_ok(batch);
+
+    auto open = store_->list_tasks({}, {1, 20});
+    ASSERT_TRUE(open.ok());
+    ASSERT_EQ(open.value().total, 3);
+    EXPECT_EQ(open.value().items[0].id, a2.id);  // newest first
+    EXPECT_EQ(open.value().items[1].process_key, "Invoice");
+
+    app::TaskFilter by_group;
+    by_group.candidate_group = "sales";
+    auto sales = store_->list_tasks(by_group, {1, 20});
+    ASSERT_TRUE(sales.ok());
+    ASSERT_EQ(sales.value().total, 1);  // "salesforce" is another group
+    EXPECT_EQ(sales.value().items[0].id, a.waits_opened[0].id);
+
+    app::TaskFilter by_process;
+    by_process.process_key = "Order";
+    auto order_tasks = store_->list_tasks(by_process, {1, 1});
+    ASSERT_TRUE(order_tasks.ok());
+    EXPECT_EQ(order_tasks.value().total, 2);
+    EXPECT_EQ(order_tasks.value().items.size(), 1u);
+
+    app::TaskFilter by_assignee;
+    by_assignee.assignee = "alice";
+    auto alice = store_->list_tasks(by_assignee, {1, 20});
+    ASSERT_TRUE(alice.ok());
+    EXPECT_EQ(alice.value().total, 1);
+
+    app::TaskFilter by_element;
+    by_element.element_id = "element_2";
+    by_element.instance_id = a.instance.id;
+    auto element = store_->list_tasks(by_element, {1, 20});
+    ASSERT_TRUE(element.ok());
+    ASSERT_EQ(element.value().total, 1);
+    EXPECT_EQ(element.value().items[0].id, a2.id);
+
+    app::InstanceWrite done = update_of(a.instance, 0, at(9));
+    done.waits_closed = {1};
+    done.tasks_completed = {1};
+    commit_one(done);
+    app::TaskFilter completed;
+    completed.state = "COMPLETED";
+    auto finished = store_->list_tasks(completed, {1, 20});
+    ASSERT_TRUE(finished.ok());
+    ASSERT_EQ(finished.value().total, 1);
+    EXPECT_EQ(finished.value().items[0].id, a.waits_opened[0].id);
+    app::TaskFilter any;
+    any.state = "";
+    auto everything = store_->list_tasks(any, {1, 20});
+    ASSERT_TRUE(everything.ok());
+    EXPECT_EQ(everything.value().total, 3);
+}
+
+TEST_P(RuntimeStoreTest, ClaimSetsTheAssigneeOfOpenTasksOnly) {
+    app::InstanceWrite write = new_instance(order_, at(0));
+    app::WaitRow other = wait_row(WaitRowKind::kUserTask, write.instance.id, 2, "Other", at(0));
+    write.waits_opened.push_back(other);
+    commit_one(write);
+    const std::string task_id = write.waits_opened[0].id;
+
+    auto claimed = store_->claim_task(task_id, "bob");
+    ASSERT_TRUE(claimed.ok());
+    EXPECT_TRUE(claimed.value());
+    EXPECT_EQ(store_->task(task_id).value()->assignee, "bob");
+
+    app::InstanceWrite done = update_of(write.instance, 0, at(1));
+    done.waits_closed = {1};
+    done.tasks_completed = {1};
+    commit_one(done);
+    auto late = store_->claim_task(task_id, "carol");
+    ASSERT_TRUE(late.ok());
+    EXPECT_FALSE(late.value());
+    EXPECT_EQ(store_->task(task_id).value()->assignee, "bob");
+}
+
+TEST_P(RuntimeStoreTest, MessagesCorrelateByKeyOldestFirstElseToTheLatestStartEvent) {
+    app::InstanceWrite a = new_instance(order_, at(0));
+    app::WaitRow a_paid = wait_row(WaitRowKind::kMessage, a.instance.id, 2, "paid", at(10));
+    a_paid.correlation_key = "o-1";
+    a.waits_opened.push_back(a_paid);
+    app::InstanceWrite b = new_instance(order_, at(0));
+    app::WaitRow b_paid = wait_row(WaitRowKind::kMessage, b.instance.id, 2, "paid", at(5));
+    b_paid.correlation_key = "o-2";
+    b.waits_opened.push_back(b_paid);
+    app::Batch batch;
+    batch.instances = {a, b};
+    // Message start events of two versions of Order: only the latest counts.
+    const app::DefinitionRecord order_v2 = deploy("Order", "h2");
+    app::WaitRow start_v1 = wait_row(WaitRowKind::kMessage, "", 0, "paid", at(1));
+    app::WaitRow start_v2 = wait_row(WaitRowKind::kMessage, "", 0, "paid", at(2));
+    batch.start_events = {{order_.id, {start_v1}}, {order_v2.id, {start_v2}}};
+    commit_ok(batch);
+
+    auto by_key = store_->find_message_subscription("paid", "o-1");
+    ASSERT_TRUE(by_key.ok() && by_key.value().has_value());
+    EXPECT_EQ(by_key.value()->id, a_paid.id);
+    EXPECT_EQ(by_key.value()->instance_id, a.instance.id);
+    auto any = store_->find_message_subscription("paid", std::nullopt);
+    ASSERT_TRUE(any.ok() && any.value().has_value());
+    EXPECT_EQ(any.value()->id, b_paid.id);  // the oldest
+    auto start = store_->find_message_subscription("paid", "o-unknown");
+    ASSERT_TRUE(start.ok() && start.value().has_value());
+    EXPECT_EQ(start.value()->id, start_v2.id);
+    EXPECT_TRUE(start.value()->instance_id.empty());
+    EXPECT_EQ(start.value()->definition_id, order_v2.id);
+    auto none = store_->find_message_subscription("refunded", std::nullopt);
+    ASSERT_TRUE(none.ok());
+    EXPECT_FALSE(none.value().has_value());
+}
+
+TEST_P(RuntimeStoreTest, SignalsReachEveryInstanceAndEveryLatestStartEvent) {
+    const app::DefinitionRecord alarm = deploy("Alarm", "a1");
+    app::Batch batch;
+    std::set<std::string> expected;
+    for (int i = 0; i < 3; ++i) {
+        app::InstanceWrite write = new_instance(order_, at(i));
+        app::WaitRow signal = wait_row(WaitRowKind::kSignal, write.instance.id, 2, "fire", at(i));
+        expected.insert(signal.id);
+        write.waits_opened.push_back(signal);
+        batch.instances.push_back(write);
+    }
+    app::WaitRow other =
+        wait_row(WaitRowKind::kSignal, batch.instances[0].instance.id, 3, "other", at(0));
+    batch.instances[0].waits_opened.push_back(other);
+    app::WaitRow old_start = wait_row(WaitRowKind::kSignal, "", 0, "fire", at(0));
+    app::WaitRow start = wait_row(WaitRowKind::kSignal, "", 0, "fire", at(0));
+    batch.start_events = {{order_.id, {old_start}}, {alarm.id, {start}}};
+    commit_ok(batch);
+    deploy("Order", "h2");  // the Order start event is of an old version now
+    expected.insert(start.id);
+
+    auto fired = store_->signal_subscriptions("fire");
+    ASSERT_TRUE(fired.ok());
+    std::set<std::string> got;
+    for (const auto& row : fired.value()) {
+        got.insert(row.id);
+        if (row.id == start.id) {
+            EXPECT_TRUE(row.instance_id.empty());
+            EXPECT_EQ(row.definition_id, alarm.id);
+        }
+    }
+    EXPECT_EQ(got, expected);
+}
+
+TEST_P(RuntimeStoreTest, StartEventsOfADefinitionAreReplacedAsAWhole) {
+    app::WaitRow timer = wait_row(WaitRowKind::kTimer, "", 0, "Every hour", at(0));
+    timer.due_at = at(3'600'000);
+    timer.repeat = -1;
+    app::WaitRow message = wait_row(WaitRowKind::kMessage, "", 0, "order", at(0));
+    app::Batch first;
+    first.start_events = {{order_.id, {timer, message}}};
+    commit_ok(first);
+    auto timers = store_->list_timers(std::nullopt);
+    ASSERT_TRUE(timers.ok());
+    ASSERT_EQ(timers.value().size(), 1u);
+    EXPECT_EQ(timers.value()[0].type, "timer-start");
+    EXPECT_EQ(timers.value()[0].definition_id, order_.id);
+    EXPECT_TRUE(timers.value()[0].instance_id.empty());
+
+    app::WaitRow signal = wait_row(WaitRowKind::kSignal, "", 0, "go", at(1));
+    app::Batch second;
+    second.start_events = {{order_.id, {signal}}};
+    commit_ok(second);
+    timers = store_->list_timers(std::nullopt);
+    ASSERT_TRUE(timers.ok());
+    EXPECT_TRUE(timers.value().empty());
+    auto message_start = store_->find_message_subscription("order", std::nullopt);
+    ASSERT_TRUE(message_start.ok());
+    EXPECT_FALSE(message_start.value().has_value());
+    auto signals = store_->signal_subscriptions("go");
+    ASSERT_TRUE(signals.ok());
+    ASSERT_EQ(signals.value().size(), 1u);
+}
+
+// ---- Jobs and timers ----------------------------------------------------------------------
+
+TEST_P(RuntimeStoreTest, AcquireLocksDueJobsOfTheTypeOldestDueFirst) {
+    const app::WaitRow late = add_job("mail", at(30));
+    const app::WaitRow early = add_job("mail", at(10));
+    add_job("mail", at(1000));  // not due yet
+    add_job("sms", at(0));      // another type
+
+    auto acquired = store_->acquire_jobs("mail", "worker-1", 10, at(100), at(60'100));
+    ASSERT_TRUE(acquired.ok()) << acquired.error().internal;
+    ASSERT_EQ(acquired.value().size(), 2u);
+    EXPECT_EQ(acquired.value()[0].id, early.id);
+    EXPECT_EQ(acquired.value()[1].id, late.id);
+    EXPECT_EQ(acquired.value()[0].lock_owner, "worker-1");
+    EXPECT_EQ(acquired.value()[0].lock_expires_at, at(60'100));
+    EXPECT_EQ(acquired.value()[0].type, "mail");
+
+    auto again = store_->acquire_jobs("mail", "worker-2", 10, at(200), at(60'200));
+    ASSERT_TRUE(again.ok());
+    EXPECT_TRUE(again.value().empty());  // locked, not expired
+
+    auto limited = store_->acquire_jobs("mail", "worker-2", 1, at(2000), at(3000));
+    ASSERT_TRUE(limited.ok());
+    ASSERT_EQ(limited.value().size(), 1u);  // the one that fell due meanwhile
+    EXPECT_EQ(limited.value()[0].due_at, at(1000));
+    auto none = store_->acquire_jobs("mail", "worker-2", 0, at(2000), at(3000));
+    ASSERT_TRUE(none.ok());
+    EXPECT_TRUE(none.value().empty());
+}
+
+TEST_P(RuntimeStoreTest, ExpiredLocksAreAcquiredAgain) {
+    const app::WaitRow job = add_job("mail", at(0));
+    auto first = store_->acquire_jobs("mail", "crashed", 1, at(10), at(1000));
+    ASSERT_TRUE(first.ok());
+    ASSERT_EQ(first.value().size(), 1u);
+    auto before = store_->acquire_jobs("mail", "other", 1, at(999), at(5000));
+    ASSERT_TRUE(before.ok());
+    EXPECT_TRUE(before.value().empty());
+    auto after = store_->acquire_jobs("mail", "other", 1, at(1000), at(5000));
+    ASSERT_TRUE(after.ok());
+    ASSERT_EQ(after.value().size(), 1u);
+    EXPECT_EQ(after.value()[0].id, job.id);
+    EXPECT_EQ(after.value()[0].lock_owner, "other");
+    auto stored_job = store_->job(job.id);
+    ASSERT_TRUE(stored_job.ok() && stored_job.value().has_value());
+    EXPECT_EQ(stored_job.value()->lock_expires_at, at(5000));
+}
+
+TEST_P(RuntimeStoreTest, ConcurrentAcquirersNeverGetTheSameJob) {
+    constexpr int kJobs = 120;
+    constexpr int kThreads = 4;
+    app::Batch batch;
+    app::InstanceWrite write = new_instance(order_, at(0));
+    for (int i = 0; i < kJobs; ++i) {
+        app::WaitRow job = wait_row(WaitRowKind::kJob, write.instance.id,
+                                    static_cast<std::uint64_t>(10 + i), "hot", at(0));
+        job.due_at = at(i);
+        write.waits_opened.push_back(job);
+    }
+    batch.instances.push_back(write);
+    commit_ok(batch);
+    // Half the acquirers go through a second store object: a second replica.
+    metrics::Registry other;
+    auto replica = open(settings_, other);
+    ASSERT_NE(replica, nullptr);
+
+    std::mutex mutex;
+    std::vector<std::string> handed_out;
+    std::vector<std::future<void>> workers;
+    for (int t = 0; t < kThreads; ++t) {
+        Store* store = t % 2 == 0 ? store_.get() : replica.get();
+        workers.push_back(std::async(std::launch::async, [&, store, t] {
+            for (int round = 0; round < 200; ++round) {
+                auto got =
+                    store->acquire_jobs("hot", "w" + std::to_string(t), 7, at(1'000), at(100'000));
+                if (!got.ok()) {
+                    ADD_FAILURE() << got.error().code << " " << got.error().internal;
+                    return;
+                }
+                if (got.value().empty()) {
+                    return;
+                }
+                std::lock_guard lock(mutex);
+                for (const auto& job : got.value()) {
+                    handed_out.push_back(job.id);
+                }
+            }
+        }));
+    }
+    for (auto& worker : workers) {
+        ASSERT_EQ(worker.wait_for(60s), std::future_status::ready);
+    }
+    std::set<std::string> unique(handed_out.begin(), handed_out.end());
+    EXPECT_EQ(handed_out.size(), static_cast<std::size_t>(kJobs));
+    EXPECT_EQ(unique.size(), static_cast<std::size_t>(kJobs));
+}
+
+TEST_P(RuntimeStoreTest, FailJobSetsRetriesAndBackoffAndFreesTheLock) {
+    const app::WaitRow job = add_job("mail", at(0));
+    ASSERT_EQ(store_->acquire_jobs("mail", "w", 1, at(1), at(10'000)).value().size(), 1u);
+    ASSERT_TRUE(store_->fail_job(job.id, 2, "smtp down", at(500)).ok());
+    auto failed = store_->job(job.id);
+    ASSERT_TRUE(failed.ok() && failed.value().has_value());
+    EXPECT_EQ(failed.value()->retries, 2);
+    EXPECT_EQ(failed.value()->error_message, "smtp down");
+    EXPECT_EQ(failed.value()->due_at, at(500));
+    EXPECT_FALSE(failed.value()->lock_owner.has_value());
+    EXPECT_FALSE(failed.value()->lock_expires_at.has_value());
+
+    EXPECT_TRUE(store_->acquire_jobs("mail", "w", 1, at(499), at(10'000)).value().empty());
+    ASSERT_EQ(store_->acquire_jobs("mail", "w", 1, at(500), at(10'000)).value().size(), 1u);
+    // Out of retries: the job stays (an incident holds it) but is never handed out again.
+    ASSERT_TRUE(store_->fail_job(job.id, 0, "gave up", at(600)).ok());
+    EXPECT_TRUE(store_->acquire_jobs("mail", "w", 1, at(100'000), at(200'000)).value().empty());
+    ASSERT_TRUE(store_->job(job.id).value().has_value());
+}
+
+TEST_P(RuntimeStoreTest, TimersFallDueInOrderAndTheNextDueTimeFollowsLocks) {
+    auto empty = store_->next_timer_due();
+    ASSERT_TRUE(empty.ok());
+    EXPECT_FALSE(empty.value().has_value());
+
+    app::InstanceWrite write = new_instance(order_, at(0));
+    const std::string id = write.instance.id;
+    for (const auto& [wait_id, due] : std::vector<std::pair<std::uint64_t, std::int64_t>>{
+             {2, 300}, {3, 100}, {4, 200}, {5, 5000}}) {
+        app::WaitRow timer = wait_row(WaitRowKind::kTimer, id, wait_id, "t", at(0));
+        timer.due_at = at(due);
+        write.waits_opened.push_back(timer);
+    }
+    app::Batch batch;
+    batch.instances.push_back(write);
+    app::WaitRow start = wait_row(WaitRowKind::kTimer, "", 0, "cron", at(0));
+    start.due_at = at(250);
+    start.repeat = 3;
+    batch.start_events = {{order_.id, {start}}};
+    commit_ok(batch);
+
+    auto next = store_->next_timer_due();
+    ASSERT_TRUE(next.ok() && next.value().has_value());
+    EXPECT_EQ(*next.value(), at(100));
+
+    auto due = store_->acquire_timers("scheduler", 10, at(260), at(10'000));
+    ASSERT_TRUE(due.ok()) << due.error().internal;
+    ASSERT_EQ(due.value().size(), 3u);
+    EXPECT_EQ(due.value()[0].due_at, at(100));
+    EXPECT_EQ(due.value()[1].due_at, at(200));
+    EXPECT_EQ(due.value()[2].id, start.id);
+    EXPECT_EQ(due.value()[2].type, "timer-start");
+    EXPECT_EQ(due.value()[2].repeat, 3);
+    EXPECT_EQ(due.value()[0].kind, "timer");
+    EXPECT_EQ(due.value()[0].instance_id, id);
+
+    // Locked timers count again when their lock expires; the 300 ms one is free.
+    next = store_->next_timer_due();
+    ASSERT_TRUE(next.ok() && next.value().has_value());
+    EXPECT_EQ(*next.value(), at(300));
+    auto limited = store_->acquire_timers("scheduler", 1, at(6000), at(7000));
+    ASSERT_TRUE(limited.ok());
+    ASSERT_EQ(limited.value().size(), 1u);
+    EXPECT_EQ(limited.value()[0].due_at, at(300));
+
+    // Firing closes the instance timer: its row goes.
+    app::InstanceWrite fired = update_of(write.instance, 0, at(300));
+    fired.waits_closed = {3};
+    commit_one(fired);
+    auto remaining = store_->list_timers(id);
+    ASSERT_TRUE(remaining.ok());
+    EXPECT_EQ(remaining.value().size(), 3u);
+    auto all = store_->list_timers(std::nullopt);
+    ASSERT_TRUE(all.ok());
+    EXPECT_EQ(all.value().size(), 4u);
+}
+
+TEST_P(RuntimeStoreTest, RescheduleMovesAStartTimerOrDeletesIt) {
+    app::WaitRow start = wait_row(WaitRowKind::kTimer, "", 0, "cron", at(0));
+    start.due_at = at(100);
+    start.repeat = 2;
+    app::Batch batch;
+    batch.start_events = {{order_.id, {start}}};
+    commit_ok(batch);
+    ASSERT_EQ(store_->acquire_timers("s", 5, at(100), at(9'000)).value().size(), 1u);
+
+    ASSERT_TRUE(store_->reschedule_timer(start.id, at(200), 1).ok());
+    auto moved = store_->job(start.id);
+    ASSERT_TRUE(moved.ok() && moved.value().has_value());
+    EXPECT_EQ(moved.value()->due_at, at(200));
+    EXPECT_EQ(moved.value()->repeat, 1);
+    EXPECT_FALSE(moved.value()->lock_owner.has_value());
+    EXPECT_EQ(*store_->next_timer_due().value(), at(200));
+    EXPECT_EQ(store_->acquire_timers("s", 5, at(200), at(9'000)).value().size(), 1u);
+
+    ASSERT_TRUE(store_->reschedule_timer(start.id, std::nullopt, 0).ok());
+    auto gone = store_->job(start.id);
+    ASSERT_TRUE(gone.ok());
+    EXPECT_FALSE(gone.value().has_value());
+    EXPECT_FALSE(store_->next_timer_due().value().has_value());
+}
+
+// ---- Idempotency, counts, history ---------------------------------------------------------
+
+TEST_P(RuntimeStoreTest, IdempotencyKeysAreClaimedOnceAndExpire) {
+    auto first = store_->claim_idempotency_key("k", "hash-a", at(100), at(0));
+    ASSERT_TRUE(first.ok()) << first.error().internal;
+    EXPECT_TRUE(first.value().claimed);
+
+    auto in_flight = store_->claim_idempotency_key("k", "hash-a", at(110), at(0));
+    ASSERT_TRUE(in_flight.ok());
+    EXPECT_FALSE(in_flight.value().claimed);
+    ASSERT_TRUE(in_flight.value().stored.has_value());
+    EXPECT_EQ(in_flight.value().stored->status, 0);
+    EXPECT_EQ(in_flight.value().stored->request_hash, "hash-a");
+    EXPECT_EQ(in_flight.value().stored->created_at, at(100));
+
+    app::Batch batch;
+    batch.idempotency.push_back({"k", "hash-a", 201, "{\"data\":1}", at(100)});
+    commit_ok(batch);
+    auto replay = store_->claim_idempotency_key("k", "hash-b", at(120), at(0));
+    ASSERT_TRUE(replay.ok());
+    EXPECT_FALSE(replay.value().claimed);
+    ASSERT_TRUE(replay.value().stored.has_value());
+    EXPECT_EQ(replay.value().stored->status, 201);
+    EXPECT_EQ(replay.value().stored->body, "{\"data\":1}");
+    EXPECT_EQ(replay.value().stored->request_hash, "hash-a");
+
+    // Finished answers survive a release; only in-flight claims are dropped.
+    ASSERT_TRUE(store_->release_idempotency_key("k").ok());
+    EXPECT_FALSE(store_->claim_idempotency_key("k", "hash-a", at(130), at(0)).value().claimed);
+
+    // Older than the retention window: replaced by a new claim.
+    auto expired = store_->claim_idempotency_key("k", "hash-c", at(500), at(101));
+    ASSERT_TRUE(expired.ok());
+    EXPECT_TRUE(expired.value().claimed);
+    ASSERT_TRUE(store_->release_idempotency_key("k").ok());
+    EXPECT_TRUE(store_->claim_idempotency_key("k", "hash-d", at(510), at(0)).value().claimed);
+}
+
+TEST_P(RuntimeStoreTest, ConcurrentClaimsOfOneKeyHaveOneWinner) {
+    metrics::Registry other;
+    auto replica = open(settings_, other);
+    ASSERT_NE(replica, nullptr);
+    std::vector<std::future<bool>> claims;
+    for (int i = 0; i < 6; ++i) {
+        Store* store = i % 2 == 0 ? store_.get() : replica.get();
+        claims.push_back(std::async(std::launch::async, [store] {
+            auto claim = store->claim_idempotency_key("race", "h", at(1), at(0));
+            EXPECT_TRUE(claim.ok());
+            return claim.ok() && claim.value().claimed;
+        }));
+    }
+    int winners = 0;
+    for (auto& claim : claims) {
+        winners += claim.get() ? 1 : 0;
+    }
+    EXPECT_EQ(winners, 1);
+}
+
+TEST_P(RuntimeStoreTest, CountsReflectInstancesAndWaits) {
+    app::Batch batch;
+    for (const char* status : {"RUNNING", "RUNNING", "SUSPENDED", "ERROR", "COMPLETED"}) {
+        app::InstanceWrite write = new_instance(order_, at(0));
+        write.instance.status = status;
+        batch.instances.push_back(write);
+    }
+    app::InstanceWrite& first = batch.instances[0];
+    app::WaitRow job = wait_row(WaitRowKind::kJob, first.instance.id, 2, "j", at(0));
+    app::WaitRow timer = wait_row(WaitRowKind::kTimer, first.instance.id, 3, "t", at(0));
+    timer.due_at = at(5);
+    first.waits_opened.insert(first.waits_opened.end(), {job, timer});
+    first.incidents_opened.push_back({new_uuid(), first.instance.id, 1, std::nullopt, "x", "K", "m",
+                                      "OPEN", at(0), std::nullopt});
+    commit_ok(batch);
+    auto counts = store_->counts();
+    ASSERT_TRUE(counts.ok());
+    EXPECT_EQ(counts.value().running, 2);
+    EXPECT_EQ(counts.value().suspended, 1);
+    EXPECT_EQ(counts.value().error, 1);
+    EXPECT_EQ(counts.value().completed, 1);
+    EXPECT_EQ(counts.value().cancelled, 0);
+    EXPECT_EQ(counts.value().open_tasks, 5);
+    EXPECT_EQ(counts.value().pending_jobs, 1);
+    EXPECT_EQ(counts.value().pending_timers, 1);
+    EXPECT_EQ(counts.value().open_incidents, 1);
+}
+
+TEST_P(RuntimeStoreTest, HistoryReadsBackInTheOrderItHappenedAcrossBatchesAndPages) {
+    app::InstanceWrite write = new_instance(order_, at(0));
+    const std::string id = write.instance.id;
+    // Equal timestamps: the order of writing decides.
+    for (int i = 0; i < 4; ++i) {
+        write.history.push_back(
+            history_row(id, "a" + std::to_string(i), app::HistoryEventKind::kStarted, at(0)));
+    }
+    commit_one(write);
+    app::InstanceWrite next = update_of(write.instance, 0, at(1));
+    for (int i = 0; i < 3; ++i) {
+        next.history.push_back(
+            history_row(id, "b" + std::to_string(i), app::HistoryEventKind::kTerminated, at(1)));
+    }
+    commit_one(next);
+
+    const std::vector<std::string> expected = {"start", "a0", "a1", "a2", "a3", "b0", "b1", "b2"};
+    std::vector<std::string> got;
+    for (int page = 1; page <= 3; ++page) {
+        auto history = store_->history(id, {page, 3});
+        ASSERT_TRUE(history.ok());
+        EXPECT_EQ(history.value().total, 8);
+        for (const auto& row : history.value().items) {
+            got.push_back(row.element_id);
+        }
+    }
+    EXPECT_EQ(got, expected);
+    auto last = store_->history(id, {3, 3});
+    ASSERT_TRUE(last.ok());
+    EXPECT_EQ(last.value().items.back().event, app::HistoryEventKind::kTerminated);
+}
+
+TEST_P(RuntimeStoreTest, DeleteKeyWithCascadeRemovesEveryRuntimeRow) {
+    const app::DefinitionRecord other = deploy("Other", "o1");
+    app::InstanceWrite parent = new_instance(order_, at(0));
+    app::WaitRow job = wait_row(WaitRowKind::kJob, parent.instance.id, 2, "j", at(0));
+    app::WaitRow timer = wait_row(WaitRowKind::kTimer, parent.instance.id, 3, "t", at(0));
+    timer.due_at = at(9);
+    app::WaitRow message = wait_row(WaitRowKind::kMessage, parent.instance.id, 4, "m", at(0));
+    app::WaitRow signal = wait_row(WaitRowKind::kSignal, parent.instance.id, 5, "s", at(0));
+    parent.waits_opened.insert(parent.waits_opened.end(), {job, timer, message, signal});
+    parent.incidents_opened.push_back({new_uuid(), parent.instance.id, 1, std::nullopt, "x", "K",
+                                       "m", "OPEN", at(0), std::nullopt});
+    // A called instance of another process goes with its caller.
+    app::InstanceWrite child = new_instance(other, at(1));
+    child.instance.parent_instance_id = parent.instance.id;
+    app::InstanceWrite survivor = new_instance(other, at(2));
+    app::Batch batch;
+    batch.instances = {parent, child, survivor};
+    app::WaitRow start = wait_row(WaitRowKind::kTimer, "", 0, "cron", at(0));
+    start.due_at = at(100);
+    batch.start_events = {{order_.id, {start}}};
+    commit_ok(batch);
+
+    auto deleted = store_->delete_key("Order", true);
+    ASSERT_TRUE(deleted.ok()) << deleted.error().internal;
+    EXPECT_EQ(deleted.value(), 1);
+    auto db = sql();
+    EXPECT_EQ(db->count("SELECT count(*) FROM instances"), 1);
+    EXPECT_EQ(db->count("SELECT count(*) FROM user_tasks"), 1);
+    EXPECT_EQ(db->count("SELECT count(*) FROM jobs"), 0);
+    EXPECT_EQ(db->count("SELECT count(*) FROM message_subscriptions"), 0);
+    EXPECT_EQ(db->count("SELECT count(*) FROM signal_subscriptions"), 0);
+    EXPECT_EQ(db->count("SELECT count(*) FROM incidents"), 0);
+    EXPECT_EQ(db->count("SELECT count(*) FROM history"), 1);
+    EXPECT_EQ(stored(survivor.instance.id).process_key, "Other");
+    auto counts = store_->counts();
+    ASSERT_TRUE(counts.ok());
+    EXPECT_EQ(counts.value().running, 1);
+    EXPECT_EQ(counts.value().pending_timers, 0);
+}
+
+TEST_P(RuntimeStoreTest, MigrationTwoIsRecorded) {
+    auto applied = store_->applied_migrations();
+    ASSERT_TRUE(applied.ok());
+    ASSERT_GE(applied.value().size(), 2u);
+    EXPECT_EQ(applied.value()[1].version, 2);
+    EXPECT_EQ(applied.value()[1].name, "runtime");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, RuntimeStoreTest,
+                         ::testing::Values(Backend::kSqlite, Backend::kPostgres), backend_name);
+
+// ---- PostgreSQL outage ------------------------------------------------------------------
+
+class PostgresRuntimeStoreTest : public RuntimeStoreTest {};
+
+TEST_P(PostgresRuntimeStoreTest, OutageIsDbUnavailableAndTheStoreRecoversByItself) {
+    app::InstanceWrite before = new_instance(order_, at(0));
+    commit_one(before);
+    ASSERT_TRUE(postgres_->stop(test::PostgresServer::Shutdown::kFast));
+
+    app::Batch batch;
+    batch.instances.push_back(new_instance(order_, at(1)));
+    const Status down = store_->commit(batch);
+    ASSERT_FALSE(down.ok());
+    EXPECT_EQ(down.error().code, "DB_UNAVAILABLE");
+    EXPECT_EQ(down.error().kind, ErrorKind::kUnavailable);
+    EXPECT_GE(down.error().retry_after_seconds, 1);
+    auto read = store_->instance(before.instance.id, false);
+    ASSERT_FALSE(read.ok());
+    EXPECT_EQ(read.error().code, "DB_UNAVAILABLE");
+    auto acquired = store_->acquire_jobs("x", "w", 1, at(0), at(1));
+    ASSERT_FALSE(acquired.ok());
+    EXPECT_EQ(acquired.error().kind, ErrorKind::kUnavailable);
+
+    ASSERT_TRUE(postgres_->start()) << postgres_->log_tail();
+    commit_ok(batch);
+    EXPECT_EQ(stored(before.instance.id).status, "RUNNING");
+    EXPECT_EQ(stored(batch.instances[0].instance.id).status, "RUNNING");
+}
+
+INSTANTIATE_TEST_SUITE_P(Postgres, PostgresRuntimeStoreTest, ::testing::Values(Backend::kPostgres),
+                         backend_name);
+
+}  // namespace
+}  // namespace pythmata::store
