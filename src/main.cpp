@@ -18,11 +18,15 @@
 #include <vector>
 
 #include "pythmata/app/definition_catalog.hpp"
+#include "pythmata/app/idempotency_keys.hpp"
+#include "pythmata/app/instance_runtime.hpp"
+#include "pythmata/app/ports/service_log.hpp"
 #include "pythmata/app/system_clock.hpp"
 #include "pythmata/bpmn/parser.hpp"
 #include "pythmata/cache/redis_cache.hpp"
 #include "pythmata/config/config.hpp"
 #include "pythmata/engine/compiled_process.hpp"
+#include "pythmata/http/http_caller.hpp"
 #include "pythmata/http/server.hpp"
 #include "pythmata/metrics/prometheus_telemetry.hpp"
 #include "pythmata/metrics/registry.hpp"
@@ -97,9 +101,12 @@ class JsonMessageFlag final : public spdlog::custom_flag_formatter {
 /// Loggers on stderr: "pythmata" for the application, "access" for one line per request (whose
 /// message already is a JSON object in json format).
 void setup_logging(const app::LogSettings& log) {
-    auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>(spdlog::color_mode::never);
-    auto main_logger = std::make_shared<spdlog::logger>("pythmata", sink);
-    auto access_logger = std::make_shared<spdlog::logger>("access", sink);
+    // One sink per logger: a sink owns its formatter, and the two log different patterns.
+    auto main_logger = std::make_shared<spdlog::logger>(
+        "pythmata",
+        std::make_shared<spdlog::sinks::stderr_color_sink_mt>(spdlog::color_mode::never));
+    auto access_logger = std::make_shared<spdlog::logger>(
+        "access", std::make_shared<spdlog::sinks::stderr_color_sink_mt>(spdlog::color_mode::never));
     const auto level = spdlog::level::from_str(log.level);
     main_logger->set_level(level);
     access_logger->set_level(log.access_log ? spdlog::level::info : spdlog::level::off);
@@ -120,6 +127,23 @@ void setup_logging(const app::LogSettings& log) {
     spdlog::set_default_logger(main_logger);
     spdlog::flush_every(std::chrono::seconds(1));
 }
+
+/// The built-in `logger` service task writes to the "service" logger.
+class SpdlogServiceLog final : public app::ServiceLog {
+  public:
+    explicit SpdlogServiceLog(std::shared_ptr<spdlog::logger> logger)
+        : logger_(std::move(logger)) {}
+    void write(std::string_view level, std::string_view instance_id, std::string_view element_id,
+               std::string_view message) override {
+        auto parsed = spdlog::level::from_str(std::string(level));
+        if (parsed == spdlog::level::off)
+            parsed = spdlog::level::info;
+        logger_->log(parsed, "instance={} element={} {}", instance_id, element_id, message);
+    }
+
+  private:
+    std::shared_ptr<spdlog::logger> logger_;
+};
 
 struct Options {
     std::string command;
@@ -255,16 +279,26 @@ int serve(app::Settings settings) {
     app::SystemClock clock;
     app::DefinitionCatalog definitions(**store, redis.get(), telemetry, clock, settings.cache,
                                        settings.engine);
+    http::BeastHttpCaller http_caller;
+    SpdlogServiceLog service_log(log->clone("service"));
+    app::InstanceRuntime runtime(**store, definitions, telemetry, clock, settings.engine,
+                                 &http_caller, &service_log);
+    definitions.set_deploy_observer(&runtime);
+    app::IdempotencyKeys idempotency(**store, clock, settings.engine);
+    runtime.start();
 
     if (settings.http.blocking_threads == 0) {
         settings.http.blocking_threads = settings.db.pool_size + settings.db.max_overflow;
     }
-    http::ServerDeps deps{
-        settings.http, settings.log,
-        definitions,   {{"store", store->get(), true}, {"cache", redis.get(), false}},
-        registry,      spdlog::get("access"),
-        log,
-    };
+    http::ServerDeps deps{settings.http,
+                          settings.log,
+                          definitions,
+                          {{"store", store->get(), true}, {"cache", redis.get(), false}},
+                          registry,
+                          spdlog::get("access"),
+                          log};
+    deps.instances = &runtime;
+    deps.idempotency = &idempotency;
     http::Server server(std::move(deps));
     auto port = server.listen();
     if (!port) {
@@ -274,6 +308,8 @@ int serve(app::Settings settings) {
     std::cout << "listening on " << settings.http.host << ":" << *port << std::endl;
     log->info("listening on {}:{}", settings.http.host, *port);
     server.run();
+    runtime.stop();
+    definitions.set_deploy_observer(nullptr);
     log->info("stopped");
     spdlog::shutdown();
     return 0;

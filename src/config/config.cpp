@@ -177,6 +177,19 @@ const std::vector<Key>& keys() {
         string_key<E>("history_level", &S::engine, &E::history_level, {"none", "activity", "full"}),
         bool_key<E>("clock_control", &S::engine, &E::clock_control),
         int_key<E>("engine_queue_capacity", &S::engine, &E::queue_capacity, 1, 100'000'000),
+        int_key<E>("engine_workers", &S::engine, &E::workers, 1, 256),
+        ms_key<E>("max_job_wait_ms", &S::engine, &E::max_job_wait, 0, kHourMs),
+        ms_key<E>("timer_lock_ms", &S::engine, &E::timer_lock, 1000, kHourMs),
+        int_key<E>("instance_state_cache", &S::engine, &E::state_cache_entries, 0, 10'000'000),
+        {"idempotency_retention",
+         Key::Kind::kInt,
+         60,
+         365 * 86'400,
+         {},
+         [](S& s, const Raw& v) {
+             s.engine.idempotency_retention = std::chrono::seconds(std::get<std::int64_t>(v));
+         },
+         [](const S& s) { return std::to_string(s.engine.idempotency_retention.count()); }},
 
         string_key<L>("log_level", &S::log, &L::level,
                       {"trace", "debug", "info", "warn", "error", "critical", "off"}),

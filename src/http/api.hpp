@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "pythmata/app/definition_service.hpp"
+#include "pythmata/app/idempotency_service.hpp"
+#include "pythmata/app/instance_service.hpp"
 #include "pythmata/app/ports/definition_store.hpp"
 #include "pythmata/app/records.hpp"
 #include "pythmata/app/settings.hpp"
@@ -50,6 +52,44 @@ class Api {
     Response definition_version(const Request& request, const PathParams& params);
     Response delete_definition(const Request& request, const PathParams& params);
 
+    // The runtime (api_runtime.cpp); its routes exist only once attached.
+    void attach_runtime(app::InstanceService* instances, app::IdempotencyService* idempotency);
+    [[nodiscard]] bool has_runtime() const { return instances_ != nullptr; }
+    [[nodiscard]] bool clock_control() const {
+        return instances_ != nullptr && instances_->clock_control();
+    }
+    /// Runs `inner` under the request's Idempotency-Key, if any (API.md): a replay returns the
+    /// first answer; the same key with another request is 409 IDEMPOTENCY_KEY_REUSED.
+    Response idempotent(const Request& request, const PathParams& params, const Handler& inner);
+
+    Response start_instance(const Request& request, const PathParams& params);
+    Response list_instances(const Request& request, const PathParams& params);
+    Response get_instance(const Request& request, const PathParams& params);
+    Response cancel_instance(const Request& request, const PathParams& params);
+    Response suspend_instance(const Request& request, const PathParams& params);
+    Response resume_instance(const Request& request, const PathParams& params);
+    Response get_variables(const Request& request, const PathParams& params);
+    Response patch_variables(const Request& request, const PathParams& params);
+    Response get_tokens(const Request& request, const PathParams& params);
+    Response get_activities(const Request& request, const PathParams& params);
+    Response list_tasks(const Request& request, const PathParams& params);
+    Response get_task(const Request& request, const PathParams& params);
+    Response claim_task(const Request& request, const PathParams& params);
+    Response complete_task(const Request& request, const PathParams& params);
+    Response correlate_message(const Request& request, const PathParams& params);
+    Response broadcast_signal(const Request& request, const PathParams& params);
+    Response activate_jobs(const Request& request, const PathParams& params);
+    Response complete_job(const Request& request, const PathParams& params);
+    Response fail_job(const Request& request, const PathParams& params);
+    Response job_error(const Request& request, const PathParams& params);
+    Response list_timers(const Request& request, const PathParams& params);
+    Response list_incidents(const Request& request, const PathParams& params);
+    Response resolve_incident(const Request& request, const PathParams& params);
+    Response get_clock(const Request& request, const PathParams& params);
+    Response advance_clock(const Request& request, const PathParams& params);
+    Response reset_clock(const Request& request, const PathParams& params);
+    Response stats(const Request& request, const PathParams& params);
+
     // Operations (api_operations.cpp).
     Response health(const Request& request, const PathParams& params);
     Response ready(const Request& request, const PathParams& params);
@@ -62,6 +102,8 @@ class Api {
     app::DefinitionService& definitions_;
     std::vector<HealthDependency> health_;
     metrics::Registry& metrics_;
+    app::InstanceService* instances_ = nullptr;
+    app::IdempotencyService* idempotency_ = nullptr;
 };
 
 /// The route table (routes.cpp): every path of the API bound to its handler.

@@ -1,5 +1,7 @@
 // The route table: every path the server answers, in one place. Handlers live in api_*.cpp.
 
+#include <string_view>
+
 #include "api.hpp"
 
 namespace pythmata::http {
@@ -13,7 +15,14 @@ Router make_router(Api& api) {
     };
     const auto add = [&](const char* method, const char* pattern, Execution execution,
                          Response (Api::*handler)(const Request&, const PathParams&)) {
-        router.add(Route{method, pattern, execution, bind(handler)});
+        Handler h = bind(handler);
+        // Every mutating POST honours Idempotency-Key (API.md).
+        if (std::string_view(method) == "POST") {
+            h = [&api, inner = std::move(h)](const Request& request, const PathParams& params) {
+                return api.idempotent(request, params, inner);
+            };
+        }
+        router.add(Route{method, pattern, execution, std::move(h)});
     };
     constexpr auto kBlocking = Execution::kBlocking;
     constexpr auto kInline = Execution::kInline;
@@ -31,6 +40,48 @@ Router make_router(Api& api) {
     add("DELETE", "/api/v1/processes/{key}", kBlocking, &Api::delete_definition);
     add("GET", "/api/v1/processes/{key}/versions", kBlocking, &Api::definition_versions);
     add("GET", "/api/v1/processes/{key}/versions/{version}", kBlocking, &Api::definition_version);
+
+    if (!api.has_runtime())
+        return router;
+    // Instances.
+    add("POST", "/api/v1/processes/{key}/instances", kBlocking, &Api::start_instance);
+    add("GET", "/api/v1/processes/{key}/instances", kBlocking, &Api::list_instances);
+    add("GET", "/api/v1/instances", kBlocking, &Api::list_instances);
+    add("GET", "/api/v1/instances/{id}", kBlocking, &Api::get_instance);
+    add("DELETE", "/api/v1/instances/{id}", kBlocking, &Api::cancel_instance);
+    add("POST", "/api/v1/instances/{id}/suspend", kBlocking, &Api::suspend_instance);
+    add("POST", "/api/v1/instances/{id}/resume", kBlocking, &Api::resume_instance);
+    add("GET", "/api/v1/instances/{id}/variables", kBlocking, &Api::get_variables);
+    add("PATCH", "/api/v1/instances/{id}/variables", kBlocking, &Api::patch_variables);
+    add("GET", "/api/v1/instances/{id}/tokens", kBlocking, &Api::get_tokens);
+    add("GET", "/api/v1/instances/{id}/activities", kBlocking, &Api::get_activities);
+
+    // User tasks.
+    add("GET", "/api/v1/tasks", kBlocking, &Api::list_tasks);
+    add("GET", "/api/v1/tasks/{id}", kBlocking, &Api::get_task);
+    add("POST", "/api/v1/tasks/{id}/claim", kBlocking, &Api::claim_task);
+    add("POST", "/api/v1/tasks/{id}/complete", kBlocking, &Api::complete_task);
+
+    // Messages and signals.
+    add("POST", "/api/v1/messages", kBlocking, &Api::correlate_message);
+    add("POST", "/api/v1/signals", kBlocking, &Api::broadcast_signal);
+
+    // External jobs.
+    add("POST", "/api/v1/jobs/activate", kBlocking, &Api::activate_jobs);
+    add("POST", "/api/v1/jobs/{id}/complete", kBlocking, &Api::complete_job);
+    add("POST", "/api/v1/jobs/{id}/fail", kBlocking, &Api::fail_job);
+    add("POST", "/api/v1/jobs/{id}/error", kBlocking, &Api::job_error);
+
+    // Timers, incidents, stats; the clock only with the clock_control setting.
+    add("GET", "/api/v1/timers", kBlocking, &Api::list_timers);
+    add("GET", "/api/v1/incidents", kBlocking, &Api::list_incidents);
+    add("POST", "/api/v1/incidents/{id}/resolve", kBlocking, &Api::resolve_incident);
+    add("GET", "/api/v1/stats", kBlocking, &Api::stats);
+    if (api.clock_control()) {
+        add("GET", "/api/v1/clock", kBlocking, &Api::get_clock);
+        add("POST", "/api/v1/clock/advance", kBlocking, &Api::advance_clock);
+        add("POST", "/api/v1/clock/reset", kBlocking, &Api::reset_clock);
+    }
     return router;
 }
 

@@ -185,13 +185,19 @@ struct Pending {
     std::optional<Response> response;  ///< set on the connection's strand
 };
 
+static Api make_api(const ServerDeps& deps) {
+    Api api(deps.settings, deps.definitions, deps.health_checks, deps.metrics);
+    api.attach_runtime(deps.instances, deps.idempotency);
+    return api;
+}
+
 }  // namespace
 
 struct Server::Impl {
     explicit Impl(ServerDeps d)
         : deps(std::move(d)),
           settings(deps.settings),
-          api(deps.settings, deps.definitions, deps.health_checks, deps.metrics),
+          api(make_api(deps)),
           router(make_router(api)),
           log(deps.log ? deps.log : spdlog::default_logger()),
           http_metrics(deps.metrics),

@@ -63,7 +63,7 @@ struct EngineSettings {
     bool clock_control = false;                         ///< clock_control
     std::size_t queue_capacity = 10'000;                ///< engine_queue_capacity
     unsigned workers = 2;                               ///< engine_workers: engine threads (instances sharded by id)
-    std::chrono::milliseconds max_job_wait{60'000};     ///< max_job_wait_ms: cap of POST /jobs/activate wait_ms
+    std::chrono::milliseconds max_job_wait{20'000};     ///< max_job_wait_ms: cap of POST /jobs/activate wait_ms
     std::chrono::milliseconds timer_lock{60'000};       ///< timer_lock_ms: lock on an acquired timer until it fired
     std::size_t state_cache_entries = 10'000;           ///< instance_state_cache: recent states kept in memory
     std::chrono::seconds idempotency_retention{86'400}; ///< idempotency_retention (seconds)

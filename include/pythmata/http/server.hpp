@@ -9,6 +9,8 @@
 #include <spdlog/logger.h>
 
 #include "pythmata/app/definition_service.hpp"
+#include "pythmata/app/idempotency_service.hpp"
+#include "pythmata/app/instance_service.hpp"
 #include "pythmata/app/ports/definition_store.hpp"
 #include "pythmata/app/settings.hpp"
 #include "pythmata/common/result.hpp"
@@ -40,6 +42,10 @@ struct ServerDeps {
     std::shared_ptr<spdlog::logger> access_log;
     /// Errors and lifecycle messages; null = spdlog's default logger.
     std::shared_ptr<spdlog::logger> log;
+    /// The runtime use cases; null serves the definitions and operations endpoints only.
+    app::InstanceService* instances = nullptr;
+    /// Idempotency-Key handling for mutating POSTs; null ignores the header.
+    app::IdempotencyService* idempotency = nullptr;
 };
 
 /// The HTTP/1.1 REST server (Boost.Beast on Asio, kept out of this header). Not copyable.
