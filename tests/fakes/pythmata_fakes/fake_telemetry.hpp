@@ -12,15 +12,15 @@ namespace pythmata::fakes {
 
 /// Counts what the use cases report.
 class FakeTelemetry final : public app::Telemetry {
-public:
+  public:
     std::atomic<int> l1_hits{0}, l1_misses{0}, l2_hits{0}, l2_misses{0};
     std::atomic<int> started{0}, ended{0}, executions{0}, batches{0}, timers_fired{0};
     std::atomic<std::int64_t> active{0}, tokens{0}, batched_commands{0};
     std::atomic<std::size_t> largest_batch{0};
 
     void definition_cache_lookup(CacheLevel level, bool hit) override {
-        auto& counter = level == CacheLevel::kL1 ? (hit ? l1_hits : l1_misses)
-                                                 : (hit ? l2_hits : l2_misses);
+        auto& counter =
+            level == CacheLevel::kL1 ? (hit ? l1_hits : l1_misses) : (hit ? l2_hits : l2_misses);
         ++counter;
     }
     void instance_started() override { ++started; }
@@ -56,7 +56,7 @@ public:
         return ended_by_status_[status];
     }
 
-private:
+  private:
     std::mutex mutex_;
     std::map<std::string, int> errors_;
     std::map<std::string, int> ended_by_status_;
@@ -64,13 +64,13 @@ private:
 
 /// A clock that moves only when told to. Thread-safe.
 class ManualClock final : public app::Clock {
-public:
+  public:
     explicit ManualClock(TimePoint start = from_epoch_ms(1'700'000'000'000))
         : now_ms_(to_epoch_ms(start)) {}
     [[nodiscard]] TimePoint now() const override { return from_epoch_ms(now_ms_.load()); }
     void advance(Millis by) { now_ms_ += by.count(); }
 
-private:
+  private:
     std::atomic<std::int64_t> now_ms_;
 };
 

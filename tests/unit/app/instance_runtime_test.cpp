@@ -1,0 +1,926 @@
+#include "pythmata/app/instance_runtime.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "pythmata/app/idempotency_keys.hpp"
+#include "pythmata_fakes/fake_definition_store.hpp"
+#include "pythmata_fakes/fake_runtime_store.hpp"
+#include "pythmata_fakes/fake_telemetry.hpp"
+
+namespace pythmata::app {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+std::string bpmn(const std::string& body, const std::string& id = "p",
+                 const std::string& extra = "") {
+    return R"(<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"
+             xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
+             xmlns:pythmata="http://pythmata.org/schema/1.0/bpmn"
+             id="defs_)" +
+           id + R"(" targetNamespace="test">
+)" + extra +
+           R"(<process id=")" + id + R"(" isExecutable="true">
+)" + body + R"(
+</process>
+</definitions>)";
+}
+
+const std::string kUserTask = bpmn(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="review"/>
+<userTask id="review" name="Review"/>
+<sequenceFlow id="f1" sourceRef="review" targetRef="end"/>
+<endEvent id="end"/>)",
+                                   "approval");
+
+const std::string kStraight = bpmn(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="calc"/>
+<scriptTask id="calc" scriptFormat="python"><script>doubled = amount * 2</script></scriptTask>
+<sequenceFlow id="f1" sourceRef="calc" targetRef="end"/>
+<endEvent id="end"/>)",
+                                   "straight");
+
+class FakeServiceLog final : public ServiceLog {
+  public:
+    void write(std::string_view level, std::string_view, std::string_view element_id,
+               std::string_view message) override {
+        std::lock_guard lock(mutex);
+        lines.push_back(std::string(level) + " " + std::string(element_id) + " " +
+                        std::string(message));
+    }
+    std::mutex mutex;
+    std::vector<std::string> lines;
+};
+
+class FakeHttpCaller final : public HttpCaller {
+  public:
+    Result<HttpReply> call(const HttpCall& request) override {
+        std::lock_guard lock(mutex);
+        calls.push_back(request);
+        return reply;
+    }
+    std::mutex mutex;
+    std::vector<HttpCall> calls;
+    HttpReply reply{200, {}, R"({"ok":true})"};
+};
+
+class InstanceRuntimeTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        settings.clock_control = true;
+        settings.state_check_interval = 50ms;
+    }
+
+    void TearDown() override {
+        if (runtime) {
+            runtime->stop();
+        }
+        if (catalog) {
+            catalog->set_deploy_observer(nullptr);
+        }
+    }
+
+    void make() {
+        catalog =
+            std::make_unique<DefinitionCatalog>(defs, nullptr, telemetry, clock, cache, settings);
+        runtime = std::make_unique<InstanceRuntime>(store, *catalog, telemetry, clock, settings,
+                                                    &http, &log);
+        catalog->set_deploy_observer(runtime.get());
+        runtime->start();
+    }
+
+    void deploy(const std::string& xml) {
+        auto r = catalog->deploy({xml, std::nullopt, std::nullopt});
+        ASSERT_TRUE(r.ok()) << r.error().message << " " << r.error().context.dump();
+    }
+
+    InstanceView start(const std::string& key, json vars = json::object(),
+                       std::optional<std::string> business_key = std::nullopt) {
+        auto r =
+            runtime->start_instance({key, std::nullopt, std::move(business_key), std::move(vars)});
+        EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().code + ": " + r.error().message);
+        return r.ok() ? r.value() : InstanceView{};
+    }
+
+    std::string status(const std::string& id) {
+        auto v = runtime->instance(id);
+        return v.ok() ? v.value().status : "?" + v.error().code;
+    }
+
+    /// Follow-ups (thrown signals, child instances, built-in services) run after the commit that
+    /// caused them; wait for their visible outcome, bounded.
+    bool eventually(const std::function<bool()>& done) {
+        const auto deadline = std::chrono::steady_clock::now() + 5s;
+        while (std::chrono::steady_clock::now() < deadline) {
+            if (done()) {
+                return true;
+            }
+            std::this_thread::sleep_for(5ms);
+        }
+        return done();
+    }
+
+    std::vector<TaskView> open_tasks(const std::optional<std::string>& instance_id = std::nullopt) {
+        TaskQuery q;
+        q.instance_id = instance_id;
+        auto r = runtime->list_tasks(q, {1, 100});
+        EXPECT_TRUE(r.ok());
+        return r.ok() ? r.value().items : std::vector<TaskView>{};
+    }
+
+    fakes::FakeDefinitionStore defs;
+    fakes::FakeRuntimeStore store;
+    fakes::FakeTelemetry telemetry;
+    fakes::ManualClock clock;
+    FakeServiceLog log;
+    FakeHttpCaller http;
+    CacheSettings cache;
+    EngineSettings settings;
+    std::unique_ptr<DefinitionCatalog> catalog;
+    std::unique_ptr<InstanceRuntime> runtime;
+};
+
+TEST_F(InstanceRuntimeTest, StraightThroughProcessAnswersCompletedWithFinalVariables) {
+    make();
+    deploy(kStraight);
+    const int commits_before = store.commits;
+    auto v = start("straight", {{"amount", 21}}, "order-1");
+    EXPECT_EQ(v.status, "COMPLETED");
+    EXPECT_EQ(v.variables["doubled"], 42);
+    EXPECT_EQ(v.process_key, "straight");
+    EXPECT_EQ(v.process_version, 1);
+    EXPECT_EQ(v.business_key, "order-1");
+    EXPECT_TRUE(v.ended_at.has_value());
+    EXPECT_EQ(store.commits - commits_before, 1);
+
+    // Durable: the answer is what the store holds.
+    auto stored = runtime->instance(v.id);
+    ASSERT_TRUE(stored.ok());
+    EXPECT_EQ(stored.value().status, "COMPLETED");
+    EXPECT_EQ(stored.value().variables["doubled"], 42);
+
+    auto history = runtime->activities(v.id, {1, 100});
+    ASSERT_TRUE(history.ok());
+    ASSERT_FALSE(history.value().items.empty());
+    EXPECT_EQ(history.value().items.front().element_id, "start");
+    EXPECT_EQ(history.value().items.front().event, "STARTED");
+    EXPECT_EQ(history.value().items.back().element_id, "end");
+    EXPECT_EQ(telemetry.started, 1);
+    EXPECT_EQ(telemetry.ended_with("COMPLETED"), 1);
+    EXPECT_GT(telemetry.tokens, 0);
+}
+
+TEST_F(InstanceRuntimeTest, UnknownProcessAndVersionAre404) {
+    make();
+    deploy(kStraight);
+    auto r = runtime->start_instance({"nope", std::nullopt, std::nullopt, json::object()});
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, "PROCESS_NOT_FOUND");
+    auto v = runtime->start_instance({"straight", 7, std::nullopt, {{"amount", 1}}});
+    ASSERT_FALSE(v.ok());
+    EXPECT_EQ(v.error().code, "PROCESS_VERSION_NOT_FOUND");
+    auto i = runtime->instance("00000000-0000-4000-8000-000000000000");
+    ASSERT_FALSE(i.ok());
+    EXPECT_EQ(i.error().code, "INSTANCE_NOT_FOUND");
+}
+
+TEST_F(InstanceRuntimeTest, UserTaskWaitsThenCompletesAndCannotCompleteTwice) {
+    make();
+    deploy(kUserTask);
+    auto v = start("approval", {{"amount", 5}});
+    EXPECT_EQ(v.status, "RUNNING");
+    EXPECT_EQ(v.active_elements, std::vector<std::string>{"review"});
+
+    auto tasks = open_tasks(v.id);
+    ASSERT_EQ(tasks.size(), 1u);
+    EXPECT_EQ(tasks[0].element_id, "review");
+    EXPECT_EQ(tasks[0].name, "Review");
+    EXPECT_EQ(tasks[0].process_key, "approval");
+
+    auto claimed = runtime->claim_task(tasks[0].id, "alice");
+    ASSERT_TRUE(claimed.ok());
+    EXPECT_EQ(claimed.value().assignee, "alice");
+    auto detail = runtime->task(tasks[0].id);
+    ASSERT_TRUE(detail.ok());
+    EXPECT_EQ(detail.value().variables["amount"], 5);
+
+    auto done = runtime->complete_task(tasks[0].id, {{"approved", true}});
+    ASSERT_TRUE(done.ok()) << done.error().message;
+    EXPECT_EQ(done.value().status, "COMPLETED");
+    EXPECT_EQ(done.value().variables["approved"], true);
+    EXPECT_TRUE(open_tasks(v.id).empty());
+
+    auto again = runtime->complete_task(tasks[0].id, json::object());
+    ASSERT_FALSE(again.ok());
+    EXPECT_EQ(again.error().code, "TASK_ALREADY_COMPLETED");
+    auto claim_again = runtime->claim_task(tasks[0].id, "bob");
+    ASSERT_FALSE(claim_again.ok());
+    EXPECT_EQ(claim_again.error().code, "TASK_ALREADY_COMPLETED");
+
+    TaskQuery completed;
+    completed.state = "COMPLETED";
+    auto list = runtime->list_tasks(completed, {1, 10});
+    ASSERT_TRUE(list.ok());
+    ASSERT_EQ(list.value().items.size(), 1u);
+    EXPECT_EQ(list.value().items[0].id, tasks[0].id);
+
+    auto missing = runtime->complete_task("no-such-task", json::object());
+    ASSERT_FALSE(missing.ok());
+    EXPECT_EQ(missing.error().code, "TASK_NOT_FOUND");
+}
+
+const std::string kMessageCatch = bpmn(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="wait"/>
+<intermediateCatchEvent id="wait"><messageEventDefinition messageRef="m" pythmata:correlationKey="${order_id}"/></intermediateCatchEvent>
+<sequenceFlow id="f1" sourceRef="wait" targetRef="end"/>
+<endEvent id="end"/>)",
+                                       "orders", R"(<message id="m" name="paid"/>)");
+
+TEST_F(InstanceRuntimeTest, MessageCorrelatesByKeyToTheRightInstance) {
+    make();
+    deploy(kMessageCatch);
+    auto a = start("orders", {{"order_id", "A-1"}});
+    auto b = start("orders", {{"order_id", "B-2"}});
+    ASSERT_EQ(a.status, "RUNNING");
+
+    MessageRequest m;
+    m.name = "paid";
+    m.correlation_key = "B-2";
+    m.variables = {{"paid_amount", 10}};
+    auto r = runtime->correlate_message(m);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r.value().instance_id, b.id);
+    EXPECT_EQ(r.value().element_id, "wait");
+    EXPECT_FALSE(r.value().started);
+    EXPECT_EQ(status(b.id), "COMPLETED");
+    EXPECT_EQ(status(a.id), "RUNNING");
+    EXPECT_EQ(runtime->variables(b.id).value()["paid_amount"], 10);
+
+    // Consumed: the same key finds nothing now.
+    auto again = runtime->correlate_message(m);
+    ASSERT_FALSE(again.ok());
+    EXPECT_EQ(again.error().code, "MESSAGE_NOT_CORRELATED");
+    m.correlation_key = "nobody";
+    EXPECT_EQ(runtime->correlate_message(m).error().code, "MESSAGE_NOT_CORRELATED");
+}
+
+TEST_F(InstanceRuntimeTest, MessageStartEventCreatesAnInstance) {
+    make();
+    deploy(bpmn(R"(
+<startEvent id="start"><messageEventDefinition messageRef="m"/></startEvent>
+<sequenceFlow id="f0" sourceRef="start" targetRef="task"/>
+<userTask id="task"/>
+<sequenceFlow id="f1" sourceRef="task" targetRef="end"/>
+<endEvent id="end"/>)",
+                "inbox", R"(<message id="m" name="mail"/>)"));
+    MessageRequest m;
+    m.name = "mail";
+    m.business_key = "bk-9";
+    m.variables = {{"subject", "hi"}};
+    auto r = runtime->correlate_message(m);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_TRUE(r.value().started);
+    EXPECT_EQ(r.value().element_id, "start");
+    auto v = runtime->instance(r.value().instance_id);
+    ASSERT_TRUE(v.ok());
+    EXPECT_EQ(v.value().process_key, "inbox");
+    EXPECT_EQ(v.value().business_key, "bk-9");
+    EXPECT_EQ(v.value().variables["subject"], "hi");
+    EXPECT_EQ(v.value().active_elements, std::vector<std::string>{"task"});
+}
+
+const std::string kSignalCatch = bpmn(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="wait"/>
+<intermediateCatchEvent id="wait"><signalEventDefinition signalRef="s"/></intermediateCatchEvent>
+<sequenceFlow id="f1" sourceRef="wait" targetRef="end"/>
+<endEvent id="end"/>)",
+                                      "listener", R"(<signal id="s" name="alarm"/>)");
+
+TEST_F(InstanceRuntimeTest, SignalFansOutToEverySubscriptionAndSignalStartEvent) {
+    make();
+    deploy(kSignalCatch);
+    deploy(bpmn(R"(
+<startEvent id="start"><signalEventDefinition signalRef="s"/></startEvent>
+<sequenceFlow id="f0" sourceRef="start" targetRef="task"/>
+<userTask id="task"/>
+<sequenceFlow id="f1" sourceRef="task" targetRef="end"/>
+<endEvent id="end"/>)",
+                "on_alarm", R"(<signal id="s" name="alarm"/>)"));
+    std::vector<std::string> ids;
+    for (int i = 0; i < 3; ++i) {
+        ids.push_back(start("listener").id);
+    }
+    auto r = runtime->broadcast_signal({"alarm", {{"level", 3}}});
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r.value().triggered, 4);
+    for (const auto& id : ids) {
+        EXPECT_EQ(status(id), "COMPLETED");
+    }
+    InstanceQuery q;
+    q.process_key = "on_alarm";
+    auto started = runtime->list_instances(q, {1, 10});
+    ASSERT_TRUE(started.ok());
+    ASSERT_EQ(started.value().total, 1);
+    EXPECT_EQ(started.value().items[0].variables["level"], 3);
+
+    auto none = runtime->broadcast_signal({"alarm", json::object()});
+    ASSERT_TRUE(none.ok());
+    EXPECT_EQ(none.value().triggered, 1);  // only the start event is left
+}
+
+TEST_F(InstanceRuntimeTest, ThrownSignalReachesOtherInstances) {
+    make();
+    deploy(kSignalCatch);
+    deploy(bpmn(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="go"/>
+<userTask id="go"/>
+<sequenceFlow id="f1" sourceRef="go" targetRef="throw"/>
+<intermediateThrowEvent id="throw"><signalEventDefinition signalRef="s"/></intermediateThrowEvent>
+<sequenceFlow id="f2" sourceRef="throw" targetRef="end"/>
+<endEvent id="end"/>)",
+                "thrower", R"(<signal id="s" name="alarm"/>)"));
+    auto listener = start("listener");
+    auto thrower = start("thrower");
+    auto task = open_tasks(thrower.id);
+    ASSERT_EQ(task.size(), 1u);
+    ASSERT_TRUE(runtime->complete_task(task[0].id, json::object()).ok());
+    EXPECT_TRUE(eventually([&] { return status(listener.id) == "COMPLETED"; }))
+        << status(listener.id);
+}
+
+const std::string kTimer = bpmn(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="pause"/>
+<intermediateCatchEvent id="pause"><timerEventDefinition><timeDuration>PT1H</timeDuration></timerEventDefinition></intermediateCatchEvent>
+<sequenceFlow id="f1" sourceRef="pause" targetRef="end"/>
+<endEvent id="end"/>)",
+                                "timed");
+
+TEST_F(InstanceRuntimeTest, TimersFireWhenTheClockIsAdvanced) {
+    make();
+    deploy(kTimer);
+    auto v = start("timed");
+    ASSERT_EQ(v.status, "RUNNING");
+    auto timers = runtime->list_timers(v.id);
+    ASSERT_TRUE(timers.ok());
+    ASSERT_EQ(timers.value().size(), 1u);
+    EXPECT_EQ(timers.value()[0].element_id, "pause");
+    EXPECT_EQ(timers.value()[0].due_at, clock.now() + 1h);
+
+    ASSERT_TRUE(runtime->advance_clock("PT30M").ok());
+    EXPECT_EQ(status(v.id), "RUNNING");
+    auto now = runtime->advance_clock("PT31M");
+    ASSERT_TRUE(now.ok());
+    EXPECT_EQ(now.value().now, clock.now() + 61min);
+    EXPECT_EQ(status(v.id), "COMPLETED");
+    EXPECT_TRUE(runtime->list_timers(v.id).value().empty());
+    EXPECT_EQ(telemetry.timers_fired, 1);
+
+    ASSERT_TRUE(runtime->reset_clock().ok());
+    EXPECT_EQ(runtime->clock().value().now, clock.now());
+    EXPECT_EQ(runtime->advance_clock("soon").error().code, "INVALID_ARGUMENT");
+}
+
+TEST_F(InstanceRuntimeTest, ClockEndpointsAreNotFoundWithoutClockControl) {
+    settings.clock_control = false;
+    make();
+    EXPECT_FALSE(runtime->clock_control());
+    EXPECT_EQ(runtime->clock().error().code, "NOT_FOUND");
+    EXPECT_EQ(runtime->advance_clock("PT1H").error().code, "NOT_FOUND");
+}
+
+TEST_F(InstanceRuntimeTest, ScheduledTimerFiresWithoutAnyRequest) {
+    settings.clock_control = false;
+    make();
+    deploy(kTimer);
+    auto v = start("timed");
+    clock.advance(2h);  // the scheduler polls every state_check_interval (50 ms here)
+    EXPECT_TRUE(eventually([&] { return status(v.id) == "COMPLETED"; })) << status(v.id);
+}
+
+TEST_F(InstanceRuntimeTest, TimerStartEventStartsInstancesOnSchedule) {
+    make();
+    deploy(bpmn(R"(
+<startEvent id="tick"><timerEventDefinition><timeCycle>R2/PT1H</timeCycle></timerEventDefinition></startEvent>
+<sequenceFlow id="f0" sourceRef="tick" targetRef="end"/>
+<endEvent id="end"/>)",
+                "cron"));
+    auto timers = runtime->list_timers(std::nullopt);
+    ASSERT_TRUE(timers.ok());
+    ASSERT_EQ(timers.value().size(), 1u);
+    EXPECT_TRUE(timers.value()[0].instance_id.empty());
+    EXPECT_EQ(timers.value()[0].element_id, "tick");
+
+    InstanceQuery q;
+    q.process_key = "cron";
+    ASSERT_TRUE(runtime->advance_clock("PT59M").ok());
+    EXPECT_EQ(runtime->list_instances(q, {1, 10}).value().total, 0);
+    ASSERT_TRUE(runtime->advance_clock("PT2M").ok());
+    EXPECT_EQ(runtime->list_instances(q, {1, 10}).value().total, 1);
+    ASSERT_TRUE(runtime->advance_clock("PT1H").ok());
+    EXPECT_EQ(runtime->list_instances(q, {1, 10}).value().total, 2);
+    EXPECT_TRUE(runtime->list_timers(std::nullopt).value().empty());
+    ASSERT_TRUE(runtime->advance_clock("PT5H").ok());
+    EXPECT_EQ(runtime->list_instances(q, {1, 10}).value().total, 2);
+}
+
+TEST_F(InstanceRuntimeTest, NewVersionReplacesTheTimerStartEventsOfTheOldOne) {
+    make();
+    const std::string v1 = bpmn(R"(
+<startEvent id="tick"><timerEventDefinition><timeCycle>R/PT1H</timeCycle></timerEventDefinition></startEvent>
+<sequenceFlow id="f0" sourceRef="tick" targetRef="end"/>
+<endEvent id="end"/>)",
+                                "cron");
+    deploy(v1);
+    std::string v2 = v1;
+    v2.replace(v2.find("PT1H"), 4, "PT2H");
+    deploy(v2);
+    auto timers = runtime->list_timers(std::nullopt);
+    ASSERT_TRUE(timers.ok());
+    ASSERT_EQ(timers.value().size(), 1u);
+    EXPECT_EQ(timers.value()[0].due_at, clock.now() + 2h);
+}
+
+const std::string kJob = bpmn(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="charge"/>
+<serviceTask id="charge" camunda:topic="payments"/>
+<boundaryEvent id="declined" attachedToRef="charge"><errorEventDefinition errorRef="e"/></boundaryEvent>
+<sequenceFlow id="f1" sourceRef="charge" targetRef="end"/>
+<sequenceFlow id="f2" sourceRef="declined" targetRef="failed"/>
+<endEvent id="end"/>
+<endEvent id="failed"/>)",
+                              "pay", R"(<error id="e" errorCode="DECLINED"/>)");
+
+TEST_F(InstanceRuntimeTest, JobsActivateAndComplete) {
+    make();
+    deploy(kJob);
+    auto v = start("pay", {{"amount", 9}});
+    auto jobs = runtime->activate_jobs({"payments", "w1", 10, 60s, 0ms});
+    ASSERT_TRUE(jobs.ok());
+    ASSERT_EQ(jobs.value().size(), 1u);
+    EXPECT_EQ(jobs.value()[0].instance_id, v.id);
+    EXPECT_EQ(jobs.value()[0].element_id, "charge");
+    EXPECT_EQ(jobs.value()[0].variables["amount"], 9);
+    // Locked: a second worker gets nothing.
+    EXPECT_TRUE(runtime->activate_jobs({"payments", "w2", 10, 60s, 0ms}).value().empty());
+
+    ASSERT_TRUE(runtime->complete_job(jobs.value()[0].id, {{"receipt", "r1"}}).ok());
+    EXPECT_EQ(status(v.id), "COMPLETED");
+    EXPECT_EQ(runtime->variables(v.id).value()["receipt"], "r1");
+    EXPECT_EQ(runtime->complete_job(jobs.value()[0].id, json::object()).error().code,
+              "JOB_NOT_FOUND");
+}
+
+TEST_F(InstanceRuntimeTest, JobFailureRetriesThenOpensAnIncidentThatResolves) {
+    make();
+    deploy(kJob);
+    auto v = start("pay");
+    auto jobs = runtime->activate_jobs({"payments", "w1", 1, 60s, 0ms});
+    ASSERT_EQ(jobs.value().size(), 1u);
+    const std::string job = jobs.value()[0].id;
+
+    ASSERT_TRUE(runtime->fail_job(job, {"timeout", 1, 10min}).ok());
+    EXPECT_EQ(status(v.id), "RUNNING");
+    EXPECT_TRUE(runtime->activate_jobs({"payments", "w1", 1, 60s, 0ms}).value().empty());
+    ASSERT_TRUE(runtime->advance_clock("PT11M").ok());
+    auto retry = runtime->activate_jobs({"payments", "w1", 1, 60s, 0ms});
+    ASSERT_EQ(retry.value().size(), 1u);
+    EXPECT_EQ(retry.value()[0].retries, 1);
+
+    ASSERT_TRUE(runtime->fail_job(job, {"still down", 0, 0ms}).ok());
+    auto inst = runtime->instance(v.id).value();
+    EXPECT_EQ(inst.status, "ERROR");
+    EXPECT_EQ(inst.incidents, 1);
+    auto incidents = runtime->list_incidents({v.id, "OPEN"}, {1, 10});
+    ASSERT_TRUE(incidents.ok());
+    ASSERT_EQ(incidents.value().items.size(), 1u);
+    const auto& incident = incidents.value().items[0];
+    EXPECT_EQ(incident.kind, "JOB_FAILED");
+    EXPECT_EQ(incident.element_id, "charge");
+    EXPECT_EQ(incident.message, "still down");
+
+    auto resolved = runtime->resolve_incident(incident.id);
+    ASSERT_TRUE(resolved.ok()) << resolved.error().message;
+    EXPECT_EQ(resolved.value().state, "RESOLVED");
+    EXPECT_EQ(status(v.id), "RUNNING");
+    EXPECT_EQ(runtime->resolve_incident(incident.id).error().code, "INCIDENT_ALREADY_RESOLVED");
+
+    auto again = runtime->activate_jobs({"payments", "w1", 1, 60s, 0ms});
+    ASSERT_EQ(again.value().size(), 1u);
+    ASSERT_TRUE(runtime->complete_job(again.value()[0].id, json::object()).ok());
+    EXPECT_EQ(status(v.id), "COMPLETED");
+}
+
+TEST_F(InstanceRuntimeTest, JobErrorIsCaughtByTheErrorBoundary) {
+    make();
+    deploy(kJob);
+    auto v = start("pay");
+    auto jobs = runtime->activate_jobs({"payments", "w1", 1, 60s, 0ms});
+    ASSERT_EQ(jobs.value().size(), 1u);
+    ASSERT_TRUE(
+        runtime->throw_job_error(jobs.value()[0].id, {"DECLINED", "card", {{"why", "limit"}}})
+            .ok());
+    EXPECT_EQ(status(v.id), "COMPLETED");
+    auto history = runtime->activities(v.id, {1, 100}).value().items;
+    EXPECT_TRUE(std::any_of(history.begin(), history.end(),
+                            [](const ActivityView& a) { return a.element_id == "failed"; }));
+}
+
+TEST_F(InstanceRuntimeTest, LongPollReturnsAsSoonAsAJobIsCommitted) {
+    make();
+    deploy(kJob);
+    std::promise<Result<std::vector<JobView>>> got;
+    const auto t0 = std::chrono::steady_clock::now();
+    std::thread poller([&] {
+        got.set_value(runtime->activate_jobs({"payments", "w", 5, 60s, 3s}));
+    });
+    std::this_thread::sleep_for(50ms);  // let the poll start waiting (it also works if not)
+    auto v = start("pay");
+    auto jobs = got.get_future().get();
+    poller.join();
+    ASSERT_TRUE(jobs.ok());
+    ASSERT_EQ(jobs.value().size(), 1u);
+    EXPECT_EQ(jobs.value()[0].instance_id, v.id);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+}
+
+TEST_F(InstanceRuntimeTest, CallActivityRunsAChildAndContinuesWhenItEnds) {
+    make();
+    deploy(kUserTask);  // process "approval", the child
+    deploy(bpmn(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="call"/>
+<callActivity id="call" calledElement="approval"/>
+<sequenceFlow id="f1" sourceRef="call" targetRef="end"/>
+<endEvent id="end"/>)",
+                "parent"));
+    auto parent = start("parent", {{"who", "p"}});
+    EXPECT_EQ(parent.status, "RUNNING");
+    InstanceQuery q;
+    q.process_key = "approval";
+    std::string child_id;
+    ASSERT_TRUE(eventually([&] {
+        auto l = runtime->list_instances(q, {1, 10});
+        if (l.ok() && l.value().total == 1) {
+            child_id = l.value().items[0].id;
+            return true;
+        }
+        return false;
+    }));
+    auto child = runtime->instance(child_id).value();
+    EXPECT_EQ(child.parent_instance_id, parent.id);
+    EXPECT_EQ(child.variables["who"], "p");
+    auto tasks = open_tasks(child_id);
+    ASSERT_EQ(tasks.size(), 1u);
+    ASSERT_TRUE(runtime->complete_task(tasks[0].id, {{"verdict", "ok"}}).ok());
+    EXPECT_TRUE(eventually([&] { return status(parent.id) == "COMPLETED"; })) << status(parent.id);
+    EXPECT_EQ(runtime->variables(parent.id).value()["verdict"], "ok");
+}
+
+TEST_F(InstanceRuntimeTest, CallOfAnUnknownProcessOpensAnIncidentAtTheParent) {
+    make();
+    deploy(bpmn(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="call"/>
+<callActivity id="call" calledElement="missing"/>
+<sequenceFlow id="f1" sourceRef="call" targetRef="end"/>
+<endEvent id="end"/>)",
+                "parent"));
+    auto parent = start("parent");
+    EXPECT_TRUE(eventually([&] { return status(parent.id) == "ERROR"; })) << status(parent.id);
+    auto incidents = runtime->list_incidents({parent.id, "OPEN"}, {1, 10});
+    ASSERT_EQ(incidents.value().items.size(), 1u);
+    EXPECT_EQ(incidents.value().items[0].kind, "CALL");
+}
+
+TEST_F(InstanceRuntimeTest, CancelRemovesWaitsAndEndsTheInstance) {
+    make();
+    deploy(kUserTask);
+    auto v = start("approval");
+    ASSERT_EQ(open_tasks(v.id).size(), 1u);
+    auto c = runtime->cancel_instance(v.id);
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    EXPECT_EQ(c.value().status, "CANCELLED");
+    EXPECT_TRUE(open_tasks(v.id).empty());
+    EXPECT_EQ(runtime->cancel_instance(v.id).error().code, "INSTANCE_NOT_RUNNING");
+    EXPECT_EQ(runtime->cancel_instance("missing").error().code, "INSTANCE_NOT_FOUND");
+    EXPECT_EQ(telemetry.active, 0);
+}
+
+TEST_F(InstanceRuntimeTest, SuspendedInstanceAdvancesOnNothingUntilResumed) {
+    make();
+    deploy(kUserTask);
+    deploy(kSignalCatch);
+    deploy(kTimer);
+    auto v = start("approval");
+    auto listener = start("listener");
+    auto timed = start("timed");
+    ASSERT_EQ(runtime->suspend_instance(v.id).value().status, "SUSPENDED");
+    ASSERT_EQ(runtime->suspend_instance(listener.id).value().status, "SUSPENDED");
+    ASSERT_EQ(runtime->suspend_instance(timed.id).value().status, "SUSPENDED");
+
+    auto tasks = open_tasks(v.id);
+    ASSERT_EQ(tasks.size(), 1u);
+    EXPECT_EQ(runtime->complete_task(tasks[0].id, json::object()).error().code,
+              "INSTANCE_SUSPENDED");
+    EXPECT_EQ(runtime->set_variables(v.id, {{"x", 1}}).error().code, "INSTANCE_SUSPENDED");
+    EXPECT_EQ(runtime->broadcast_signal({"alarm", json::object()}).value().triggered, 0);
+    ASSERT_TRUE(runtime->advance_clock("PT2H").ok());
+    EXPECT_EQ(status(timed.id), "SUSPENDED");
+    EXPECT_EQ(status(listener.id), "SUSPENDED");
+
+    ASSERT_EQ(runtime->resume_instance(v.id).value().status, "RUNNING");
+    ASSERT_TRUE(runtime->complete_task(tasks[0].id, json::object()).ok());
+    EXPECT_EQ(status(v.id), "COMPLETED");
+    // The timer that fell due meanwhile fires after resume.
+    ASSERT_TRUE(runtime->resume_instance(timed.id).ok());
+    EXPECT_TRUE(eventually([&] { return status(timed.id) == "COMPLETED"; })) << status(timed.id);
+    // A suspended instance can still be cancelled.
+    EXPECT_EQ(runtime->cancel_instance(listener.id).value().status, "CANCELLED");
+    EXPECT_EQ(runtime->resume_instance(listener.id).error().code, "INSTANCE_NOT_RUNNING");
+}
+
+TEST_F(InstanceRuntimeTest, FailedCommitLeavesNoTraceAndFailsTheCaller) {
+    make();
+    deploy(kUserTask);
+    const int before = store.commits;
+    store.fail_commits = 1;
+    auto r = runtime->start_instance({"approval", std::nullopt, std::nullopt, json::object()});
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, "DB_UNAVAILABLE");
+    EXPECT_EQ(store.instance_count(), 0u);
+    EXPECT_EQ(store.commits, before);
+
+    auto v = start("approval");
+    auto tasks = open_tasks(v.id);
+    ASSERT_EQ(tasks.size(), 1u);
+    store.fail_commits = 1;
+    auto c = runtime->complete_task(tasks[0].id, {{"x", 1}});
+    ASSERT_FALSE(c.ok());
+    EXPECT_EQ(c.error().code, "DB_UNAVAILABLE");
+    // Neither the store nor the runtime's memory moved on: the same task completes now.
+    auto stored = runtime->instance(v.id).value();
+    EXPECT_EQ(stored.status, "RUNNING");
+    EXPECT_FALSE(stored.variables.contains("x"));
+    auto done = runtime->complete_task(tasks[0].id, {{"x", 2}});
+    ASSERT_TRUE(done.ok()) << done.error().message;
+    EXPECT_EQ(done.value().status, "COMPLETED");
+    EXPECT_EQ(done.value().variables["x"], 2);
+    EXPECT_GE(telemetry.errors("DB_UNAVAILABLE"), 2);
+}
+
+TEST_F(InstanceRuntimeTest, ConflictIsRetriedOnceWithTheInstanceReloaded) {
+    make();
+    deploy(kUserTask);
+    auto v = start("approval");
+    auto tasks = open_tasks(v.id);
+    store.commit_error = Error::conflict("DB_CONFLICT", "stale version");
+    store.fail_commits = 1;
+    auto done = runtime->complete_task(tasks[0].id, json::object());
+    ASSERT_TRUE(done.ok()) << done.error().message;
+    EXPECT_EQ(done.value().status, "COMPLETED");
+
+    auto w = start("approval");
+    store.fail_commits = 2;  // the retry fails too: the caller gets the conflict
+    auto failed = runtime->complete_task(open_tasks(w.id)[0].id, json::object());
+    ASSERT_FALSE(failed.ok());
+    EXPECT_EQ(failed.error().code, "DB_CONFLICT");
+}
+
+TEST_F(InstanceRuntimeTest, ConcurrentStartsShareGroupCommits) {
+    settings.workers = 2;
+    make();
+    deploy(kStraight);
+    store.commit_delay = 5ms;  // like an fsync: requests queue up behind a commit
+    const int before = store.commits;
+    constexpr int kThreads = 16;
+    constexpr int kPerThread = 15;
+    std::atomic<int> completed{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&] {
+            for (int i = 0; i < kPerThread; ++i) {
+                auto r = runtime->start_instance(
+                    {"straight", std::nullopt, std::nullopt, {{"amount", i}}});
+                if (r.ok() && r.value().status == "COMPLETED" &&
+                    r.value().variables["doubled"] == 2 * i) {
+                    ++completed;
+                }
+            }
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    EXPECT_EQ(completed, kThreads * kPerThread);
+    EXPECT_EQ(store.instance_count(), static_cast<std::size_t>(kThreads * kPerThread));
+    const int commits = store.commits - before;
+    EXPECT_LT(commits, kThreads * kPerThread / 2) << "commits: " << commits;
+    EXPECT_GT(telemetry.largest_batch.load(), 1u);
+}
+
+TEST_F(InstanceRuntimeTest, FullQueueAnswersOverloaded) {
+    settings.workers = 1;
+    settings.queue_capacity = 2;
+    settings.token_batch_size = 1;
+    make();
+    deploy(kStraight);
+    store.commit_delay = 100ms;
+    std::atomic<int> ok{0}, overloaded{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 12; ++t) {
+        threads.emplace_back([&] {
+            auto r =
+                runtime->start_instance({"straight", std::nullopt, std::nullopt, {{"amount", 1}}});
+            if (r.ok()) {
+                ++ok;
+            } else if (r.error().code == "OVERLOADED" && r.error().kind == ErrorKind::kOverloaded) {
+                ++overloaded;
+            }
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    EXPECT_EQ(ok + overloaded, 12);
+    EXPECT_GT(overloaded, 0);
+    EXPECT_GE(ok, 2);
+    EXPECT_GT(telemetry.errors("OVERLOADED"), 0);
+}
+
+TEST_F(InstanceRuntimeTest, VariableLimitsApplyOnEveryWayIn) {
+    settings.max_variable_size = 64;
+    settings.max_total_variables = 150;
+    make();
+    deploy(kUserTask);
+    deploy(kMessageCatch);
+    const std::string big(100, 'x');
+    auto r = runtime->start_instance({"approval", std::nullopt, std::nullopt, {{"big", big}}});
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, "VARIABLE_TOO_LARGE");
+    EXPECT_EQ(r.error().kind, ErrorKind::kTooLarge);
+    const std::string mid(50, 'y');
+    auto total = runtime->start_instance(
+        {"approval", std::nullopt, std::nullopt, {{"a", mid}, {"b", mid}, {"c", mid}}});
+    ASSERT_FALSE(total.ok());
+    EXPECT_EQ(total.error().code, "VARIABLES_TOO_LARGE");
+    auto bad = runtime->start_instance({"approval", std::nullopt, std::nullopt, json::array()});
+    EXPECT_EQ(bad.error().code, "INVALID_ARGUMENT");
+
+    auto v = start("approval", {{"a", mid}});
+    EXPECT_EQ(runtime->set_variables(v.id, {{"big", big}}).error().code, "VARIABLE_TOO_LARGE");
+    // Each part fits, the instance's sum does not: the engine refuses, nothing changes.
+    auto sum = runtime->set_variables(v.id, {{"b", mid}, {"c", mid}});
+    ASSERT_FALSE(sum.ok());
+    EXPECT_EQ(sum.error().code, "VARIABLES_TOO_LARGE");
+    auto tasks = open_tasks(v.id);
+    EXPECT_EQ(runtime->complete_task(tasks[0].id, {{"big", big}}).error().code,
+              "VARIABLE_TOO_LARGE");
+    MessageRequest m;
+    m.name = "paid";
+    m.variables = {{"big", big}};
+    EXPECT_EQ(runtime->correlate_message(m).error().code, "VARIABLE_TOO_LARGE");
+    EXPECT_EQ(runtime->broadcast_signal({"s", {{"big", big}}}).error().code, "VARIABLE_TOO_LARGE");
+    EXPECT_EQ(status(v.id), "RUNNING");
+}
+
+TEST_F(InstanceRuntimeTest, VariablesPatchMergesAndTokensShowWhereTheInstanceWaits) {
+    make();
+    deploy(kUserTask);
+    auto v = start("approval", {{"a", 1}});
+    auto vars = runtime->set_variables(v.id, {{"b", 2}});
+    ASSERT_TRUE(vars.ok());
+    EXPECT_EQ(vars.value(), (json{{"a", 1}, {"b", 2}}));
+    EXPECT_EQ(runtime->variables(v.id).value(), (json{{"a", 1}, {"b", 2}}));
+    auto tokens = runtime->tokens(v.id);
+    ASSERT_TRUE(tokens.ok());
+    ASSERT_EQ(tokens.value().size(), 1u);
+    EXPECT_EQ(tokens.value()[0].element_id, "review");
+    EXPECT_EQ(tokens.value()[0].state, "WAITING");
+    EXPECT_EQ(runtime->tokens("missing").error().code, "INSTANCE_NOT_FOUND");
+    EXPECT_EQ(runtime->activities("missing", {1, 10}).error().code, "INSTANCE_NOT_FOUND");
+}
+
+TEST_F(InstanceRuntimeTest, ListInstancesFiltersByStatusAndBusinessKey) {
+    make();
+    deploy(kUserTask);
+    deploy(kStraight);
+    start("approval", json::object(), "k1");
+    start("approval", json::object(), "k2");
+    start("straight", {{"amount", 1}}, "k1");
+    InstanceQuery running;
+    running.status = "RUNNING";
+    EXPECT_EQ(runtime->list_instances(running, {1, 10}).value().total, 2);
+    InstanceQuery by_key;
+    by_key.business_key = "k1";
+    EXPECT_EQ(runtime->list_instances(by_key, {1, 10}).value().total, 2);
+    auto page = runtime->list_instances({}, {2, 2});
+    ASSERT_TRUE(page.ok());
+    EXPECT_EQ(page.value().total, 3);
+    EXPECT_EQ(page.value().items.size(), 1u);
+
+    auto stats = runtime->stats();
+    ASSERT_TRUE(stats.ok());
+    EXPECT_EQ(stats.value().running, 2);
+    EXPECT_EQ(stats.value().completed, 1);
+    EXPECT_EQ(stats.value().open_tasks, 2);
+    EXPECT_EQ(stats.value().instances_started, 3);
+    EXPECT_EQ(telemetry.active, 2);
+}
+
+TEST_F(InstanceRuntimeTest, LoggerServiceRunsInProcess) {
+    make();
+    deploy(bpmn(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="log"/>
+<serviceTask id="log"><extensionElements><pythmata:serviceTaskConfig taskName="logger">
+<pythmata:properties><pythmata:property name="level" value="warn"/><pythmata:property name="message" value="order ${order}"/></pythmata:properties>
+</pythmata:serviceTaskConfig></extensionElements></serviceTask>
+<sequenceFlow id="f1" sourceRef="log" targetRef="end"/>
+<endEvent id="end"/>)",
+                "logs"));
+    auto v = start("logs", {{"order", 42}});
+    EXPECT_TRUE(eventually([&] { return status(v.id) == "COMPLETED"; })) << status(v.id);
+    std::lock_guard lock(log.mutex);
+    ASSERT_EQ(log.lines.size(), 1u);
+    EXPECT_EQ(log.lines[0], "warn log order 42");
+}
+
+TEST_F(InstanceRuntimeTest, HttpServiceCallsThroughThePortAndStoresTheReply) {
+    make();
+    deploy(bpmn(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="call"/>
+<serviceTask id="call"><extensionElements><pythmata:serviceTaskConfig taskName="http">
+<pythmata:properties><pythmata:property name="url" value="http://127.0.0.1:9/items/${item}"/><pythmata:property name="method" value="post"/><pythmata:property name="body" value="{}"/><pythmata:property name="output_variable" value="reply"/></pythmata:properties>
+</pythmata:serviceTaskConfig></extensionElements></serviceTask>
+<sequenceFlow id="f1" sourceRef="call" targetRef="end"/>
+<endEvent id="end"/>)",
+                "caller"));
+    auto v = start("caller", {{"item", 7}});
+    EXPECT_TRUE(eventually([&] { return status(v.id) == "COMPLETED"; })) << status(v.id);
+    {
+        std::lock_guard lock(http.mutex);
+        ASSERT_EQ(http.calls.size(), 1u);
+        EXPECT_EQ(http.calls[0].url, "http://127.0.0.1:9/items/7");
+        EXPECT_EQ(http.calls[0].method, "POST");
+    }
+    auto vars = runtime->variables(v.id).value();
+    EXPECT_EQ(vars["reply"]["status"], 200);
+    EXPECT_EQ(vars["reply"]["body"]["ok"], true);
+}
+
+TEST_F(InstanceRuntimeTest, IdempotencyKeyReplaysTheFirstAnswer) {
+    make();
+    IdempotencyKeys keys(store, clock, settings);
+    auto first = keys.begin("k1", "hash-a");
+    ASSERT_TRUE(first.ok());
+    EXPECT_TRUE(first.value().run);
+    auto in_flight = keys.begin("k1", "hash-a");
+    ASSERT_FALSE(in_flight.ok());
+    EXPECT_EQ(in_flight.error().code, "IDEMPOTENCY_KEY_IN_FLIGHT");
+    ASSERT_TRUE(keys.finish("k1", "hash-a", {201, R"({"data":{}})"}).ok());
+    auto replay = keys.begin("k1", "hash-a");
+    ASSERT_TRUE(replay.ok());
+    EXPECT_FALSE(replay.value().run);
+    ASSERT_TRUE(replay.value().replay.has_value());
+    EXPECT_EQ(replay.value().replay->status, 201);
+    EXPECT_EQ(replay.value().replay->body, R"({"data":{}})");
+    auto reused = keys.begin("k1", "hash-b");
+    ASSERT_FALSE(reused.ok());
+    EXPECT_EQ(reused.error().code, "IDEMPOTENCY_KEY_REUSED");
+
+    ASSERT_TRUE(keys.begin("k2", "h").value().run);
+    ASSERT_TRUE(keys.abandon("k2").ok());
+    EXPECT_TRUE(keys.begin("k2", "h").value().run);
+}
+
+TEST_F(InstanceRuntimeTest, StopAnswersQueuedWorkAndRefusesNewWork) {
+    make();
+    deploy(kStraight);
+    runtime->stop();
+    auto r = runtime->start_instance({"straight", std::nullopt, std::nullopt, {{"amount", 1}}});
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().kind, ErrorKind::kUnavailable);
+}
+
+}  // namespace
+}  // namespace pythmata::app
