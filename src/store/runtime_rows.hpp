@@ -112,6 +112,14 @@ namespace pythmata::store {
     return error;
 }
 
+/// A row of the batch refers to one that does not exist (any more): an instance of a definition
+/// deleted meanwhile, a wait of an instance that is gone.
+[[nodiscard]] inline Error missing_reference(std::string internal) {
+    Error error = Error::conflict("DB_CONFLICT", "a row this change refers to no longer exists");
+    error.internal = std::move(internal);
+    return error;
+}
+
 /// An unknown job id.
 [[nodiscard]] inline Error job_not_found(const std::string& id) {
     Error error = Error::not_found("JOB_NOT_FOUND", "no job with id " + id);

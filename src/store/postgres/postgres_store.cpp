@@ -917,6 +917,8 @@ class PostgresStore final : public Store {
                 } catch (const pqxx::unique_violation& e) {
                     // A duplicate id does not go away by retrying the batch.
                     return duplicate_id(describe(e));
+                } catch (const pqxx::foreign_key_violation& e) {
+                    return missing_reference(describe(e));
                 }
                 tx.commit();
                 return true;

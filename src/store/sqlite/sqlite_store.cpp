@@ -235,6 +235,10 @@ class Connection {
 };
 
 Error translate(const SqliteFailure& failure) {
+    if (failure.code() == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        // Foreign keys of a batch are checked at COMMIT: a row it refers to went away.
+        return missing_reference(failure.what());
+    }
     switch (failure.code() & 0xff) {
         case SQLITE_BUSY:
         case SQLITE_LOCKED:

@@ -525,6 +525,23 @@ TEST_P(RuntimeStoreTest, DuplicateIdIsAConflictAndWritesNothing) {
     EXPECT_FALSE(row.value().has_value());
 }
 
+TEST_P(RuntimeStoreTest, InstanceOfAVanishedDefinitionIsAConflictAndWritesNothing) {
+    app::InstanceWrite fine = new_instance(order_, at(0));
+    app::DefinitionRecord gone = order_;
+    gone.id = new_uuid();
+    app::InstanceWrite orphan = new_instance(gone, at(0));
+    app::Batch batch;
+    batch.instances = {fine, orphan};
+    const Status committed = store_->commit(batch);
+    ASSERT_FALSE(committed.ok());
+    EXPECT_EQ(committed.error().code, "DB_CONFLICT") << committed.error().internal;
+    auto row = store_->instance(fine.instance.id, false);
+    ASSERT_TRUE(row.ok());
+    EXPECT_FALSE(row.value().has_value());
+    // The writer is usable afterwards.
+    commit_one(fine);
+}
+
 TEST_P(RuntimeStoreTest, SeveralWritesOfOneInstanceInOneBatchApplyInOrder) {
     app::InstanceWrite start = new_instance(order_, at(0));
     app::InstanceWrite complete = update_of(start.instance, 0, at(1));
