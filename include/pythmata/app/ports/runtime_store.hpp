@@ -31,7 +31,8 @@ struct InstanceRow {
     nlohmann::json variables = nlohmann::json::object();
     std::string state;  ///< engine InstanceState::serialize(); empty in list queries
     /// Optimistic lock: incremented by every update; an update whose expected version differs
-    /// from the stored one fails the whole batch with DB_CONFLICT.
+    /// from the stored one fails the whole batch with DB_CONFLICT. Inserts store this value;
+    /// updates store expected_version + 1 whatever this says.
     std::int64_t version = 0;
     std::optional<std::string> parent_instance_id;  ///< call activities: the calling instance
     std::optional<std::uint64_t> parent_wait_id;    ///< ... and its call wait
@@ -99,10 +100,14 @@ struct InstanceWrite {
     InstanceRow instance;  ///< the full new row (state included)
     bool insert = false;   ///< true: a new instance; false: update where version == expected_version
     std::int64_t expected_version = 0;
+    /// Waits, history and incident rows with an empty instance_id belong to `instance`. An update
+    /// rewrites business_key, status, variables, state, active_elements, updated_at, ended_at.
     std::vector<WaitRow> waits_opened;
     /// Engine wait ids of this instance that closed. User tasks become COMPLETED (when in
     /// `tasks_completed`) or CANCELLED with completed_at = instance.updated_at; jobs, timers and
-    /// subscriptions are deleted.
+    /// subscriptions are deleted. Applied BEFORE `waits_opened`: a cycle timer that fired and
+    /// re-armed keeps its wait id, so it is listed here (its old row goes) and in waits_opened
+    /// (its new row, new id, next due time).
     std::vector<std::uint64_t> waits_closed;
     std::vector<std::uint64_t> tasks_completed;
     std::vector<HistoryRow> history;
@@ -133,6 +138,7 @@ struct Batch {
 // Queries.
 // ---------------------------------------------------------------------------------------------
 
+/// created_after is inclusive, created_before exclusive.
 struct InstanceFilter {
     std::optional<std::string> status;
     std::optional<std::string> process_key;
@@ -162,7 +168,7 @@ struct TaskFilter {
     std::optional<std::string> assignee;
     std::optional<std::string> candidate_group;
     std::optional<std::string> element_id;
-    std::string state = "OPEN";
+    std::string state = "OPEN";  ///< empty: any state
 };
 
 /// A job or timer row as acquired or listed.
@@ -256,14 +262,17 @@ class RuntimeStore {
                                                                      int max, TimePoint now,
                                                                      TimePoint lock_until) = 0;
     [[nodiscard]] virtual Result<std::optional<JobRow>> job(const std::string& id) = 0;
-    /// A failed attempt: sets retries, error_message, due_at = retry_at and frees the lock.
+    /// A failed attempt: sets retries, error_message, due_at = retry_at and frees the lock. A job
+    /// with 0 retries is never acquired again. JOB_NOT_FOUND (kNotFound) for an unknown id.
     [[nodiscard]] virtual Status fail_job(const std::string& id, int retries,
                                           const std::string& error_message, TimePoint retry_at) = 0;
-    /// Timer start events after a firing: next due time, or deleted when nullopt.
+    /// Timer start events after a firing: next due time (lock freed), or deleted when nullopt.
+    /// TIMER_NOT_FOUND (kNotFound) for an unknown id.
     [[nodiscard]] virtual Status reschedule_timer(const std::string& id,
                                                   std::optional<TimePoint> next_due,
                                                   std::int64_t repeat) = 0;
-    /// The earliest due_at of any timer, for the scheduler's sleep.
+    /// The earliest due_at of any timer, for the scheduler's sleep; a locked timer counts from
+    /// when its lock expires (so that timers being fired do not wake the scheduler again).
     [[nodiscard]] virtual Result<std::optional<TimePoint>> next_timer_due() = 0;
     [[nodiscard]] virtual Result<std::vector<JobRow>> list_timers(
         const std::optional<std::string>& instance_id) = 0;
@@ -280,7 +289,8 @@ class RuntimeStore {
     [[nodiscard]] virtual Result<IdempotencyClaim> claim_idempotency_key(
         const std::string& key, const std::string& request_hash, TimePoint now,
         TimePoint not_before) = 0;
-    /// Drops an in-flight key whose request failed (so a retry may run).
+    /// Drops an in-flight key whose request failed (so a retry may run); a key with a stored
+    /// answer stays.
     [[nodiscard]] virtual Status release_idempotency_key(const std::string& key) = 0;
 
     [[nodiscard]] virtual Result<InstanceCounts> counts() = 0;
