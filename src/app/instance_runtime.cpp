@@ -636,7 +636,16 @@ struct InstanceRuntime::Impl {
         const auto& proc = *c.definition->process;
         InstanceWrite& w = p.write;
         w.waits_closed = fx.waits_closed;
+        std::unordered_set<engine::WaitId> live;
+        for (const auto& wait : c.state.waits) {
+            live.insert(wait.id);
+        }
         for (const auto& o : fx.waits_opened) {
+            // A wait re-armed and then closed by the same command (a cycle timer whose path
+            // ended the instance) has no row to open.
+            if (!live.contains(o.id)) {
+                continue;
+            }
             // A cycle timer that fired and re-armed keeps its wait id: its old row goes.
             if (o.id < first_new && std::find(w.waits_closed.begin(), w.waits_closed.end(), o.id) ==
                                         w.waits_closed.end()) {

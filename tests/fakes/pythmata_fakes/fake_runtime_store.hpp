@@ -30,12 +30,12 @@ class FakeRuntimeStore final : public app::RuntimeStore {
     std::atomic<int> commits{0};
     std::atomic<int> fail_commits{0};
     std::atomic<bool> unavailable{false};
-    std::chrono::milliseconds commit_delay{0};
+    std::atomic<std::chrono::milliseconds> commit_delay{std::chrono::milliseconds{0}};
     Error commit_error = Error::unavailable("DB_UNAVAILABLE", "the database is unavailable");
 
     Status commit(const app::Batch& batch) override {
-        if (commit_delay.count() > 0) {
-            std::this_thread::sleep_for(commit_delay);
+        if (const auto delay = commit_delay.load(); delay.count() > 0) {
+            std::this_thread::sleep_for(delay);
         }
         std::lock_guard lock(mutex_);
         if (unavailable) {

@@ -398,6 +398,42 @@ TEST_F(InstanceRuntimeTest, TimersFireWhenTheClockIsAdvanced) {
     EXPECT_EQ(runtime->advance_clock("soon").error().code, "INVALID_ARGUMENT");
 }
 
+TEST_F(InstanceRuntimeTest, CycleTimerBoundaryReArmsWithANewRowUntilItsRepetitionsEnd) {
+    make();
+    deploy(bpmn(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="task"/>
+<userTask id="task"/>
+<boundaryEvent id="remind" attachedToRef="task" cancelActivity="false"><timerEventDefinition><timeCycle>R3/PT10M</timeCycle></timerEventDefinition></boundaryEvent>
+<sequenceFlow id="f1" sourceRef="task" targetRef="end"/>
+<sequenceFlow id="f2" sourceRef="remind" targetRef="noted"/>
+<endEvent id="end"/>
+<endEvent id="noted"/>)",
+                "reminders"));
+    auto v = start("reminders");
+    auto first = runtime->list_timers(v.id).value();
+    ASSERT_EQ(first.size(), 1u);
+    EXPECT_EQ(first[0].due_at, clock.now() + 10min);
+    EXPECT_EQ(first[0].repeat, 2);
+
+    ASSERT_TRUE(runtime->advance_clock("PT10M").ok());
+    auto second = runtime->list_timers(v.id).value();
+    ASSERT_EQ(second.size(), 1u);
+    EXPECT_NE(second[0].id, first[0].id);
+    EXPECT_EQ(second[0].due_at, clock.now() + 20min);
+    EXPECT_EQ(second[0].repeat, 1);
+
+    ASSERT_TRUE(runtime->advance_clock("PT25M").ok());
+    EXPECT_TRUE(runtime->list_timers(v.id).value().empty());
+    int noted = 0;
+    for (const auto& a : runtime->activities(v.id, {1, 100}).value().items) {
+        noted += a.element_id == "noted" && a.event == "COMPLETED" ? 1 : 0;
+    }
+    EXPECT_EQ(noted, 3);
+    EXPECT_EQ(status(v.id), "RUNNING");
+    EXPECT_EQ(open_tasks(v.id).size(), 1u);
+}
+
 TEST_F(InstanceRuntimeTest, ClockEndpointsAreNotFoundWithoutClockControl) {
     settings.clock_control = false;
     make();
