@@ -1530,8 +1530,10 @@ void InstanceRuntime::stop() {
         m.scheduler_.join();
     }
     m.jobs_cv_.notify_all();
-    m.aux_.stop();
-    m.services_.stop();
+    // Deliveries of committed effects (signals, messages, child starts) still run; queued
+    // built-in service calls are dropped: their jobs stay in the store for the next start.
+    m.aux_.stop(true);
+    m.services_.stop(false);
     m.accepting_ = false;
     for (auto& w : m.workers_) {
         {

@@ -11,12 +11,12 @@
 namespace pythmata::app {
 
 /// A small pool of threads that start on demand up to `max_threads` and run posted tasks in
-/// order of posting. post() never blocks; stop() lets running tasks finish, drops queued ones and
-/// joins. Thread-safe.
+/// order of posting. post() never blocks. stop(drain) refuses new tasks, runs the queued ones
+/// (drain = true) or drops them, lets running tasks finish and joins. Thread-safe.
 class TaskPool {
   public:
     explicit TaskPool(std::size_t max_threads) : max_threads_(max_threads == 0 ? 1 : max_threads) {}
-    ~TaskPool() { stop(); }
+    ~TaskPool() { stop(false); }
     TaskPool(const TaskPool&) = delete;
     TaskPool& operator=(const TaskPool&) = delete;
 
@@ -35,12 +35,14 @@ class TaskPool {
         return true;
     }
 
-    void stop() {
+    void stop(bool drain) {
         std::vector<std::thread> threads;
         {
             std::lock_guard lock(mutex_);
             stopped_ = true;
-            tasks_.clear();
+            if (!drain) {
+                tasks_.clear();
+            }
             threads.swap(threads_);
         }
         cv_.notify_all();
@@ -58,8 +60,8 @@ class TaskPool {
             ++idle_;
             cv_.wait(lock, [this] { return stopped_ || !tasks_.empty(); });
             --idle_;
-            if (stopped_) {
-                return;
+            if (tasks_.empty()) {
+                return;  // stopped, nothing left to run
             }
             auto task = std::move(tasks_.front());
             tasks_.pop_front();

@@ -426,7 +426,8 @@ TEST_F(InstanceRuntimeTest, CycleTimerBoundaryReArmsWithANewRowUntilItsRepetitio
     ASSERT_TRUE(runtime->advance_clock("PT25M").ok());
     EXPECT_TRUE(runtime->list_timers(v.id).value().empty());
     int noted = 0;
-    for (const auto& a : runtime->activities(v.id, {1, 100}).value().items) {
+    const auto activities = runtime->activities(v.id, {1, 100}).value().items;
+    for (const auto& a : activities) {
         noted += a.element_id == "noted" && a.event == "COMPLETED" ? 1 : 0;
     }
     EXPECT_EQ(noted, 3);
