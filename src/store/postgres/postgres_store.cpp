@@ -588,7 +588,6 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
             }
         }
     }
-    waits.write(tx);
     exec_columns(tx,
                  "UPDATE user_tasks t SET state = CASE WHEN c.completed THEN 'COMPLETED'"
                  " ELSE 'CANCELLED' END, completed_at = c.at FROM unnest($1::uuid[],"
@@ -603,6 +602,8 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
                          " WHERE w.instance_id = c.instance_id AND w.wait_id = c.wait_id",
                      closed_waits);
     }
+    // Opened after the closed ones: a re-armed cycle timer closes and reopens one wait id.
+    waits.write(tx);
     // Ids are assigned in the order of the rows: history reads back in the order it happened.
     exec_columns(tx,
                  "INSERT INTO history (instance_id, element_id, element_type, name, event, at)"
@@ -953,7 +954,7 @@ class PostgresStore final : public Store {
             where.add("i.business_key = ", *filter.business_key);
         }
         if (filter.created_after) {
-            where.add("i.created_at >= ", to_epoch_ms(*filter.created_after), "::bigint");
+            where.add("i.created_at > ", to_epoch_ms(*filter.created_after), "::bigint");
         }
         if (filter.created_before) {
             where.add("i.created_at < ", to_epoch_ms(*filter.created_before), "::bigint");

@@ -574,9 +574,6 @@ Status write_instance(Connection& db, const app::InstanceWrite& write) {
         }
     }
 
-    for (const app::WaitRow& wait : write.waits_opened) {
-        insert_wait(db, wait);
-    }
     const std::int64_t closed_at = to_epoch_ms(row.updated_at);
     for (const std::uint64_t wait_id : write.waits_closed) {
         const bool completed = std::find(write.tasks_completed.begin(), write.tasks_completed.end(),
@@ -600,6 +597,10 @@ Status write_instance(Connection& db, const app::InstanceWrite& write) {
             s.bind(1, row.id).bind(2, id);
             s.step();
         }
+    }
+    // Opened after the closed ones: a re-armed cycle timer closes and reopens one wait id.
+    for (const app::WaitRow& wait : write.waits_opened) {
+        insert_wait(db, wait);
     }
     for (const app::HistoryRow& entry : write.history) {
         Statement s = db.cached(
@@ -965,7 +966,7 @@ class SqliteStore final : public Store {
             where.add("i.business_key = ", *filter.business_key);
         }
         if (filter.created_after) {
-            where.add("i.created_at >= ", to_epoch_ms(*filter.created_after));
+            where.add("i.created_at > ", to_epoch_ms(*filter.created_after));
         }
         if (filter.created_before) {
             where.add("i.created_at < ", to_epoch_ms(*filter.created_before));

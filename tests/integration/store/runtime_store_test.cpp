@@ -444,6 +444,30 @@ TEST_P(RuntimeStoreTest, UpdateClosesWaitsAndBumpsTheVersion) {
     EXPECT_TRUE(no_signal.value().empty());
 }
 
+TEST_P(RuntimeStoreTest, AReArmedTimerClosesAndReopensItsWaitIdInOneWrite) {
+    app::InstanceWrite write = new_instance(order_, at(0));
+    app::WaitRow timer = wait_row(WaitRowKind::kTimer, write.instance.id, 2, "cycle", at(0));
+    timer.due_at = at(100);
+    timer.repeat = 2;
+    write.waits_opened.push_back(timer);
+    commit_one(write);
+
+    app::InstanceWrite fired = update_of(write.instance, 0, at(100));
+    app::WaitRow rearmed = timer;
+    rearmed.id = new_uuid();
+    rearmed.due_at = at(200);
+    rearmed.repeat = 1;
+    fired.waits_closed = {2};
+    fired.waits_opened = {rearmed};
+    commit_one(fired);
+    auto timers = store_->list_timers(write.instance.id);
+    ASSERT_TRUE(timers.ok());
+    ASSERT_EQ(timers.value().size(), 1u);
+    EXPECT_EQ(timers.value()[0].id, rearmed.id);
+    EXPECT_EQ(timers.value()[0].wait_id, 2u);
+    EXPECT_EQ(timers.value()[0].due_at, at(200));
+}
+
 TEST_P(RuntimeStoreTest, StaleVersionRollsBackTheWholeBatchWithDbConflict) {
     app::InstanceWrite a = new_instance(order_, at(0));
     app::InstanceWrite b = new_instance(order_, at(1));
@@ -675,7 +699,7 @@ TEST_P(RuntimeStoreTest, ListInstancesFiltersAndPagesNewestFirst) {
     EXPECT_EQ(keyed.value().total, 2);
 
     app::InstanceFilter window;
-    window.created_after = at(101);
+    window.created_after = at(100);
     window.created_before = at(104);
     auto windowed = store_->list_instances(window, {1, 20});
     ASSERT_TRUE(windowed.ok());
@@ -697,7 +721,7 @@ TEST_P(RuntimeStoreTest, ListInstancesFiltersAndPagesNewestFirst) {
 }
 
 TEST_P(RuntimeStoreTest, UnknownAndMalformedIdsAreEmptyNotErrors) {
-    for (const std::string id : {new_uuid(), std::string("not-a-uuid")}) {
+    for (const std::string& id : {new_uuid(), std::string("not-a-uuid")}) {
         auto instance = store_->instance(id, true);
         ASSERT_TRUE(instance.ok()) << id;
         EXPECT_FALSE(instance.value().has_value());
