@@ -103,8 +103,7 @@ struct InstanceWrite {
     /// Waits, history and incident rows with an empty instance_id belong to `instance`. An update
     /// rewrites business_key, status, variables, state, active_elements, updated_at, ended_at.
     std::vector<WaitRow> waits_opened;
-    /// Engine wait ids of this instance that closed (applied before waits_opened, so that a
-    /// re-armed timer may reuse its wait id). User tasks become COMPLETED (when in
+    /// Engine wait ids of this instance that closed. User tasks become COMPLETED (when in
     /// `tasks_completed`) or CANCELLED with completed_at = instance.updated_at; jobs, timers and
     /// subscriptions are deleted. Applied BEFORE `waits_opened`: a cycle timer that fired and
     /// re-armed keeps its wait id, so it is listed here (its old row goes) and in waits_opened
