@@ -108,7 +108,7 @@ class FakeRuntimeStore final : public app::RuntimeStore {
             if ((f.status && r.status != *f.status) ||
                 (f.process_key && r.process_key != *f.process_key) ||
                 (f.business_key && r.business_key != f.business_key) ||
-                (f.created_after && r.created_at <= *f.created_after) ||
+                (f.created_after && r.created_at < *f.created_after) ||
                 (f.created_before && r.created_at >= *f.created_before)) {
                 continue;
             }
@@ -153,7 +153,8 @@ class FakeRuntimeStore final : public app::RuntimeStore {
         }
         std::vector<app::TaskRow> all;
         for (const auto& [id, t] : tasks_) {
-            if (t.state != f.state || (f.instance_id && t.instance_id != *f.instance_id) ||
+            if ((!f.state.empty() && t.state != f.state) ||
+                (f.instance_id && t.instance_id != *f.instance_id) ||
                 (f.process_key && t.process_key != *f.process_key) ||
                 (f.assignee && t.assignee != f.assignee) ||
                 (f.element_id && t.element_id != *f.element_id) ||
@@ -261,7 +262,7 @@ class FakeRuntimeStore final : public app::RuntimeStore {
         }
         auto it = jobs_.find(id);
         if (it == jobs_.end()) {
-            return {};
+            return Error::not_found("TIMER_NOT_FOUND", "no timer " + id);
         }
         if (!next_due) {
             jobs_.erase(it);
@@ -279,10 +280,16 @@ class FakeRuntimeStore final : public app::RuntimeStore {
         if (unavailable) {
             return down();
         }
+        // A locked timer counts from when its lock expires.
         std::optional<TimePoint> out;
         for (const auto& [id, j] : jobs_) {
-            if (j.kind == "timer" && (!out || j.due_at < *out)) {
-                out = j.due_at;
+            if (j.kind != "timer") {
+                continue;
+            }
+            const TimePoint at =
+                j.lock_expires_at ? std::max(j.due_at, *j.lock_expires_at) : j.due_at;
+            if (!out || at < *out) {
+                out = at;
             }
         }
         return out;
