@@ -1842,10 +1842,8 @@ Result<std::vector<JobView>> InstanceRuntime::activate_jobs(ActivateJobsRequest 
     if (request.type.empty()) {
         return Error::invalid_argument("type must not be empty");
     }
-    if (request.max_jobs < 1 ||
-        request.max_jobs > static_cast<int>(m.settings_.token_batch_size * 10)) {
-        return Error::invalid_argument("max_jobs must be between 1 and " +
-                                       std::to_string(m.settings_.token_batch_size * 10));
+    if (request.max_jobs < 1) {
+        return Error::invalid_argument("max_jobs must be at least 1");
     }
     if (request.lock.count() <= 0 || request.wait.count() < 0) {
         return Error::invalid_argument("lock_ms must be positive and wait_ms not negative");
