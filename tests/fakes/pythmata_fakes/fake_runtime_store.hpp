@@ -108,7 +108,7 @@ class FakeRuntimeStore final : public app::RuntimeStore {
             if ((f.status && r.status != *f.status) ||
                 (f.process_key && r.process_key != *f.process_key) ||
                 (f.business_key && r.business_key != f.business_key) ||
-                (f.created_after && r.created_at < *f.created_after) ||
+                (f.created_after && r.created_at <= *f.created_after) ||
                 (f.created_before && r.created_at >= *f.created_before)) {
                 continue;
             }
