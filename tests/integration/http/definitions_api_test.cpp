@@ -17,6 +17,10 @@ using nlohmann::json;
 
 enum class Backend { kSqlite, kPostgresRedis };
 
+void PrintTo(Backend backend, std::ostream* out) {
+    *out << (backend == Backend::kSqlite ? "sqlite" : "postgresql+redis");
+}
+
 std::string backend_name(const ::testing::TestParamInfo<Backend>& info) {
     return info.param == Backend::kSqlite ? "Sqlite" : "PostgresRedis";
 }

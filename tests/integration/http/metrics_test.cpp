@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -28,8 +29,8 @@ struct Sample {
     double value = 0;
 };
 
-/// Parses the sample lines (comments skipped). Label values are taken verbatim between quotes;
-/// the values this test looks at contain no escaped quotes.
+/// Parses the sample lines (comments skipped), honouring quotes and escapes in label values
+/// (route templates contain braces).
 std::vector<Sample> parse_samples(const std::string& text) {
     std::vector<Sample> samples;
     std::istringstream lines(text);
@@ -42,26 +43,32 @@ std::vector<Sample> parse_samples(const std::string& text) {
         std::size_t at = line.find_first_of("{ ");
         sample.name = line.substr(0, at);
         if (at != std::string::npos && line[at] == '{') {
-            const std::size_t end = line.find('}', at);
-            std::string labels = line.substr(at + 1, end - at - 1);
-            std::size_t pos = 0;
-            while (pos < labels.size()) {
-                const std::size_t eq = labels.find('=', pos);
-                const std::size_t open = labels.find('"', eq);
-                const std::size_t close = labels.find('"', open + 1);
-                if (eq == std::string::npos || close == std::string::npos) {
+            ++at;
+            while (at < line.size() && line[at] != '}') {
+                const std::size_t eq = line.find('=', at);
+                if (eq == std::string::npos || eq + 1 >= line.size() || line[eq + 1] != '"') {
                     break;
                 }
-                sample.labels[labels.substr(pos, eq - pos)] =
-                    labels.substr(open + 1, close - open - 1);
-                pos = close + 1;
-                if (pos < labels.size() && labels[pos] == ',') {
-                    ++pos;
+                const std::string name = line.substr(at, eq - at);
+                std::string value;
+                std::size_t i = eq + 2;
+                for (; i < line.size() && line[i] != '"'; ++i) {
+                    if (line[i] == '\\' && i + 1 < line.size()) {
+                        ++i;
+                        value.push_back(line[i] == 'n' ? '\n' : line[i]);
+                    } else {
+                        value.push_back(line[i]);
+                    }
+                }
+                sample.labels[name] = value;
+                at = i + 1;
+                if (at < line.size() && line[at] == ',') {
+                    ++at;
                 }
             }
-            at = end + 1;
+            ++at;  // past '}'
         }
-        sample.value = std::strtod(line.c_str() + at, nullptr);
+        sample.value = std::strtod(line.c_str() + std::min(at, line.size()), nullptr);
         samples.push_back(std::move(sample));
     }
     return samples;
