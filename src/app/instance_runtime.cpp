@@ -19,6 +19,7 @@
 
 #include "pythmata/bpmn/parser.hpp"
 #include "pythmata/bpmn/timer_spec.hpp"
+#include "pythmata/common/sha256.hpp"
 #include "pythmata/common/uuid.hpp"
 #include "pythmata/engine/engine.hpp"
 #include "pythmata/expr/expression.hpp"
@@ -68,6 +69,9 @@ struct StartWork {
     std::optional<std::string> parent_instance_id;
     std::optional<std::uint64_t> parent_wait_id;
     std::uint32_t call_depth = 0;
+    /// The id is derived, not random (call activity children): refuse, for this item only, to
+    /// start it twice instead of failing the whole batch's commit.
+    bool check_exists = false;
 };
 struct CommandWork {
     engine::Command command;
@@ -149,6 +153,7 @@ struct ParentNotice {
 struct FollowUps {
     std::vector<ChildStart> children;
     std::optional<ParentNotice> parent;
+    std::vector<std::string> cancel_children;  // call waits closed without their child's answer
     std::vector<engine::SignalThrown> signals;
     std::vector<engine::MessageSent> messages;
     std::optional<TimePoint> earliest_timer;
@@ -302,6 +307,17 @@ Error instance_not_found(const std::string& id) {
 
 bool is_code(const Error& e, std::string_view code) {
     return e.code == code;
+}
+
+/// The id of the child instance a call wait starts: a name-based UUID of (parent, wait), so that
+/// the parent can cancel its child without a lookup, and a repeated start of the same call
+/// cannot create a second child (the insert conflicts).
+std::string child_instance_id(const std::string& parent_id, std::uint64_t wait_id) {
+    std::string h = sha256_hex(parent_id + "/call/" + std::to_string(wait_id));
+    h[12] = '5';                                                  // version 5 (name-based)
+    h[16] = "89ab"[std::stoi(h.substr(16, 1), nullptr, 16) & 3];  // RFC 4122 variant
+    return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
+           "-" + h.substr(20, 12);
 }
 
 }  // namespace
@@ -631,7 +647,8 @@ struct InstanceRuntime::Impl {
 
     /// Turns the effects of one execute() into the instance's write and its follow-ups.
     void translate(const engine::Effects& fx, Prepared& p, engine::WaitId first_new,
-                   const CommandWork* cmd, bool was_ended, TimePoint now) {
+                   const CommandWork* cmd, bool was_ended, TimePoint now,
+                   const std::vector<engine::WaitId>& call_waits_before = {}) {
         Cached& c = p.next;
         const auto& proc = *c.definition->process;
         InstanceWrite& w = p.write;
@@ -699,6 +716,22 @@ struct InstanceRuntime::Impl {
             w.incidents_opened.push_back(std::move(r));
         }
         w.incidents_resolved = fx.incidents_resolved;
+        if (!call_waits_before.empty()) {
+            engine::WaitId answered = 0;
+            if (cmd != nullptr) {
+                if (const auto* cc = std::get_if<engine::CompleteCall>(&cmd->command)) {
+                    answered = cc->wait_id;
+                } else if (const auto* fc = std::get_if<engine::FailCall>(&cmd->command)) {
+                    answered = fc->wait_id;
+                }
+            }
+            for (auto id : fx.waits_closed) {
+                if (id != answered && std::find(call_waits_before.begin(), call_waits_before.end(),
+                                                id) != call_waits_before.end()) {
+                    p.follow.cancel_children.push_back(child_instance_id(c.row.id, id));
+                }
+            }
+        }
         p.follow.signals = fx.signals;
         p.follow.messages = fx.messages;
         if (!was_ended && c.state.ended() && c.row.parent_instance_id && c.row.parent_wait_id) {
@@ -729,6 +762,16 @@ struct InstanceRuntime::Impl {
 
     Result<Prepared> prepare(Worker& w, Item& item, TimePoint now, bool fresh) {
         if (auto* s = std::get_if<StartWork>(&item.work)) {
+            if (s->check_exists) {
+                auto existing = store_.instance(item.instance_id, false);
+                if (!existing) {
+                    return std::move(existing).error();
+                }
+                if (existing.value()) {
+                    return Error::conflict("INSTANCE_EXISTS",
+                                           "instance " + item.instance_id + " exists already");
+                }
+            }
             Prepared p;
             Cached& c = p.next;
             c.definition = s->definition;
@@ -784,12 +827,18 @@ struct InstanceRuntime::Impl {
                 return e;
             }
             const engine::WaitId first_new = c.state.next_wait;
+            std::vector<engine::WaitId> call_waits;
+            for (const auto& wait : c.state.waits) {
+                if (wait.kind == engine::WaitKind::kCall) {
+                    call_waits.push_back(wait.id);
+                }
+            }
             auto fx = execute(c, cmd.command, now);
             if (!fx) {
                 return std::move(fx).error();
             }
             fill_row(c, suspended, now);
-            translate(fx.value(), p, first_new, &cmd, was_ended, now);
+            translate(fx.value(), p, first_new, &cmd, was_ended, now, call_waits);
         }
         p.write.insert = false;
         p.write.expected_version = current.row.version;
@@ -908,6 +957,19 @@ struct InstanceRuntime::Impl {
         if (f.parent) {
             post(f.parent->parent_id, CommandWork{std::move(f.parent->command), {}, false});
         }
+        for (auto& child : f.cancel_children) {
+            // Not started yet, or ended already: nothing to cancel, and that is fine.
+            Item item{std::move(child), CommandWork{engine::Cancel{}, {}, false},
+                      [this](Result<Outcome> r) {
+                          if (!r && !is_code(r.error(), "INSTANCE_NOT_FOUND") &&
+                              !is_code(r.error(), "INSTANCE_NOT_RUNNING")) {
+                              telemetry_.error(r.error().code);
+                          }
+                      }};
+            if (auto st = submit(std::move(item), false); !st) {
+                telemetry_.error(st.error().code);
+            }
+        }
         for (auto& s : f.signals) {
             aux_.post([this, s = std::move(s), instance_id] {
                 auto r = broadcast(s.name, s.variables, instance_id, false);
@@ -969,8 +1031,11 @@ struct InstanceRuntime::Impl {
         s.parent_instance_id = child.parent_id;
         s.parent_wait_id = child.wait_id;
         s.call_depth = child.depth;
-        Item item{new_uuid(), std::move(s), [this, child](Result<Outcome> r) {
-                      if (!r) {
+        s.check_exists = true;
+        Item item{child_instance_id(child.parent_id, child.wait_id), std::move(s),
+                  [this, child](Result<Outcome> r) {
+                      // A conflict: this call's child exists already (a repeated start).
+                      if (!r && r.error().kind != ErrorKind::kConflict) {
                           telemetry_.error(r.error().code);
                           post(child.parent_id,
                                CommandWork{

@@ -27,9 +27,11 @@ namespace pythmata::app {
 /// - A scheduler thread fires due timers (instance timers and timer start events) every
 ///   `state_check_interval` and at start-up; `advance_clock` fires them at once.
 /// - Effects the engine reports are carried out after the commit: thrown signals and messages
-///   are delivered, call activities start child instances (and children answer their parent's
-///   call wait when they end), built-in service tasks (`logger`, `http`) run on service threads
-///   (at most `max_parallel_tokens` at once) as jobs of type "pythmata:<service>".
+///   are delivered, call activities start child instances (id derived from the parent and its
+///   call wait; the child answers the call wait when it ends, and is cancelled when the call
+///   wait closes otherwise, e.g. the parent is cancelled), built-in service tasks (`logger`,
+///   `http`) run on service threads (at most `max_parallel_tokens` at once) as jobs of type
+///   "pythmata:<service>".
 ///
 /// Lifetime: every reference given to the constructor must outlive the runtime. Call start()
 /// once before serving and stop() (or the destructor) to shut down: the scheduler stops, queued

@@ -632,6 +632,28 @@ TEST_F(InstanceRuntimeTest, CallActivityRunsAChildAndContinuesWhenItEnds) {
     EXPECT_EQ(runtime->variables(parent.id).value()["verdict"], "ok");
 }
 
+TEST_F(InstanceRuntimeTest, CancellingTheParentCancelsItsCalledChild) {
+    make();
+    deploy(kUserTask);
+    deploy(bpmn(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="call"/>
+<callActivity id="call" calledElement="approval"/>
+<sequenceFlow id="f1" sourceRef="call" targetRef="end"/>
+<endEvent id="end"/>)",
+                "parent"));
+    auto parent = start("parent");
+    InstanceQuery q;
+    q.process_key = "approval";
+    ASSERT_TRUE(eventually([&] { return runtime->list_instances(q, {1, 10}).value().total == 1; }));
+    const std::string child = runtime->list_instances(q, {1, 10}).value().items[0].id;
+    ASSERT_EQ(status(child), "RUNNING");
+    ASSERT_EQ(runtime->cancel_instance(parent.id).value().status, "CANCELLED");
+    EXPECT_TRUE(eventually([&] { return status(child) == "CANCELLED"; })) << status(child);
+    EXPECT_TRUE(open_tasks(child).empty());
+    EXPECT_EQ(status(parent.id), "CANCELLED");
+}
+
 TEST_F(InstanceRuntimeTest, CallOfAnUnknownProcessOpensAnIncidentAtTheParent) {
     make();
     deploy(bpmn(R"(
