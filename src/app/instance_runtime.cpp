@@ -168,6 +168,8 @@ struct Prepared {
     FollowUps follow;
     bool started = false;
     bool was_active = false;
+    bool variables_changed = false;
+    std::string previous_status;
 };
 
 struct Worker {
@@ -807,6 +809,7 @@ struct InstanceRuntime::Impl {
         const bool was_ended = current.state.ended();
         Prepared p;
         p.was_active = !was_ended;
+        p.previous_status = current.row.status;
         p.next = current;
         Cached& c = p.next;
         c.row.version = current.row.version + 1;
@@ -838,6 +841,7 @@ struct InstanceRuntime::Impl {
                 return std::move(fx).error();
             }
             fill_row(c, suspended, now);
+            p.variables_changed = fx.value().variables_changed;
             translate(fx.value(), p, first_new, &cmd, was_ended, now, call_waits);
         }
         p.write.insert = false;
@@ -851,9 +855,11 @@ struct InstanceRuntime::Impl {
         std::vector<std::optional<Prepared>> prepared(items.size());
         std::vector<std::optional<Error>> failed(items.size());
         const TimePoint now = this->now();
+        Batch batch;
+        std::vector<std::size_t> in_batch;
         for (int attempt = 0; attempt < 2; ++attempt) {
-            Batch batch;
-            std::vector<std::size_t> in_batch;
+            batch = Batch{};
+            in_batch.clear();
             for (std::size_t i = 0; i < items.size(); ++i) {
                 prepared[i].reset();
                 failed[i].reset();
@@ -907,6 +913,10 @@ struct InstanceRuntime::Impl {
             }
             break;
         }
+        std::vector<const InstanceWrite*> writes(items.size(), nullptr);
+        for (std::size_t k = 0; k < in_batch.size(); ++k) {
+            writes[in_batch[k]] = &batch.instances[k];
+        }
         for (std::size_t i = 0; i < items.size(); ++i) {
             if (!prepared[i]) {
                 Error e = failed[i] ? std::move(*failed[i])
@@ -917,12 +927,15 @@ struct InstanceRuntime::Impl {
                 items[i].done(std::move(e));
                 continue;
             }
-            finish_item(w, items[i], std::move(*prepared[i]));
+            finish_item(w, items[i], std::move(*prepared[i]), writes[i]);
         }
     }
 
-    void finish_item(Worker& w, Item& item, Prepared p) {
+    void finish_item(Worker& w, Item& item, Prepared p, const InstanceWrite* write) {
         Cached& c = p.next;
+        if (events_ != nullptr && write != nullptr) {
+            publish_events(p, *write);
+        }
         commands_.fetch_add(1);
         const bool active = !c.state.ended();
         if (p.started) {
@@ -945,6 +958,40 @@ struct InstanceRuntime::Impl {
         FollowUps follow = std::move(p.follow);
         item.done(std::move(out));
         dispatch(std::move(follow), item.instance_id);
+    }
+
+    void publish_events(const Prepared& p, const InstanceWrite& write) {
+        const InstanceRow& row = p.next.row;
+        std::vector<InstanceEvent> events;
+        auto event = [&](const char* type, TimePoint at, Json data) {
+            events.push_back({type, row.id, row.process_key, at, std::move(data)});
+        };
+        if (p.started || row.status != p.previous_status) {
+            event("INSTANCE_STATUS", row.updated_at, {{"status", row.status}});
+        }
+        for (const auto& h : write.history) {
+            event("ACTIVITY", h.at,
+                  {{"element_id", h.element_id},
+                   {"element_type", h.element_type},
+                   {"name", h.name},
+                   {"event", history_text(h.event)}});
+        }
+        if (p.started || p.variables_changed) {
+            event("VARIABLES", row.updated_at, {{"variables", row.variables}});
+        }
+        for (const auto& wr : write.waits_opened) {
+            if (wr.kind == WaitRowKind::kUserTask) {
+                event("TASK_CREATED", wr.created_at,
+                      {{"task_id", wr.id},
+                       {"element_id", wr.element_id},
+                       {"name", wr.name},
+                       {"assignee", wr.assignee ? Json(*wr.assignee) : Json()},
+                       {"candidate_groups", wr.candidate_groups}});
+            }
+        }
+        if (!events.empty()) {
+            events_->publish(std::move(events));
+        }
     }
 
     // --- follow-ups ----------------------------------------------------------------------------
@@ -1510,6 +1557,7 @@ struct InstanceRuntime::Impl {
     EngineSettings settings_;
     HttpCaller* http_;
     ServiceLog* log_;
+    InstanceEventSink* events_ = nullptr;
     engine::EngineLimits limits_;
     const std::string owner_;
 
@@ -1629,6 +1677,10 @@ void InstanceRuntime::stop() {
 
 Status InstanceRuntime::fire_due_timers() {
     return impl_->fire_due_timers();
+}
+
+void InstanceRuntime::set_event_sink(InstanceEventSink* sink) {
+    impl_->events_ = sink;
 }
 
 // --- instances ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 #include "pythmata/app/instance_service.hpp"
 #include "pythmata/app/ports/clock.hpp"
 #include "pythmata/app/ports/http_caller.hpp"
+#include "pythmata/app/ports/instance_events.hpp"
 #include "pythmata/app/ports/runtime_store.hpp"
 #include "pythmata/app/ports/service_log.hpp"
 #include "pythmata/app/ports/telemetry.hpp"
@@ -48,6 +49,9 @@ class InstanceRuntime final : public InstanceService, public DeployObserver {
     InstanceRuntime(const InstanceRuntime&) = delete;
     InstanceRuntime& operator=(const InstanceRuntime&) = delete;
 
+    /// Where the events of committed commands go (the WebSocket stream); null: nowhere. Call
+    /// before start(); the sink must outlive the runtime.
+    void set_event_sink(InstanceEventSink* sink);
     /// Starts the engine workers, the scheduler and the service threads.
     void start();
     /// Graceful shutdown (see the class comment). Idempotent.

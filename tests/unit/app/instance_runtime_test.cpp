@@ -66,6 +66,33 @@ class FakeServiceLog final : public ServiceLog {
     std::vector<std::string> lines;
 };
 
+class FakeEventSink final : public InstanceEventSink {
+  public:
+    void publish(std::vector<InstanceEvent> batch) override {
+        std::lock_guard lock(mutex);
+        for (auto& e : batch) {
+            events.push_back(std::move(e));
+        }
+    }
+    std::vector<std::string> types_of(const std::string& instance_id) {
+        std::lock_guard lock(mutex);
+        std::vector<std::string> out;
+        for (const auto& e : events) {
+            if (e.instance_id == instance_id) {
+                out.push_back(e.type + (e.type == "INSTANCE_STATUS"
+                                            ? ":" + e.data["status"].get<std::string>()
+                                        : e.type == "ACTIVITY"
+                                            ? ":" + e.data["element_id"].get<std::string>() + ":" +
+                                                  e.data["event"].get<std::string>()
+                                            : ""));
+            }
+        }
+        return out;
+    }
+    std::mutex mutex;
+    std::vector<InstanceEvent> events;
+};
+
 class FakeHttpCaller final : public HttpCaller {
   public:
     Result<HttpReply> call(const HttpCall& request) override {
@@ -100,6 +127,7 @@ class InstanceRuntimeTest : public ::testing::Test {
         runtime = std::make_unique<InstanceRuntime>(store, *catalog, telemetry, clock, settings,
                                                     &http, &log);
         catalog->set_deploy_observer(runtime.get());
+        runtime->set_event_sink(&events);
         runtime->start();
     }
 
@@ -148,6 +176,7 @@ class InstanceRuntimeTest : public ::testing::Test {
     fakes::ManualClock clock;
     FakeServiceLog log;
     FakeHttpCaller http;
+    FakeEventSink events;
     CacheSettings cache;
     EngineSettings settings;
     std::unique_ptr<DefinitionCatalog> catalog;
@@ -182,6 +211,33 @@ TEST_F(InstanceRuntimeTest, StraightThroughProcessAnswersCompletedWithFinalVaria
     EXPECT_EQ(telemetry.started, 1);
     EXPECT_EQ(telemetry.ended_with("COMPLETED"), 1);
     EXPECT_GT(telemetry.tokens, 0);
+}
+
+TEST_F(InstanceRuntimeTest, CommittedChangesArePublishedAsInstanceEvents) {
+    make();
+    deploy(kUserTask);
+    auto v = start("approval", {{"a", 1}});
+    using V = std::vector<std::string>;
+    EXPECT_EQ(events.types_of(v.id),
+              (V{"INSTANCE_STATUS:RUNNING", "ACTIVITY:start:STARTED", "ACTIVITY:start:COMPLETED",
+                 "ACTIVITY:review:STARTED", "VARIABLES", "TASK_CREATED"}));
+    {
+        std::lock_guard lock(events.mutex);
+        const auto& task = events.events.back();
+        EXPECT_EQ(task.process_key, "approval");
+        EXPECT_EQ(task.data["element_id"], "review");
+        EXPECT_EQ(task.data["task_id"], open_tasks(v.id).at(0).id);
+    }
+    ASSERT_TRUE(runtime->suspend_instance(v.id).ok());
+    ASSERT_TRUE(runtime->resume_instance(v.id).ok());
+    ASSERT_TRUE(runtime->complete_task(open_tasks(v.id).at(0).id, {{"b", 2}}).ok());
+    auto types = events.types_of(v.id);
+    ASSERT_GE(types.size(), 8u);
+    EXPECT_EQ(types[6], "INSTANCE_STATUS:SUSPENDED");
+    EXPECT_EQ(types[7], "INSTANCE_STATUS:RUNNING");
+    EXPECT_EQ(types[8], "INSTANCE_STATUS:COMPLETED");
+    EXPECT_NE(std::find(types.begin(), types.end(), "ACTIVITY:end:COMPLETED"), types.end());
+    EXPECT_EQ(std::count(types.begin(), types.end(), "VARIABLES"), 2);
 }
 
 TEST_F(InstanceRuntimeTest, UnknownProcessAndVersionAre404) {
