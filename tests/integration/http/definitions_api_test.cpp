@@ -368,6 +368,28 @@ TEST_P(DefinitionsApi, DeleteWithCascadeOfAKeyWithoutInstancesAnswers204) {
     EXPECT_TRUE(is_error(bad_flag, 400, "INVALID_ARGUMENT"));
 }
 
+TEST_P(DefinitionsApi, DeleteWhileInstancesRunIs409UnlessCascade) {
+    const std::string key = unique_name("Busy");
+    ASSERT_EQ(deploy(bpmn::user_task_process(key)).status, 201);
+    const auto started = call(client_->send_json(
+        "POST", std::string(kBase) + "/" + key + "/instances", {{"variables", {{"n", 1}}}}));
+    ASSERT_EQ(started.status, 201) << started.describe();
+    ASSERT_EQ(started.json()["data"]["status"], "RUNNING") << "waits at the user task";
+    const std::string instance = started.json()["data"]["id"].get<std::string>();
+
+    const auto refused = call(client_->request("DELETE", std::string(kBase) + "/" + key));
+    ASSERT_TRUE(is_error(refused, 409, "PROCESS_HAS_INSTANCES"));
+    EXPECT_EQ(refused.json()["context"]["instances"], 1) << refused.describe();
+    EXPECT_EQ(get(std::string(kBase) + "/" + key).status, 200) << "nothing was deleted";
+    EXPECT_EQ(get("/api/v1/instances/" + instance).status, 200);
+
+    const auto cascaded =
+        call(client_->request("DELETE", std::string(kBase) + "/" + key + "?cascade=true"));
+    ASSERT_EQ(cascaded.status, 204) << cascaded.describe();
+    EXPECT_TRUE(is_error(get(std::string(kBase) + "/" + key), 404, "PROCESS_NOT_FOUND"));
+    EXPECT_TRUE(is_error(get("/api/v1/instances/" + instance), 404, "INSTANCE_NOT_FOUND"));
+}
+
 TEST_P(DefinitionsApi, InvalidBpmnIs422NamingTheElements) {
     const std::string key = unique_name("Broken");
     const auto response = deploy(bpmn::dangling_flow(key, "flow_to_nowhere"));

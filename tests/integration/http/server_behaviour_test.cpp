@@ -368,6 +368,61 @@ TEST_F(ServerBehaviour, ConnectionsBeyondTheLimitGet503Overloaded) {
     }));
 }
 
+// ---- slow requests -------------------------------------------------------------------------
+
+/// Settings that keep a request busy in the server for about three seconds (a looping script).
+std::map<std::string, std::string> slow_script_settings() {
+    return {{"PYTHMATA_SCRIPT_TIMEOUT_MS", "3000"},
+            {"PYTHMATA_SCRIPT_MAX_INSTRUCTIONS", "1000000000000"}};
+}
+
+TEST_F(ServerBehaviour, ARequestOverTheRequestTimeoutIs503RequestTimeout) {
+    auto env = slow_script_settings();
+    env["PYTHMATA_HTTP_REQUEST_TIMEOUT_MS"] = "300";
+    start(env);
+    const std::string key = unique_name("Spin");
+    ASSERT_EQ(deploy(bpmn::spinning_script(key)).status, 201);
+    const auto began = Clock::now();
+    const auto response =
+        call(client_->send_json("POST", "/api/v1/processes/" + key + "/instances", json::object()));
+    const auto took = Clock::now() - began;
+    EXPECT_TRUE(is_error(response, 503, "REQUEST_TIMEOUT"));
+    EXPECT_TRUE(response.header("Retry-After").has_value()) << response.describe();
+    EXPECT_GE(took, 250ms);
+    EXPECT_LT(took, 2500ms) << "answered only when the work ended, not at the request timeout";
+    // The server stays responsive meanwhile.
+    EXPECT_EQ(get("/health").status, 200);
+    EXPECT_EQ(get("/api/v1/processes/" + key).status, 200);
+}
+
+TEST_F(ServerBehaviour, RequestsBeyondTheQueueBoundGet503Overloaded) {
+    auto env = slow_script_settings();
+    env["PYTHMATA_HTTP_MAX_QUEUED_REQUESTS"] = "1";
+    start(env);
+    const std::string key = unique_name("Spin");
+    ASSERT_EQ(deploy(bpmn::spinning_script(key)).status, 201);
+    const std::string body = "{}";
+    HttpClient busy(server_->port());
+    ASSERT_TRUE(busy.send_raw("POST /api/v1/processes/" + key +
+                              "/instances HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n" +
+                              body)
+                    .ok());
+    // While that one runs, the next request that needs the blocking pool is refused at once.
+    HttpResponse refused;
+    EXPECT_TRUE(eventually(2s, [&] {
+        refused = get("/api/v1/processes?page_size=1");
+        return refused.status == 503;
+    })) << refused.describe();
+    EXPECT_TRUE(is_error(refused, 503, "OVERLOADED"));
+    EXPECT_TRUE(refused.header("Retry-After").has_value());
+    EXPECT_EQ(get("/health").status, 200) << "inline routes do not queue";
+    // The busy request gets its answer, and then the queue has room again.
+    const auto finished = call(busy.read_response());
+    EXPECT_NE(finished.status, 0);
+    EXPECT_EQ(get("/api/v1/processes?page_size=1").status, 200);
+}
+
 // ---- shutdown and restarts -----------------------------------------------------------------
 
 TEST_F(ServerBehaviour, SigtermLetsAnInFlightRequestFinishThenExits0) {

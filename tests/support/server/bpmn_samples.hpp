@@ -135,6 +135,20 @@ inline std::string deeply_nested(const std::string& key, std::size_t depth) {
 )";
 }
 
+/// start -> a Lua script task that loops until the script limits stop it -> end: a request
+/// that starts it stays busy in the server for about script_timeout_ms.
+inline std::string spinning_script(const std::string& key) {
+    return std::string(kHeader) + R"(  <process id=")" + key + R"(" isExecutable="true">
+    <startEvent id="start"/>
+    <scriptTask id="spin" scriptFormat="lua"><script>local i = 0 while true do i = i + 1 end</script></scriptTask>
+    <endEvent id="end"/>
+    <sequenceFlow id="f1" sourceRef="start" targetRef="spin"/>
+    <sequenceFlow id="f2" sourceRef="spin" targetRef="end"/>
+  </process>
+</definitions>
+)";
+}
+
 /// A valid process padded with a documentation element to at least `bytes` bytes.
 inline std::string padded_process(const std::string& key, std::size_t bytes) {
     const std::string base = user_task_process(key);
