@@ -34,6 +34,13 @@ namespace pythmata::app {
 ///   `http`) run on service threads (at most `max_parallel_tokens` at once) as jobs of type
 ///   "pythmata:<service>".
 ///
+/// History rows are written unless `history_level` is "none" ("activity" and "full" both keep
+/// every element's STARTED/COMPLETED/... entry).
+///
+/// Known gap: effects carried out after the commit (thrown signals and messages, child starts,
+/// a child's answer to its parent) are not persisted as an outbox; a crash between the commit
+/// and their delivery loses them.
+///
 /// Lifetime: every reference given to the constructor must outlive the runtime. Call start()
 /// once before serving and stop() (or the destructor) to shut down: the scheduler stops, queued
 /// commands are still processed and answered, follow-up work not yet queued is dropped (timers

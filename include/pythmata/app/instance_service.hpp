@@ -221,10 +221,10 @@ class InstanceService {
     [[nodiscard]] virtual Result<InstanceView> instance(const std::string& id) = 0;
     /// DELETE /instances/{id}: status CANCELLED; its tasks, timers, jobs, subscriptions go.
     [[nodiscard]] virtual Result<InstanceView> cancel_instance(const std::string& id) = 0;
-    /// While SUSPENDED an instance advances on nothing: task completion, job completion/failure/
-    /// error, messages aimed at it, variable updates and incident resolution are refused with
-    /// 409 INSTANCE_SUSPENDED; broadcast signals skip it (not counted); timers that fall due stay
-    /// pending and fire after resume.
+    /// While SUSPENDED an instance advances on nothing: task completion, job completion, BPMN
+    /// errors and final failures (a failure with retries left is recorded), messages aimed at it,
+    /// variable updates and incident resolution are refused with 409 INSTANCE_SUSPENDED; broadcast
+    /// signals skip it (not counted); timers that fall due stay pending and fire after resume.
     [[nodiscard]] virtual Result<InstanceView> suspend_instance(const std::string& id) = 0;
     [[nodiscard]] virtual Result<InstanceView> resume_instance(const std::string& id) = 0;
     [[nodiscard]] virtual Result<nlohmann::json> variables(const std::string& id) = 0;
