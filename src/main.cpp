@@ -5,7 +5,9 @@
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -46,12 +48,17 @@ Usage:
   pythmata serve [--config FILE]      run the server (API, engine, timers and jobs)
   pythmata validate FILE...           check BPMN files as a deploy would; exit 1 on any error
   pythmata config [--config FILE]     print the effective settings (file + PYTHMATA_* env)
+  pythmata deploy FILE... [--url URL] deploy BPMN files to a running server
+  pythmata start KEY [--var name=value]... [--business-key K] [--version N] [--url URL]
+                                      start an instance of process KEY on a running server
+                                      (a value that is valid JSON is sent as JSON, else a string)
   pythmata version                    print the version
   pythmata --help                     this text
 
 Settings come from the defaults, then --config FILE (TOML, see config/pythmata.toml), then
 environment variables PYTHMATA_<KEY> (e.g. PYTHMATA_HTTP_PORT=8080). A bad value stops start-up
 with a message naming the key. Once listening, `serve` prints "listening on HOST:PORT" on stdout.
+Client commands talk to --url, else $PYTHMATA_URL, else http://http_host:http_port.
 )";
 
 /// spdlog flag %* : the message as a JSON string literal (for log_format = json).
@@ -149,6 +156,10 @@ struct Options {
     std::string command;
     std::optional<std::filesystem::path> config;
     std::vector<std::string> files;
+    std::string url;                                        ///< deploy/start: the server
+    std::vector<std::pair<std::string, std::string>> vars;  ///< start: --var name=value
+    std::optional<std::string> business_key;                ///< start: --business-key
+    std::optional<int> version;                             ///< start: --version N
 };
 
 std::optional<Options> parse_args(int argc, char** argv, std::string& error) {
@@ -167,6 +178,32 @@ std::optional<Options> parse_args(int argc, char** argv, std::string& error) {
             options.config = argv[++i];
         } else if (arg.rfind("--config=", 0) == 0) {
             options.config = std::string(arg.substr(9));
+        } else if (arg == "--url" || arg == "--var" || arg == "--business-key" ||
+                   (arg == "--version" && options.command == "start")) {
+            if (i + 1 >= argc) {
+                error = std::string(arg) + " needs a value";
+                return std::nullopt;
+            }
+            const std::string value = argv[++i];
+            if (arg == "--url") {
+                options.url = value;
+            } else if (arg == "--business-key") {
+                options.business_key = value;
+            } else if (arg == "--version") {
+                try {
+                    options.version = std::stoi(value);
+                } catch (const std::exception&) {
+                    error = "--version needs a number";
+                    return std::nullopt;
+                }
+            } else {
+                const auto eq = value.find('=');
+                if (eq == std::string::npos || eq == 0) {
+                    error = "--var needs name=value, got '" + value + "'";
+                    return std::nullopt;
+                }
+                options.vars.emplace_back(value.substr(0, eq), value.substr(eq + 1));
+            }
         } else if (!arg.empty() && arg[0] == '-') {
             error = "unknown option " + std::string(arg);
             return std::nullopt;
@@ -252,6 +289,94 @@ int validate(const Options& options, const app::Settings& settings) {
     return failures == 0 ? 0 : 1;
 }
 
+/// The server a client command talks to: --url, else PYTHMATA_URL, else this machine's
+/// http_host:http_port from the settings.
+std::string server_url(const Options& options, const app::Settings& settings) {
+    if (!options.url.empty())
+        return options.url;
+    if (const char* env = std::getenv("PYTHMATA_URL"); env != nullptr && *env != '\0')
+        return env;
+    return "http://" + settings.http.host + ":" + std::to_string(settings.http.port);
+}
+
+/// Sends one request to the server and prints the answer: the body on stdout for 2xx (exit 0),
+/// else the error on stderr (exit 1).
+int client_call(const std::string& method, const std::string& url, const std::string& content_type,
+                const std::string& body) {
+    http::BeastHttpCaller caller;
+    app::HttpCall call;
+    call.method = method;
+    call.url = url;
+    call.headers = {{"Content-Type", content_type}, {"Accept", "application/json"}};
+    call.body = body;
+    call.timeout = std::chrono::seconds(60);
+    auto reply = caller.call(call);
+    if (!reply) {
+        std::cerr << "pythmata: " << url << ": " << reply.error().message << "\n";
+        return 1;
+    }
+    if (reply->status >= 200 && reply->status < 300) {
+        std::cout << reply->body << "\n";
+        return 0;
+    }
+    std::cerr << "pythmata: HTTP " << reply->status << ": " << reply->body << "\n";
+    return 1;
+}
+
+int deploy(const Options& options, const app::Settings& settings) {
+    if (options.files.empty()) {
+        std::cerr << "deploy: name at least one BPMN file\n";
+        return 2;
+    }
+    int failures = 0;
+    for (const auto& file : options.files) {
+        std::ifstream in(file, std::ios::binary);
+        if (!in) {
+            std::cerr << file << ": cannot read the file\n";
+            ++failures;
+            continue;
+        }
+        std::ostringstream text;
+        text << in.rdbuf();
+        if (client_call("POST", server_url(options, settings) + "/api/v1/processes",
+                        "application/xml", text.str()) != 0) {
+            ++failures;
+        }
+    }
+    return failures == 0 ? 0 : 1;
+}
+
+int start(const Options& options, const app::Settings& settings) {
+    if (options.files.size() != 1) {
+        std::cerr << "start: name exactly one process key\n";
+        return 2;
+    }
+    nlohmann::json body = {{"variables", nlohmann::json::object()}};
+    for (const auto& [name, value] : options.vars) {
+        // A value that parses as JSON is taken as JSON (42, true, {"a":1}); anything else is a
+        // string.
+        auto parsed = nlohmann::json::parse(value, nullptr, false);
+        body["variables"][name] = parsed.is_discarded() ? nlohmann::json(value) : parsed;
+    }
+    if (options.business_key)
+        body["business_key"] = *options.business_key;
+    if (options.version)
+        body["version"] = *options.version;
+    std::string key;
+    for (const unsigned char c : options.files[0]) {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+            key.push_back(static_cast<char>(c));
+        } else {
+            char escaped[4];
+            std::snprintf(escaped, sizeof escaped, "%%%02X", c);
+            key += escaped;
+        }
+    }
+    return client_call("POST",
+                       server_url(options, settings) + "/api/v1/processes/" + key + "/instances",
+                       "application/json", body.dump());
+}
+
 int serve(app::Settings settings) {
     setup_logging(settings.log);
     auto log = spdlog::default_logger();
@@ -333,7 +458,8 @@ int main(int argc, char** argv) {
         std::cout << "pythmata " << PYTHMATA_VERSION << "\n";
         return 0;
     }
-    if (command != "serve" && command != "validate" && command != "config") {
+    if (command != "serve" && command != "validate" && command != "config" && command != "deploy" &&
+        command != "start") {
         std::cerr << "pythmata: unknown command '" << command << "'\n\n" << kUsage;
         return 2;
     }
@@ -348,5 +474,9 @@ int main(int argc, char** argv) {
     }
     if (command == "validate")
         return validate(*options, *settings);
+    if (command == "deploy")
+        return deploy(*options, *settings);
+    if (command == "start")
+        return start(*options, *settings);
     return serve(std::move(*settings));
 }
