@@ -89,7 +89,8 @@ struct Item {
     Callback done;
 };
 
-/// An instance as a worker knows it: the stored row (without the state text) and its state.
+/// An instance as a worker knows it: the stored row (without the state text and the variables,
+/// which the state holds) and its state.
 struct Cached {
     InstanceRow row;
     engine::InstanceState state;
@@ -575,6 +576,7 @@ struct InstanceRuntime::Impl {
         Cached c;
         c.row = std::move(*row.value());
         c.row.state.clear();
+        c.row.variables = nullptr;  // the state holds them; fill_row() copies them back
         c.state = std::move(state).value();
         c.definition = std::move(def).value();
         w.cache.put(std::move(c));
@@ -951,6 +953,7 @@ struct InstanceRuntime::Impl {
         }
         Outcome out{c.row};
         if (active) {
+            c.row.variables = nullptr;  // the state holds them; fill_row() copies them back
             w.cache.put(std::move(c));
         } else {
             w.cache.erase(c.row.id);
