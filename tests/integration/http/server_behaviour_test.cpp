@@ -101,6 +101,37 @@ TEST_F(ServerBehaviour, AWrongMethodIs405NamingTheAllowedOnes) {
     EXPECT_NE(on_health.header("Allow").value_or("").find("GET"), std::string::npos);
 }
 
+TEST_F(ServerBehaviour, HeadIsAnsweredLikeGetWithoutABody) {
+    start();
+    const auto head = call(client_->request("HEAD", "/health"));
+    EXPECT_EQ(head.status, 200) << head.describe();
+    EXPECT_TRUE(head.body.empty());
+    EXPECT_TRUE(head.keep_alive);
+    EXPECT_EQ(get("/health").status, 200) << "the connection is still in step";
+    EXPECT_EQ(client_->connections_opened(), 1);
+}
+
+TEST_F(ServerBehaviour, MalformedRequestsAre400AndTheConnectionCloses) {
+    start();
+    const std::vector<std::string> malformed = {
+        "GARBAGE\r\n\r\n",
+        "GET /health HTTP/9.9\r\nHost: x\r\n\r\n",
+        // Both framings at once is how requests are smuggled past proxies.
+        "POST /api/v1/processes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        "GET /health HTTP/1.1\r\nHost: x\r\nBad Header Name: y\r\n\r\n",
+    };
+    for (const auto& bytes : malformed) {
+        HttpClient raw(server_->port());
+        ASSERT_TRUE(raw.send_raw(bytes).ok());
+        PYTHMATA_ASSERT_OK(seen, raw.read_until_close(10s));
+        EXPECT_TRUE(seen.closed) << bytes;
+        EXPECT_TRUE(seen.bytes.starts_with("HTTP/1.1 400")) << bytes << " answered:\n"
+                                                            << seen.bytes;
+    }
+    EXPECT_EQ(get("/health").status, 200);
+}
+
 // ---- limits --------------------------------------------------------------------------------
 
 TEST_F(ServerBehaviour, ABodyOverMaxBodySizeIs413AndTheConnectionCloses) {
