@@ -28,6 +28,7 @@
 #include "pythmata/cache/redis_cache.hpp"
 #include "pythmata/config/config.hpp"
 #include "pythmata/engine/compiled_process.hpp"
+#include "pythmata/http/event_hub.hpp"
 #include "pythmata/http/http_caller.hpp"
 #include "pythmata/http/server.hpp"
 #include "pythmata/metrics/prometheus_telemetry.hpp"
@@ -409,6 +410,8 @@ int serve(app::Settings settings) {
     app::InstanceRuntime runtime(**store, definitions, telemetry, clock, settings.engine,
                                  &http_caller, &service_log);
     definitions.set_deploy_observer(&runtime);
+    http::EventHub events;
+    runtime.set_event_sink(&events);
     app::IdempotencyKeys idempotency(**store, clock, settings.engine);
     runtime.start();
 
@@ -424,6 +427,7 @@ int serve(app::Settings settings) {
                           log};
     deps.instances = &runtime;
     deps.idempotency = &idempotency;
+    deps.events = &events;
     http::Server server(std::move(deps));
     auto port = server.listen();
     if (!port) {

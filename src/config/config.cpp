@@ -137,6 +137,7 @@ const std::vector<Key>& keys() {
         int_key<H>("gzip_min_size", &S::http, &H::gzip_min_size, 0, 4 * kGiB),
         int_key<H>("blocking_threads", &S::http, &H::blocking_threads, 0, 1024),
         int_key<H>("http_max_queued_requests", &S::http, &H::max_queued_requests, 1, 1'000'000),
+        int_key<H>("ws_max_queued_events", &S::http, &H::ws_max_queued_events, 1, 1'000'000),
 
         string_key<D>("db_url", &S::db, &D::url),
         int_key<D>("db_pool_size", &S::db, &D::pool_size, 1, 1000),

@@ -94,6 +94,8 @@ class Api {
     Response health(const Request& request, const PathParams& params);
     Response ready(const Request& request, const PathParams& params);
     Response metrics(const Request& request, const PathParams& params);
+    /// GET /api/v1/ws without an Upgrade header (the server handles real upgrades itself).
+    Response websocket_required(const Request& request, const PathParams& params);
 
   private:
     Response deploy_document(const Request& request, std::optional<std::string> required_key);

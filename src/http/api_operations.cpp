@@ -52,6 +52,11 @@ Response Api::ready(const Request&, const PathParams&) {
     return error_response(error);
 }
 
+Response Api::websocket_required(const Request&, const PathParams&) {
+    return error_response(Error::invalid_argument(
+        "/api/v1/ws is a WebSocket: send a GET with Upgrade: websocket", "UPGRADE_REQUIRED"));
+}
+
 Response Api::metrics(const Request&, const PathParams&) {
     Response response;
     response.body = metrics_.render();

@@ -77,6 +77,7 @@ Router make_router(Api& api) {
     add("GET", "/api/v1/incidents", kBlocking, &Api::list_incidents);
     add("POST", "/api/v1/incidents/{id}/resolve", kBlocking, &Api::resolve_incident);
     add("GET", "/api/v1/stats", kBlocking, &Api::stats);
+    add("GET", "/api/v1/ws", kInline, &Api::websocket_required);
     if (api.clock_control()) {
         add("GET", "/api/v1/clock", kBlocking, &Api::get_clock);
         add("POST", "/api/v1/clock/advance", kBlocking, &Api::advance_clock);

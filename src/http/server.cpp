@@ -29,6 +29,8 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <boost/beast/websocket/stream.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -36,6 +38,7 @@
 #include <chrono>
 #include <csignal>
 #include <ctime>
+#include <deque>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -44,6 +47,7 @@
 #include "pythmata/common/uuid.hpp"
 #include "pythmata/http/compression.hpp"
 #include "pythmata/http/error_mapping.hpp"
+#include "pythmata/http/event_hub.hpp"
 #include "pythmata/metrics/registry.hpp"
 
 namespace pythmata::http {
@@ -52,6 +56,7 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
+namespace websocket = boost::beast::websocket;
 using tcp = asio::ip::tcp;
 using SteadyClock = std::chrono::steady_clock;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
@@ -183,6 +188,15 @@ struct Pending {
     PathParams params;
     const Route* route = nullptr;
     std::optional<Response> response;  ///< set on the connection's strand
+};
+
+/// One WebSocket subscriber's outgoing frames, touched only on the connection's strand.
+struct WsState {
+    explicit WsState(asio::any_io_executor executor) : signal(std::move(executor)) {}
+    asio::steady_timer signal;  ///< cancelled to wake the writer
+    std::deque<EventHub::Frame> queue;
+    bool closed = false;
+    bool overflow = false;
 };
 
 static Api make_api(const ServerDeps& deps) {
@@ -409,6 +423,11 @@ struct Server::Impl {
 
             const auto started = SteadyClock::now();
             bhttp::request<bhttp::string_body> raw = parser.release();
+            if (deps.events != nullptr && websocket::is_upgrade(raw) &&
+                std::string_view(raw.target()).substr(0, raw.target().find('?')) == "/api/v1/ws") {
+                co_await websocket_session(connection, std::move(raw));
+                co_return;
+            }
             const std::string request_id = request_id_for(raw);
             Request request;
             request.method = std::string(raw.method_string());
@@ -445,6 +464,106 @@ struct Server::Impl {
         beast::error_code ignored;
         connection->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
         connection->stream.close();
+    }
+
+    /// GET /api/v1/ws with an Upgrade: streams instance events as text frames until either side
+    /// closes. Filters: ?instance_id= and ?process_key=.
+    asio::awaitable<void> websocket_session(std::shared_ptr<Connection> connection,
+                                            bhttp::request<bhttp::string_body> request) {
+        const std::string target(request.target());
+        Query query;
+        if (const auto q = target.find('?'); q != std::string::npos) {
+            auto parsed = parse_query(std::string_view(target).substr(q + 1));
+            if (!parsed) {
+                co_await reject(*connection, parsed.error(), request.version(), "/api/v1/ws");
+                co_return;
+            }
+            query = std::move(*parsed);
+        }
+        EventHub::Filter filter;
+        if (auto it = query.find("instance_id"); it != query.end() && !it->second.empty()) {
+            filter.instance_id = it->second;
+        }
+        if (auto it = query.find("process_key"); it != query.end() && !it->second.empty()) {
+            filter.process_key = it->second;
+        }
+
+        connection->stream.expires_never();
+        websocket::stream<beast::tcp_stream&> ws(connection->stream);
+        ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+        ws.set_option(websocket::stream_base::decorator([](websocket::response_type& response) {
+            response.set(bhttp::field::server, "pythmata");
+        }));
+        ws.read_message_max(64 * 1024);
+        auto [accept_ec] = co_await ws.async_accept(request, kTuple);
+        if (accept_ec)
+            co_return;
+        http_metrics.observe("GET", "/api/v1/ws", 101, 0.0);
+        connection->busy = false;  // shutdown may close it at once, like an idle keep-alive
+
+        auto executor = co_await asio::this_coro::executor;
+        auto state = std::make_shared<WsState>(executor);
+        const std::size_t limit = settings.ws_max_queued_events;
+        const auto id =
+            deps.events->subscribe(filter, [state, executor, limit](const EventHub::Frame& frame) {
+                asio::post(executor, [state, frame, limit] {
+                    if (state->closed)
+                        return;
+                    if (state->queue.size() >= limit) {
+                        state->overflow = true;
+                    } else {
+                        state->queue.push_back(frame);
+                    }
+                    state->signal.cancel();
+                });
+            });
+
+        // The reader only answers pings and notices the close; client messages are ignored.
+        asio::co_spawn(
+            executor,
+            [&ws, state]() -> asio::awaitable<void> {
+                beast::flat_buffer buffer;
+                for (;;) {
+                    auto [ec, n] = co_await ws.async_read(buffer, kTuple);
+                    if (ec)
+                        break;
+                    buffer.consume(buffer.size());
+                }
+                state->closed = true;
+                state->signal.cancel();
+            },
+            asio::detached);
+
+        while (!state->closed && !stopping.load()) {
+            if (state->overflow) {
+                auto [close_ec] = co_await ws.async_close(
+                    websocket::close_reason(websocket::close_code::policy_error,
+                                            "too slow: ws_max_queued_events exceeded"),
+                    kTuple);
+                break;
+            }
+            if (state->queue.empty()) {
+                state->signal.expires_after(std::chrono::hours(24));
+                co_await state->signal.async_wait(kTuple);
+                continue;
+            }
+            EventHub::Frame frame = std::move(state->queue.front());
+            state->queue.pop_front();
+            ws.text(true);
+            auto [write_ec, n] = co_await ws.async_write(asio::buffer(*frame), kTuple);
+            if (write_ec)
+                break;
+        }
+        deps.events->unsubscribe(id);
+        if (stopping.load() && !state->closed) {
+            auto [close_ec] = co_await ws.async_close(websocket::close_code::going_away, kTuple);
+        }
+        // Wait for the reader to finish before `ws` goes out of scope.
+        while (!state->closed) {
+            beast::get_lowest_layer(ws).cancel();
+            state->signal.expires_after(std::chrono::milliseconds(100));
+            co_await state->signal.async_wait(kTuple);
+        }
     }
 
     asio::awaitable<void> reject_431(Connection& connection, const Error& error) {

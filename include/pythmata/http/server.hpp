@@ -21,6 +21,8 @@ class Registry;
 
 namespace pythmata::http {
 
+class EventHub;
+
 /// A dependency reported by GET /health/ready. A required one that fails makes the server not
 /// ready (503, Retry-After); an optional one (the Redis cache) is reported "degraded" and the
 /// server stays ready, because it serves without it.
@@ -46,6 +48,8 @@ struct ServerDeps {
     app::InstanceService* instances = nullptr;
     /// Idempotency-Key handling for mutating POSTs; null ignores the header.
     app::IdempotencyService* idempotency = nullptr;
+    /// The instance event stream served at GET /api/v1/ws (WebSocket); null: no stream.
+    EventHub* events = nullptr;
 };
 
 /// The HTTP/1.1 REST server (Boost.Beast on Asio, kept out of this header). Not copyable.
