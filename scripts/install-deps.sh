@@ -12,7 +12,9 @@ PACKAGES=(
     prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
     libpugixml-dev liblua5.4-dev libsqlite3-dev libtomlplusplus-dev zlib1g-dev libssl-dev
     # servers and tools the tests start or call
-    postgresql-15 postgresql-client-15 redis-server prometheus curl procps
+    postgresql-15 postgresql-client-15 redis-server prometheus curl procps nginx
+    # load generators and plotting for `make bench`
+    wrk apache2-utils gnuplot-nox python3-locust
 )
 
 missing=()
