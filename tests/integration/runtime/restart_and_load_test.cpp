@@ -1,0 +1,278 @@
+// Durability and batching through the real `pythmata serve`, on SQLite and on PostgreSQL with
+// Redis: kill -9 the server with instances waiting on every kind of event (and while starts are
+// in flight), restart it on the same store, and everything that got a 201 is there and resumes;
+// many concurrent starts all succeed and are committed in fewer batches than commands.
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "runtime_models.hpp"
+#include "runtime_test_support.hpp"
+
+namespace pythmata::test::runtime {
+namespace {
+
+using namespace std::chrono_literals;
+using SteadyClock = std::chrono::steady_clock;
+
+class RestartAndLoad : public RuntimeServerTest {
+  protected:
+    /// kill -9, then starts the server again on the same port and store; a new client.
+    void crash_and_restart(std::chrono::milliseconds down = 0ms) {
+        client_.reset();
+        server_->kill9();
+        ASSERT_FALSE(server_->running());
+        std::this_thread::sleep_for(down);
+        auto restarted = server_->restart();
+        ASSERT_TRUE(restarted.ok()) << restarted.error().message;
+        client_ = std::make_unique<HttpClient>(server_->port(), std::chrono::seconds(30));
+    }
+
+    json activate(const std::string& type, const json& extra = json::object()) {
+        json body = {{"type", type}, {"worker", "worker-1"}};
+        body.update(extra);
+        const auto response = post("/jobs/activate", body);
+        EXPECT_TRUE(is_data(response, 200)) << "activate " << type;
+        return response.json()["data"].value("items", json::array());
+    }
+};
+
+/// The value of the sample `name` (no labels) in a Prometheus text page, or -1.
+double metric_value(const std::string& page, const std::string& name) {
+    std::istringstream lines(page);
+    std::string line;
+    while (std::getline(lines, line)) {
+        if (line.starts_with(name + " ")) {
+            return std::stod(line.substr(name.size() + 1));
+        }
+    }
+    return -1;
+}
+
+TEST_P(RestartAndLoad, AfterKillNineEveryWaitingInstanceResumesAndADueTimerFires) {
+    deploy(models::user_task("Order"));
+    deploy(models::message_catch("AwaitPayment"));
+    deploy(models::charge_job("Charge"));
+    deploy(models::timer_catch("Quick", "PT2S"));
+    deploy(models::timer_catch("Wait", "PT1H"));
+
+    const std::string task_instance = start("Order", {{"variables", {{"n", 1}}}}).value("id", "");
+    const std::string message_instance =
+        start("AwaitPayment", {{"variables", {{"order_id", "R-1"}}}}).value("id", "");
+    const std::string job_instance = start("Charge").value("id", "");
+    const std::string locked_job_instance = start("Charge").value("id", "");
+    const std::string long_timer = start("Wait").value("id", "");
+    const auto quick_started = SteadyClock::now();
+    const json quick = start("Quick");
+    const std::string quick_timer = quick.value("id", "");
+    ASSERT_EQ(quick["status"], "RUNNING");
+    // One job is taken by a worker that then dies with the server: its lock must expire.
+    const json taken = activate("charge-card", {{"max_jobs", 1}, {"lock_ms", 1500}});
+    ASSERT_EQ(taken.size(), 1u);
+    const std::string taken_instance = taken[0].value("instance_id", "");
+    ASSERT_TRUE(taken_instance == job_instance || taken_instance == locked_job_instance);
+
+    ASSERT_LT(SteadyClock::now() - quick_started, 1500ms)
+        << "too slow to crash the server before the PT2S timer falls due";
+    // Down until well after the quick timer fell due.
+    const auto down = std::chrono::duration_cast<std::chrono::milliseconds>(quick_started + 3s -
+                                                                            SteadyClock::now());
+    const auto before_restart = SteadyClock::now();
+    ASSERT_NO_FATAL_FAILURE(crash_and_restart(down));
+
+    // The timer that fell due while the server was down fires right after start-up.
+    const json fired = await_status(quick_timer, "COMPLETED", 5s);
+    EXPECT_EQ(fired["status"], "COMPLETED");
+    EXPECT_LT(SteadyClock::now() - before_restart, 10s);
+
+    // Every instance that got a 201 is there, waiting where it waited.
+    const json order = instance(task_instance);
+    EXPECT_EQ(order["status"], "RUNNING");
+    EXPECT_EQ(order["active_elements"], json::array({"review"}));
+    EXPECT_EQ(order["variables"]["n"], 1);
+    EXPECT_EQ(instance(message_instance)["active_elements"], json::array({"wait_payment"}));
+    EXPECT_EQ(instance(job_instance)["active_elements"], json::array({"charge"}));
+    EXPECT_EQ(instance(locked_job_instance)["active_elements"], json::array({"charge"}));
+    EXPECT_EQ(instance(long_timer)["active_elements"], json::array({"wait_timer"}));
+    EXPECT_EQ(get("/instances").json()["data"]["total"], 6);
+
+    // The user task completes.
+    const json task = only_task(task_instance);
+    const auto completed = post("/tasks/" + task.value("id", "") + "/complete", json::object());
+    ASSERT_TRUE(is_data(completed, 200));
+    EXPECT_EQ(completed.json()["data"]["status"], "COMPLETED");
+
+    // The message correlates.
+    ASSERT_TRUE(
+        is_data(post("/messages", {{"name", "PaymentReceived"}, {"correlation_key", "R-1"}}), 200));
+    await_status(message_instance, "COMPLETED", 5s);
+
+    // Both jobs are handed out: the free one at once, the one whose worker died when its lock
+    // expires.
+    std::set<std::string> job_instances;
+    std::vector<std::string> job_ids;
+    EXPECT_TRUE(eventually(10s,
+                           [&] {
+                               for (const auto& job : activate("charge-card")) {
+                                   job_instances.insert(job.value("instance_id", ""));
+                                   job_ids.push_back(job.value("id", ""));
+                               }
+                               return job_instances.size() == 2;
+                           }))
+        << "jobs handed out after the restart: " << job_instances.size();
+    for (const auto& id : job_ids) {
+        EXPECT_TRUE(is_data(post("/jobs/" + id + "/complete", json::object()), 200));
+    }
+    await_status(job_instance, "COMPLETED", 5s);
+    await_status(locked_job_instance, "COMPLETED", 5s);
+
+    // The hour-long timer is still pending and fires when the clock passes it.
+    const json timers = items("/timers?instance_id=" + long_timer);
+    ASSERT_EQ(timers.size(), 1u) << timers.dump();
+    ASSERT_TRUE(is_data(post("/clock/advance", {{"duration", "PT2H"}}), 200));
+    await_status(long_timer, "COMPLETED", 5s);
+    EXPECT_EQ(get("/instances?status=COMPLETED").json()["data"]["total"], 6);
+}
+
+TEST_P(RestartAndLoad, EveryStartThatGot201SurvivesAKillNineDuringTraffic) {
+    deploy(models::user_task("Order"));
+    const std::uint16_t port = server_->port();
+    std::mutex mutex;
+    std::vector<std::string> acknowledged;
+    std::atomic<bool> stop{false};
+    std::atomic<int> count{0};
+    std::vector<std::thread> clients;
+    for (int t = 0; t < 4; ++t) {
+        clients.emplace_back([&, t] {
+            HttpClient client(port, 10s);
+            for (int n = 0; !stop.load(); ++n) {
+                const json body = {
+                    {"business_key", "t" + std::to_string(t) + "-" + std::to_string(n)}};
+                auto response = client.request("POST", "/api/v1/processes/Order/instances",
+                                               body.dump(), {{"Content-Type", "application/json"}});
+                if (!response.ok() || response.value().status != 201) {
+                    return;  // the server is gone
+                }
+                const std::string id = response.value().json()["data"].value("id", "");
+                std::lock_guard lock(mutex);
+                acknowledged.push_back(id);
+                ++count;
+            }
+        });
+    }
+    ASSERT_TRUE(eventually(30s, [&] { return count.load() >= 100; }))
+        << "the clients did not get going";
+    client_.reset();
+    server_->kill9();
+    stop = true;
+    for (auto& c : clients) {
+        c.join();
+    }
+    ASSERT_NO_FATAL_FAILURE(crash_and_restart());
+
+    std::set<std::string> stored;
+    const auto list = get("/instances?process_key=Order&page_size=1000");
+    ASSERT_TRUE(is_page(list));
+    const json listed = list.json()["data"]["items"];
+    for (const auto& item : listed) {
+        stored.insert(item.value("id", ""));
+    }
+    RecordProperty("acknowledged_starts", static_cast<int>(acknowledged.size()));
+    RecordProperty("stored_instances", static_cast<int>(stored.size()));
+    EXPECT_GE(stored.size(), acknowledged.size());
+    std::size_t missing = 0;
+    for (const auto& id : acknowledged) {
+        if (!stored.contains(id)) {
+            ++missing;
+            ADD_FAILURE() << "instance " << id << " got a 201 but is gone after kill -9";
+        }
+    }
+    EXPECT_EQ(missing, 0u) << "of " << acknowledged.size() << " acknowledged starts";
+    // Each still waits at its task, and the server takes new work.
+    const json some = instance(acknowledged.back());
+    EXPECT_EQ(some["status"], "RUNNING");
+    EXPECT_EQ(open_tasks(acknowledged.back()).size(), 1u);
+    EXPECT_EQ(get("/tasks?page_size=1").json()["data"]["total"], static_cast<int>(stored.size()));
+    start("Order");
+}
+
+TEST_P(RestartAndLoad, TwoHundredConcurrentStartsAllSucceedInFewerBatchesThanCommands) {
+    deploy(models::user_task("Order"));
+    constexpr int kThreads = 8;
+    constexpr int kPerThread = 25;
+    const std::uint16_t port = server_->port();
+    std::mutex mutex;
+    std::set<std::string> ids;
+    std::vector<std::string> failures;
+    std::vector<std::thread> clients;
+    for (int t = 0; t < kThreads; ++t) {
+        clients.emplace_back([&, t] {
+            HttpClient client(port, 30s);
+            for (int n = 0; n < kPerThread; ++n) {
+                const json body = {{"variables", {{"thread", t}, {"n", n}}}};
+                auto response = client.request("POST", "/api/v1/processes/Order/instances",
+                                               body.dump(), {{"Content-Type", "application/json"}});
+                std::lock_guard lock(mutex);
+                if (!response.ok()) {
+                    failures.push_back(response.error().message);
+                } else if (response.value().status != 201) {
+                    failures.push_back(response.value().describe());
+                } else {
+                    ids.insert(response.value().json()["data"].value("id", ""));
+                }
+            }
+        });
+    }
+    for (auto& c : clients) {
+        c.join();
+    }
+    EXPECT_TRUE(failures.empty()) << failures.size() << " starts failed, first: "
+                                  << (failures.empty() ? "" : failures.front());
+    EXPECT_EQ(ids.size(), static_cast<std::size_t>(kThreads * kPerThread));
+
+    const auto list = get("/instances?process_key=Order&page_size=1000");
+    ASSERT_TRUE(is_page(list));
+    EXPECT_EQ(list.json()["data"]["total"], kThreads * kPerThread);
+    std::set<std::string> stored;
+    const json listed = list.json()["data"]["items"];
+    for (const auto& item : listed) {
+        stored.insert(item.value("id", ""));
+        EXPECT_EQ(item["status"], "RUNNING");
+    }
+    EXPECT_EQ(stored, ids);
+    EXPECT_EQ(get("/tasks?page_size=1").json()["data"]["total"], kThreads * kPerThread);
+
+    const auto stats = get("/stats");
+    ASSERT_TRUE(is_data(stats, 200));
+    const json replica = stats.json()["data"]["replica"];
+    const long commands = replica.value("commands_processed", 0L);
+    const long batches = replica.value("batches_committed", 0L);
+    RecordProperty("commands_processed", static_cast<int>(commands));
+    RecordProperty("batches_committed", static_cast<int>(batches));
+    EXPECT_GE(commands, kThreads * kPerThread) << replica.dump();
+    EXPECT_GT(batches, 0) << replica.dump();
+    EXPECT_LT(batches, commands) << "no group commit: " << replica.dump();
+    EXPECT_EQ(stats.json()["data"]["instances"]["RUNNING"], kThreads * kPerThread);
+
+    const auto metrics = call(client_->get("/metrics"));
+    ASSERT_EQ(metrics.status, 200) << metrics.describe();
+    const double batch_count = metric_value(metrics.body, "pythmata_batch_size_count");
+    const double batch_sum = metric_value(metrics.body, "pythmata_batch_size_sum");
+    EXPECT_GT(batch_count, 0) << "no pythmata_batch_size histogram";
+    EXPECT_LT(batch_count, batch_sum) << "batches " << batch_count << ", commands " << batch_sum;
+    EXPECT_GE(metric_value(metrics.body, "process_instances_total"), kThreads * kPerThread);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, RestartAndLoad,
+                         ::testing::Values(Backend::kSqlite, Backend::kPostgresRedis),
+                         backend_name);
+
+}  // namespace
+}  // namespace pythmata::test::runtime
