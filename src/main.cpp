@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
@@ -416,7 +417,11 @@ int serve(app::Settings settings) {
     runtime.start();
 
     if (settings.http.blocking_threads == 0) {
-        settings.http.blocking_threads = settings.db.pool_size + settings.db.max_overflow;
+        // Most blocking requests wait for an engine batch to commit, not for a connection: enough
+        // threads that a full batch can gather (token_batch_size per worker), at least the pool.
+        settings.http.blocking_threads =
+            std::max({128u, settings.db.pool_size + settings.db.max_overflow,
+                      settings.engine.token_batch_size * settings.engine.workers});
     }
     http::ServerDeps deps{settings.http,
                           settings.log,

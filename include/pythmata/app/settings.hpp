@@ -24,7 +24,7 @@ struct HttpSettings {
     std::size_t max_connections = 10'000;               ///< http_max_connections
     std::chrono::milliseconds shutdown_timeout{10'000}; ///< shutdown_timeout_ms
     std::size_t gzip_min_size = 1024;                   ///< gzip_min_size, bytes (0 = never)
-    unsigned blocking_threads = 0;                      ///< blocking_threads (0 = db_pool_size + db_max_overflow)
+    unsigned blocking_threads = 0;                      ///< blocking_threads (0 = max(128, pool + overflow, batch * workers))
     std::size_t max_queued_requests = 4096;             ///< http_max_queued_requests (beyond: 503 OVERLOADED)
     std::size_t ws_max_queued_events = 1024;            ///< ws_max_queued_events: per WebSocket; beyond it the slow client is closed
 };
