@@ -530,6 +530,149 @@ TEST_P(EventsApi, AnExclusiveGatewayFollowsTheFirstTrueConditionElseTheDefault) 
     EXPECT_EQ(ended_at(small.value("id", "")), (std::set<std::string>{"end_small"}));
 }
 
+TEST_P(EventsApi, ASignalStartEventStartsAnInstanceAndIsCounted) {
+    deploy(models::signal_start("Launcher"));
+    deploy(models::signal_catch("AwaitSignal"));
+    const std::string waiting = start("AwaitSignal").value("id", "");
+    const auto response = post("/signals", {{"name", "Launch"}, {"variables", {{"stage", 1}}}});
+    ASSERT_TRUE(is_data(response, 200));
+    EXPECT_EQ(response.json()["data"]["triggered"], 1) << response.describe();
+    json launched;
+    EXPECT_TRUE(eventually(5s, [&] {
+        launched = items("/processes/Launcher/instances");
+        return launched.size() == 1;
+    })) << launched.dump();
+    ASSERT_EQ(launched.size(), 1u);
+    EXPECT_EQ(launched[0]["active_elements"], json::array({"launched"}));
+    EXPECT_EQ(launched[0]["variables"]["stage"], 1);
+    EXPECT_EQ(instance(waiting)["status"], "RUNNING") << "another signal's catch did not fire";
+}
+
+TEST_P(EventsApi, AZeebeSubscriptionCorrelatesByKey) {
+    deploy(models::zeebe_subscription("Parcel"));
+    const std::string id = start("Parcel", {{"variables", {{"parcel", "P-7"}}}}).value("id", "");
+    const std::string other = start("Parcel", {{"variables", {{"parcel", "P-8"}}}}).value("id", "");
+    EXPECT_EQ(instance(id)["active_elements"], json::array({"wait_shipped"}));
+    const auto shipped = post("/messages", {{"name", "Shipped"}, {"correlation_key", "P-7"}});
+    ASSERT_TRUE(is_data(shipped, 200));
+    EXPECT_EQ(shipped.json()["data"]["instance_id"], id);
+    EXPECT_EQ(shipped.json()["data"]["element_id"], "wait_shipped");
+    await_status(id, "COMPLETED", 5s);
+    EXPECT_EQ(instance(other)["active_elements"], json::array({"wait_shipped"}));
+}
+
+// Issue 4: "message catch events and receive tasks with correlation keys".
+TEST_P(EventsApi, AReceiveTaskCorrelatesByItsCorrelationKey) {
+    deploy(models::receive_task("Delivery"));
+    const std::string id = start("Delivery", {{"variables", {{"parcel", "P-7"}}}}).value("id", "");
+    const std::string other =
+        start("Delivery", {{"variables", {{"parcel", "P-8"}}}}).value("id", "");
+    EXPECT_EQ(instance(id)["active_elements"], json::array({"wait_delivered"}));
+    const auto delivered = post("/messages", {{"name", "Delivered"}, {"correlation_key", "P-8"}});
+    ASSERT_TRUE(is_data(delivered, 200));
+    EXPECT_EQ(delivered.json()["data"]["instance_id"], other);
+    EXPECT_EQ(delivered.json()["data"]["element_id"], "wait_delivered");
+    await_status(other, "COMPLETED", 5s);
+    EXPECT_EQ(instance(id)["status"], "RUNNING");
+    EXPECT_TRUE(is_error(post("/messages", {{"name", "Delivered"}, {"correlation_key", "P-9"}}),
+                         404, "MESSAGE_NOT_CORRELATED"));
+}
+
+TEST_P(EventsApi, ASuspendedInstanceAdvancesOnNothingUntilResumed) {
+    deploy(models::message_catch("AwaitPayment"));
+    deploy(models::charge_job("Charge"));
+    deploy(models::timer_catch("Wait", "PT1H"));
+    deploy(models::signal_catch("AwaitSignal"));
+    const std::string message_instance =
+        start("AwaitPayment", {{"variables", {{"order_id", "S-1"}}}}).value("id", "");
+    const std::string job_instance = start("Charge").value("id", "");
+    const std::string timer_instance = start("Wait").value("id", "");
+    const std::string signal_instance = start("AwaitSignal").value("id", "");
+    const json job = one_job("charge-card");
+    for (const auto& id : {message_instance, job_instance, timer_instance, signal_instance}) {
+        const auto suspended = post("/instances/" + id + "/suspend", json::object());
+        ASSERT_TRUE(is_data(suspended, 200));
+        EXPECT_EQ(suspended.json()["data"]["status"], "SUSPENDED");
+    }
+
+    // Events aimed at a suspended instance are refused with 409 (instance_service.hpp).
+    EXPECT_TRUE(
+        is_error(post("/messages", {{"name", "PaymentReceived"}, {"correlation_key", "S-1"}}), 409,
+                 "INSTANCE_SUSPENDED"));
+    const std::string job_id = job.value("id", "");
+    EXPECT_TRUE(
+        is_error(post("/jobs/" + job_id + "/complete", json::object()), 409, "INSTANCE_SUSPENDED"));
+    EXPECT_TRUE(
+        is_error(post("/jobs/" + job_id + "/fail", {{"retries", 0}}), 409, "INSTANCE_SUSPENDED"));
+    EXPECT_TRUE(is_error(post("/jobs/" + job_id + "/error", {{"error_code", "DECLINED"}}), 409,
+                         "INSTANCE_SUSPENDED"));
+    EXPECT_TRUE(is_error(patch("/instances/" + job_instance + "/variables", {{"a", 1}}), 409,
+                         "INSTANCE_SUSPENDED"));
+    // Broadcast signals skip it; timers that fall due wait for the resume.
+    const auto signal = post("/signals", {{"name", "GoSignal"}});
+    ASSERT_TRUE(is_data(signal, 200));
+    EXPECT_EQ(signal.json()["data"]["triggered"], 0);
+    ASSERT_TRUE(is_data(post("/clock/advance", {{"duration", "PT2H"}}), 200));
+    std::this_thread::sleep_for(500ms);
+    for (const auto& id : {message_instance, job_instance, timer_instance, signal_instance}) {
+        EXPECT_EQ(instance(id)["status"], "SUSPENDED") << id;
+    }
+    EXPECT_EQ(instance(timer_instance)["active_elements"], json::array({"wait_timer"}));
+
+    for (const auto& id : {message_instance, job_instance, timer_instance, signal_instance}) {
+        const auto resumed = post("/instances/" + id + "/resume", json::object());
+        ASSERT_TRUE(is_data(resumed, 200));
+        EXPECT_NE(resumed.json()["data"]["status"], "SUSPENDED");
+    }
+    await_status(timer_instance, "COMPLETED", 5s);
+    EXPECT_EQ(instance(signal_instance)["status"], "RUNNING");
+    ASSERT_TRUE(
+        is_data(post("/messages", {{"name", "PaymentReceived"}, {"correlation_key", "S-1"}}), 200));
+    await_status(message_instance, "COMPLETED", 5s);
+    ASSERT_TRUE(is_data(post("/jobs/" + job_id + "/complete", json::object()), 200));
+    await_status(job_instance, "COMPLETED", 5s);
+    const auto again = post("/signals", {{"name", "GoSignal"}});
+    ASSERT_TRUE(is_data(again, 200));
+    EXPECT_EQ(again.json()["data"]["triggered"], 1);
+    await_status(signal_instance, "COMPLETED", 5s);
+    EXPECT_TRUE(is_error(post("/instances/" + signal_instance + "/resume", json::object()), 409,
+                         "INSTANCE_NOT_RUNNING"));
+}
+
+TEST_P(EventsApi, AnExpiredJobLockHandsTheJobToAnotherWorker) {
+    deploy(models::charge_job("Charge"));
+    const std::string id = start("Charge").value("id", "");
+    const json first = activate("charge-card", {{"lock_ms", 600}});
+    ASSERT_EQ(first.size(), 1u);
+    EXPECT_TRUE(activate("charge-card").empty());
+    json second;
+    EXPECT_TRUE(eventually(5s, [&] {
+        second = activate("charge-card", {{"worker", "worker-2"}});
+        return !second.empty();
+    })) << "the job was not redelivered after its lock expired";
+    ASSERT_EQ(second.size(), 1u);
+    EXPECT_EQ(second[0]["id"], first[0]["id"]);
+    EXPECT_EQ(second[0]["instance_id"], id);
+    ASSERT_TRUE(
+        is_data(post("/jobs/" + second[0].value("id", "") + "/complete", json::object()), 200));
+    await_status(id, "COMPLETED", 5s);
+}
+
+TEST_P(EventsApi, IdempotencyKeyOnAMessageStartsOneInstance) {
+    deploy(models::message_start("OnOrder"));
+    const json body = {{"name", "OrderPlaced"}, {"business_key", "once"}};
+    const auto first = post("/messages", body, {{"Idempotency-Key", "msg-1"}});
+    ASSERT_TRUE(is_data(first, 200));
+    const auto again = post("/messages", body, {{"Idempotency-Key", "msg-1"}});
+    EXPECT_EQ(again.status, 200) << again.describe();
+    EXPECT_EQ(again.json(), first.json());
+    EXPECT_EQ(get("/processes/OnOrder/instances").json()["data"]["total"], 1);
+    EXPECT_TRUE(
+        is_error(post("/messages", {{"name", "OrderPlaced"}}, {{"Idempotency-Key", "msg-1"}}), 409,
+                 "IDEMPOTENCY_KEY_REUSED"));
+    EXPECT_EQ(get("/processes/OnOrder/instances").json()["data"]["total"], 1);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, EventsApi,
                          ::testing::Values(Backend::kSqlite, Backend::kPostgresRedis),
                          backend_name);

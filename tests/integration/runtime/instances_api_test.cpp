@@ -538,6 +538,66 @@ TEST_P(InstancesApi, StatsCountInstancesByStatusAndOpenWork) {
     EXPECT_GE(s["replica"]["batches_committed"].get<long>(), 1) << s.dump();
 }
 
+TEST_P(InstancesApi, VariableLimitsHoldOnEveryWayIn) {
+    // max_total_variables below two variables of 40 KiB, each under max_variable_size.
+    ASSERT_NO_FATAL_FAILURE(start_server({{"PYTHMATA_MAX_TOTAL_VARIABLES", "98304"}}));
+    deploy(models::user_task("Order"));
+    deploy(models::message_catch("AwaitPayment"));
+    deploy(models::signal_catch("AwaitSignal"));
+    deploy(models::charge_job("Charge"));
+    deploy(models::big_script("Inflate", kMaxVariableSize + 100));
+    const std::string forty(40 * 1024, 'f');
+    const std::string too_big(kMaxVariableSize + 1, 'b');
+
+    EXPECT_TRUE(is_error(post("/processes/Order/instances",
+                              {{"variables", {{"a", forty}, {"b", forty}, {"c", forty}}}}),
+                         413, "VARIABLES_TOO_LARGE"));
+    const std::string id = start("Order", {{"variables", {{"a", forty}}}}).value("id", "");
+    EXPECT_TRUE(is_error(patch("/instances/" + id + "/variables", {{"b", forty}, {"c", forty}}),
+                         413, "VARIABLES_TOO_LARGE"));
+    EXPECT_TRUE(is_error(post("/tasks/" + only_task(id).value("id", "") + "/complete",
+                              {{"variables", {{"b", forty}, {"c", forty}}}}),
+                         413, "VARIABLES_TOO_LARGE"));
+    EXPECT_EQ(instance(id)["status"], "RUNNING");
+
+    const std::string waiting =
+        start("AwaitPayment", {{"variables", {{"order_id", "L-1"}}}}).value("id", "");
+    EXPECT_TRUE(is_error(post("/messages", {{"name", "PaymentReceived"},
+                                            {"correlation_key", "L-1"},
+                                            {"variables", {{"blob", too_big}}}}),
+                         413, "VARIABLE_TOO_LARGE"));
+    EXPECT_EQ(instance(waiting)["status"], "RUNNING") << "a refused message changed nothing";
+
+    const std::string signalled = start("AwaitSignal").value("id", "");
+    EXPECT_TRUE(
+        is_error(post("/signals", {{"name", "GoSignal"}, {"variables", {{"blob", too_big}}}}), 413,
+                 "VARIABLE_TOO_LARGE"));
+    EXPECT_EQ(instance(signalled)["status"], "RUNNING");
+
+    const std::string charged = start("Charge").value("id", "");
+    const auto jobs = post("/jobs/activate", {{"type", "charge-card"}, {"worker", "w"}});
+    ASSERT_TRUE(is_data(jobs, 200));
+    ASSERT_EQ(jobs.json()["data"]["items"].size(), 1u);
+    const std::string job = jobs.json()["data"]["items"][0].value("id", "");
+    EXPECT_TRUE(is_error(post("/jobs/" + job + "/complete", {{"variables", {{"blob", too_big}}}}),
+                         413, "VARIABLE_TOO_LARGE"));
+    EXPECT_EQ(instance(charged)["status"], "RUNNING");
+    EXPECT_TRUE(is_data(post("/jobs/" + job + "/complete", json::object()), 200))
+        << "the job is still there after the refused completion";
+
+    // A script that makes an oversized variable does not store it: the start is refused or
+    // the step fails with an incident.
+    const auto inflated = post("/processes/Inflate/instances", json::object());
+    if (inflated.status == 201) {
+        const json held = inflated.json()["data"];
+        EXPECT_EQ(held["status"], "ERROR") << held.dump().substr(0, 500);
+        EXPECT_EQ(held["incidents"], 1);
+        EXPECT_FALSE(held["variables"].contains("blob"));
+    } else {
+        EXPECT_TRUE(is_error(inflated, 413, "VARIABLE_TOO_LARGE"));
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, InstancesApi,
                          ::testing::Values(Backend::kSqlite, Backend::kPostgresRedis),
                          backend_name);

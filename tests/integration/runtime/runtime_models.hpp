@@ -3,6 +3,7 @@
 // The small BPMN models the runtime integration tests deploy. Each is a function of its process
 // id, so that a test can deploy two keys of the same shape.
 
+#include <cstddef>
 #include <string>
 
 namespace pythmata::test::runtime::models {
@@ -233,6 +234,70 @@ inline std::string timer_start(const std::string& key, const std::string& cycle 
     <endEvent id="end"/>
     <sequenceFlow id="f1" sourceRef="tick" targetRef="nightly_task"/>
     <sequenceFlow id="f2" sourceRef="nightly_task" targetRef="end"/>
+  </process>
+)");
+}
+
+/// Signal start event "Launch" -> user task launched -> end.
+inline std::string signal_start(const std::string& key) {
+    return document(R"(  <signal id="Sig_Launch" name="Launch"/>
+  <process id=")" + key +
+                    R"(" isExecutable="true">
+    <startEvent id="on_launch">
+      <signalEventDefinition signalRef="Sig_Launch"/>
+    </startEvent>
+    <userTask id="launched" name="Launched"/>
+    <endEvent id="end"/>
+    <sequenceFlow id="f1" sourceRef="on_launch" targetRef="launched"/>
+    <sequenceFlow id="f2" sourceRef="launched" targetRef="end"/>
+  </process>
+)");
+}
+
+/// start -> message catch "Shipped", correlated by the message's zeebe:subscription on parcel ->
+/// end.
+inline std::string zeebe_subscription(const std::string& key) {
+    return document(R"(  <message id="Msg_Shipped" name="Shipped">
+    <extensionElements><zeebe:subscription correlationKey="=parcel"/></extensionElements>
+  </message>
+  <process id=")" + key +
+                    R"(" isExecutable="true">
+    <startEvent id="start"/>
+    <intermediateCatchEvent id="wait_shipped">
+      <messageEventDefinition messageRef="Msg_Shipped"/>
+    </intermediateCatchEvent>
+    <endEvent id="end"/>
+    <sequenceFlow id="f1" sourceRef="start" targetRef="wait_shipped"/>
+    <sequenceFlow id="f2" sourceRef="wait_shipped" targetRef="end"/>
+  </process>
+)");
+}
+
+/// start -> receive task "Delivered" correlated by pythmata:correlationKey="${parcel}" -> end.
+inline std::string receive_task(const std::string& key) {
+    return document(R"(  <message id="Msg_Delivered" name="Delivered"/>
+  <process id=")" + key +
+                    R"(" isExecutable="true">
+    <startEvent id="start"/>
+    <receiveTask id="wait_delivered" messageRef="Msg_Delivered" pythmata:correlationKey="${parcel}"/>
+    <endEvent id="end"/>
+    <sequenceFlow id="f1" sourceRef="start" targetRef="wait_delivered"/>
+    <sequenceFlow id="f2" sourceRef="wait_delivered" targetRef="end"/>
+  </process>
+)");
+}
+
+/// start -> Lua script that makes a string variable of `bytes` bytes -> end.
+inline std::string big_script(const std::string& key, std::size_t bytes) {
+    return document(R"(  <process id=")" + key + R"(" isExecutable="true">
+    <startEvent id="start"/>
+    <scriptTask id="inflate" scriptFormat="lua">
+      <script>blob = string.rep("x", )" +
+                    std::to_string(bytes) + R"()</script>
+    </scriptTask>
+    <endEvent id="end"/>
+    <sequenceFlow id="f1" sourceRef="start" targetRef="inflate"/>
+    <sequenceFlow id="f2" sourceRef="inflate" targetRef="end"/>
   </process>
 )");
 }
