@@ -673,6 +673,115 @@ TEST_P(EventsApi, IdempotencyKeyOnAMessageStartsOneInstance) {
     EXPECT_EQ(get("/processes/OnOrder/instances").json()["data"]["total"], 1);
 }
 
+TEST_P(EventsApi, AnInterruptingBoundaryTimerTakesTheTaskAway) {
+    deploy(models::boundary_timer("Deadline"));
+    const std::string slow = start("Deadline").value("id", "");
+    const std::string quick = start("Deadline").value("id", "");
+    EXPECT_EQ(items("/timers?instance_id=" + slow).size(), 1u);
+    const json task = only_task(quick);
+    ASSERT_TRUE(is_data(post("/tasks/" + task.value("id", "") + "/complete", json::object()), 200));
+    EXPECT_EQ(instance(quick)["status"], "COMPLETED");
+    EXPECT_TRUE(items("/timers?instance_id=" + quick).empty())
+        << "completing the task removed its boundary timer";
+
+    const std::string work_task = only_task(slow).value("id", "");
+    ASSERT_TRUE(is_data(post("/clock/advance", {{"duration", "PT61M"}}), 200));
+    json escalated;
+    EXPECT_TRUE(eventually(5s, [&] {
+        escalated = instance(slow);
+        return escalated["active_elements"] == json::array({"escalate"});
+    })) << escalated.dump();
+    EXPECT_EQ(only_task(slow).value("element_id", ""), "escalate");
+    EXPECT_TRUE(is_error(post("/tasks/" + work_task + "/complete", json::object()), 409,
+                         "TASK_ALREADY_COMPLETED"))
+        << "the interrupted task is no longer open";
+}
+
+TEST_P(EventsApi, AnEventBasedGatewayTakesWhicheverEventComesFirst) {
+    deploy(models::event_gateway("Race"));
+    const std::string answered =
+        start("Race", {{"variables", {{"ticket", "T-1"}}}}).value("id", "");
+    const std::string timed_out =
+        start("Race", {{"variables", {{"ticket", "T-2"}}}}).value("id", "");
+    std::set<std::string> waiting;
+    const json racing = instance(answered);
+    for (const auto& e : racing["active_elements"]) {
+        waiting.insert(e.get<std::string>());
+    }
+    // The token waits at the gateway (as Camunda and Zeebe show it) or at both of its events.
+    EXPECT_TRUE(waiting == std::set<std::string>{"race"} ||
+                waiting == (std::set<std::string>{"answer", "timeout"}))
+        << racing.dump();
+
+    ASSERT_TRUE(is_data(post("/messages", {{"name", "Answer"}, {"correlation_key", "T-1"}}), 200));
+    await_status(answered, "COMPLETED", 5s);
+    EXPECT_TRUE(items("/timers?instance_id=" + answered).empty()) << "the losing timer was removed";
+
+    ASSERT_TRUE(is_data(post("/clock/advance", {{"duration", "PT61M"}}), 200));
+    await_status(timed_out, "COMPLETED", 5s);
+    EXPECT_TRUE(is_error(post("/messages", {{"name", "Answer"}, {"correlation_key", "T-2"}}), 404,
+                         "MESSAGE_NOT_CORRELATED"))
+        << "the losing message subscription was removed";
+    auto ends = [&](const std::string& id) {
+        std::set<std::string> out;
+        for (const auto& a : items("/instances/" + id + "/activities?page_size=100")) {
+            if (a.value("element_id", "").starts_with("end_")) {
+                out.insert(a.value("element_id", ""));
+            }
+        }
+        return out;
+    };
+    EXPECT_EQ(ends(answered), (std::set<std::string>{"end_answered"}));
+    EXPECT_EQ(ends(timed_out), (std::set<std::string>{"end_timed_out"}));
+}
+
+TEST_P(EventsApi, BuiltInHttpAndLoggerServicesRunWithoutAWorker) {
+    const std::string base = "http://127.0.0.1:" + std::to_string(server_->port());
+    deploy(models::user_task("Target"));
+    deploy(models::http_and_logger("Fetch", base + "/api/v1/processes/${target}"));
+    const std::string id = start("Fetch", {{"variables", {{"target", "Target"}}}}).value("id", "");
+    const json done = await_status(id, "COMPLETED", 10s);
+    ASSERT_TRUE(done["variables"].contains("fetched")) << done.dump();
+    EXPECT_EQ(done["variables"]["fetched"]["status"], 200);
+    EXPECT_EQ(done["variables"]["fetched"]["body"]["data"]["key"], "Target")
+        << "the output variable holds the parsed answer";
+    EXPECT_TRUE(activate("fetch").empty() && activate("log").empty())
+        << "built-in services are not handed to workers";
+
+    // A failing call is retried and then opens an incident.
+    const std::string failing =
+        start("Fetch", {{"variables", {{"target", "NoSuchKey"}}}}).value("id", "");
+    const json held = await_status(failing, "ERROR", 15s);
+    EXPECT_EQ(held["incidents"], 1) << held.dump();
+    const json incidents = items("/incidents?instance_id=" + failing);
+    ASSERT_EQ(incidents.size(), 1u);
+    EXPECT_EQ(incidents[0]["element_id"], "fetch");
+    EXPECT_NE(incidents[0].value("message", "").find("404"), std::string::npos)
+        << incidents[0].dump();
+
+    // Deploying the target meanwhile and resolving makes the retry succeed.
+    deploy(models::user_task("NoSuchKey"));
+    ASSERT_TRUE(is_data(
+        post("/incidents/" + incidents[0].value("id", "") + "/resolve", json::object()), 200));
+    const json fixed = await_status(failing, "COMPLETED", 10s);
+    EXPECT_EQ(fixed["variables"]["fetched"]["status"], 200);
+}
+
+TEST_P(EventsApi, CancellingAParentCancelsTheChildItCalled) {
+    deploy(models::user_task("Child", "child_task"));
+    deploy(models::parent("Parent", "Child"));
+    const std::string id = start("Parent").value("id", "");
+    json children;
+    ASSERT_TRUE(eventually(5s, [&] {
+        children = items("/processes/Child/instances");
+        return children.size() == 1;
+    })) << children.dump();
+    const std::string child = children[0].value("id", "");
+    ASSERT_TRUE(is_data(del("/instances/" + id), 200));
+    await_status(child, "CANCELLED", 5s);
+    EXPECT_TRUE(open_tasks(child).empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, EventsApi,
                          ::testing::Values(Backend::kSqlite, Backend::kPostgresRedis),
                          backend_name);

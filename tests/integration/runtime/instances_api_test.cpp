@@ -598,6 +598,28 @@ TEST_P(InstancesApi, VariableLimitsHoldOnEveryWayIn) {
     }
 }
 
+TEST_P(InstancesApi, AnIdempotentReplayRepeatsAnErrorAnswerToo) {
+    const json body = {{"variables", {{"a", 1}}}};
+    const auto first = post("/processes/Later/instances", body, {{"Idempotency-Key", "early"}});
+    ASSERT_TRUE(is_error(first, 404, "PROCESS_NOT_FOUND"));
+    deploy(models::user_task("Later"));
+    const auto again = post("/processes/Later/instances", body, {{"Idempotency-Key", "early"}});
+    EXPECT_EQ(again.status, 404) << "same key, same body: the first answer, " << again.describe();
+    EXPECT_EQ(again.json(), first.json());
+    EXPECT_EQ(get("/instances").json()["data"]["total"], 0);
+    EXPECT_TRUE(is_data(post("/processes/Later/instances", body), 201));
+}
+
+TEST_P(InstancesApi, WrongMethodsOnRuntimePathsAre405) {
+    deploy(models::user_task("Order"));
+    const std::string id = start("Order").value("id", "");
+    EXPECT_EQ(call(client_->request("PUT", api("/instances/" + id))).status, 405);
+    EXPECT_EQ(call(client_->request("GET", api("/instances/" + id + "/suspend"))).status, 405);
+    EXPECT_EQ(call(client_->request("DELETE", api("/tasks"))).status, 405);
+    EXPECT_EQ(call(client_->request("GET", api("/jobs/activate"))).status, 405);
+    EXPECT_EQ(call(client_->request("GET", api("/messages"))).status, 405);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, InstancesApi,
                          ::testing::Values(Backend::kSqlite, Backend::kPostgresRedis),
                          backend_name);

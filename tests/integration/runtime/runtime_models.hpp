@@ -302,4 +302,81 @@ inline std::string big_script(const std::string& key, std::size_t bytes) {
 )");
 }
 
+/// start -> user task `work` with an interrupting boundary timer PT1H to user task `escalate`.
+inline std::string boundary_timer(const std::string& key) {
+    return document(R"(  <process id=")" + key + R"(" isExecutable="true">
+    <startEvent id="start"/>
+    <userTask id="work" name="Work"/>
+    <boundaryEvent id="too_slow" attachedToRef="work">
+      <timerEventDefinition><timeDuration>PT1H</timeDuration></timerEventDefinition>
+    </boundaryEvent>
+    <userTask id="escalate" name="Escalate"/>
+    <endEvent id="end"/>
+    <endEvent id="end_escalated"/>
+    <sequenceFlow id="f1" sourceRef="start" targetRef="work"/>
+    <sequenceFlow id="f2" sourceRef="work" targetRef="end"/>
+    <sequenceFlow id="f3" sourceRef="too_slow" targetRef="escalate"/>
+    <sequenceFlow id="f4" sourceRef="escalate" targetRef="end_escalated"/>
+  </process>
+)");
+}
+
+/// start -> event-based gateway: message "Answer" (key ${ticket}) to end_answered, or timer
+/// PT1H to end_timed_out.
+inline std::string event_gateway(const std::string& key) {
+    return document(R"(  <message id="Msg_Answer" name="Answer"/>
+  <process id=")" + key +
+                    R"(" isExecutable="true">
+    <startEvent id="start"/>
+    <eventBasedGateway id="race"/>
+    <intermediateCatchEvent id="answer">
+      <messageEventDefinition messageRef="Msg_Answer" pythmata:correlationKey="${ticket}"/>
+    </intermediateCatchEvent>
+    <intermediateCatchEvent id="timeout">
+      <timerEventDefinition><timeDuration>PT1H</timeDuration></timerEventDefinition>
+    </intermediateCatchEvent>
+    <endEvent id="end_answered"/>
+    <endEvent id="end_timed_out"/>
+    <sequenceFlow id="f1" sourceRef="start" targetRef="race"/>
+    <sequenceFlow id="f2" sourceRef="race" targetRef="answer"/>
+    <sequenceFlow id="f3" sourceRef="race" targetRef="timeout"/>
+    <sequenceFlow id="f4" sourceRef="answer" targetRef="end_answered"/>
+    <sequenceFlow id="f5" sourceRef="timeout" targetRef="end_timed_out"/>
+  </process>
+)");
+}
+
+/// start -> built-in http service (GET `url`, answer into `fetched`) -> built-in logger -> end.
+inline std::string http_and_logger(const std::string& key, const std::string& url) {
+    return document(R"(  <process id=")" + key + R"(" isExecutable="true">
+    <startEvent id="start"/>
+    <serviceTask id="fetch">
+      <extensionElements>
+        <pythmata:serviceTaskConfig taskName="http">
+          <pythmata:properties>
+            <pythmata:property name="url" value=")" +
+                    url + R"("/>
+            <pythmata:property name="method" value="GET"/>
+            <pythmata:property name="timeout" value="5000"/>
+            <pythmata:property name="output_variable" value="fetched"/>
+          </pythmata:properties>
+        </pythmata:serviceTaskConfig>
+      </extensionElements>
+    </serviceTask>
+    <serviceTask id="log">
+      <extensionElements>
+        <pythmata:serviceTaskConfig taskName="logger">
+          <pythmata:property name="level" value="info"/>
+          <pythmata:property name="message" value="fetched ${fetched.status}"/>
+        </pythmata:serviceTaskConfig>
+      </extensionElements>
+    </serviceTask>
+    <endEvent id="end"/>
+    <sequenceFlow id="f1" sourceRef="start" targetRef="fetch"/>
+    <sequenceFlow id="f2" sourceRef="fetch" targetRef="log"/>
+    <sequenceFlow id="f3" sourceRef="log" targetRef="end"/>
+  </process>
+)");
+}
+
 }  // namespace pythmata::test::runtime::models
