@@ -2,6 +2,7 @@
 // Redis: kill -9 the server with instances waiting on every kind of event (and while starts are
 // in flight), restart it on the same store, and everything that got a 201 is there and resumes;
 // many concurrent starts all succeed and are committed in fewer batches than commands.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -268,6 +269,75 @@ TEST_P(RestartAndLoad, TwoHundredConcurrentStartsAllSucceedInFewerBatchesThanCom
     EXPECT_GT(batch_count, 0) << "no pythmata_batch_size histogram";
     EXPECT_LT(batch_count, batch_sum) << "batches " << batch_count << ", commands " << batch_sum;
     EXPECT_GE(metric_value(metrics.body, "process_instances_total"), kThreads * kPerThread);
+}
+
+TEST_P(RestartAndLoad, SuspensionIncidentsRetriesHistoryAndIdempotencyKeysSurviveKillNine) {
+    deploy(models::user_task("Order"));
+    deploy(models::fragile_script("Fragile"));
+    deploy(models::charge_job("Charge"));
+    deploy(models::timer_start("Ticker", "R1/PT2S"));
+    const auto deployed_at = SteadyClock::now();
+
+    const std::string suspended = start("Order").value("id", "");
+    ASSERT_TRUE(is_data(post("/instances/" + suspended + "/suspend", json::object()), 200));
+    const std::string broken = start("Fragile").value("id", "");
+    ASSERT_EQ(instance(broken)["status"], "ERROR");
+    const std::string retried = start("Charge").value("id", "");
+    const json job = activate("charge-card");
+    ASSERT_EQ(job.size(), 1u);
+    ASSERT_TRUE(is_data(post("/jobs/" + job[0].value("id", "") + "/fail",
+                             {{"error_message", "flaky"}, {"retries", 1}}),
+                        200));
+    const json body = {{"business_key", "idem-restart"}};
+    const auto keyed = post("/processes/Order/instances", body, {{"Idempotency-Key", "k-restart"}});
+    ASSERT_TRUE(is_data(keyed, 201));
+    const std::string history_instance = keyed.json()["data"].value("id", "");
+    const json task = only_task(history_instance);
+    ASSERT_TRUE(is_data(post("/tasks/" + task.value("id", "") + "/complete", json::object()), 200));
+    const json history_before = items("/instances/" + history_instance + "/activities");
+    ASSERT_EQ(get("/processes/Ticker/instances").json()["data"]["total"], 0)
+        << "the timer start event fired before the crash";
+
+    const auto down = std::chrono::duration_cast<std::chrono::milliseconds>(deployed_at + 3s -
+                                                                            SteadyClock::now());
+    ASSERT_NO_FATAL_FAILURE(crash_and_restart(std::max(down, std::chrono::milliseconds(0))));
+
+    // The timer start event that fell due while the server was down starts its instance.
+    EXPECT_TRUE(eventually(5s, [&] {
+        return get("/processes/Ticker/instances").json()["data"].value("total", 0) == 1;
+    })) << "the due timer start event did not fire after start-up";
+
+    EXPECT_EQ(instance(suspended)["status"], "SUSPENDED");
+    EXPECT_TRUE(is_error(
+        post("/tasks/" + only_task(suspended).value("id", "") + "/complete", json::object()), 409,
+        "INSTANCE_SUSPENDED"));
+    ASSERT_TRUE(is_data(post("/instances/" + suspended + "/resume", json::object()), 200));
+
+    const json held = instance(broken);
+    EXPECT_EQ(held["status"], "ERROR");
+    EXPECT_EQ(held["incidents"], 1);
+    const json incidents = items("/incidents?instance_id=" + broken + "&state=OPEN");
+    ASSERT_EQ(incidents.size(), 1u);
+    ASSERT_TRUE(is_data(patch("/instances/" + broken + "/variables", {{"ok", true}}), 200));
+    ASSERT_TRUE(is_data(
+        post("/incidents/" + incidents[0].value("id", "") + "/resolve", json::object()), 200));
+    await_status(broken, "COMPLETED", 5s);
+
+    const json again = activate("charge-card");
+    ASSERT_EQ(again.size(), 1u);
+    EXPECT_EQ(again[0]["retries"], 1) << "the retries left survive the crash";
+    EXPECT_EQ(again[0]["instance_id"], retried);
+
+    const auto replay =
+        post("/processes/Order/instances", body, {{"Idempotency-Key", "k-restart"}});
+    EXPECT_EQ(replay.status, 201) << replay.describe();
+    EXPECT_EQ(replay.json(), keyed.json()) << "the idempotency record survives the crash";
+    EXPECT_EQ(get("/instances?business_key=idem-restart").json()["data"]["total"], 1);
+
+    EXPECT_EQ(items("/instances/" + history_instance + "/activities"), history_before);
+    EXPECT_EQ(instance(history_instance)["status"], "COMPLETED");
+    const json completed_tasks = items("/tasks?state=COMPLETED&instance_id=" + history_instance);
+    EXPECT_EQ(completed_tasks.size(), 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, RestartAndLoad,
