@@ -1,0 +1,339 @@
+#!/usr/bin/env bash
+# make bench: the whole benchmark suite, bounded (about 8 minutes with the defaults).
+#
+# Starts its own PostgreSQL 15 (initdb as the postgres user in a temp dir, fsync on) and
+# redis-server on free loopback ports, then for each configuration
+#   pg        PostgreSQL, in-process definition cache only
+#   pg_redis  PostgreSQL with the Redis definition cache
+#   sqlite    the embedded default (a file under the run's temp dir)
+# starts `pythmata serve` (a copy of build/release/pythmata taken at the start), deploys
+# bench/models, and puts wrk on it: GET /health (the machine's ceiling), straight and parallel
+# starts at c=50 and c=400, user task start+complete pairs, GET /api/v1/processes. Then the peer
+# (../shared/peers/bpmn-engine, copied to build/bench/peer and `npm ci` there) under the same wrk
+# load, the engine Google Benchmarks, and locust headless. Every process it starts is stopped by
+# its PID (trap). Results: build/bench/results/<stamp>/ (results.csv, summary.md, raw logs,
+# metrics) and docs/bench-throughput.png; build/bench/results/latest points at the last run.
+#
+# Environment (all optional):
+#   BENCH_DURATION  wrk measuring time per case (10s)     BENCH_WARMUP  wrk warm-up (2s)
+#   BENCH_THREADS   wrk threads (2)                       BENCH_TIMEOUT wrk --timeout (10s)
+#   BENCH_ONLY      regex on "config/case/conns" to run a subset, e.g. 'pg/straight/50'
+#   BENCH_REPEAT    run every selected wrk case this many times (1); the summary takes medians
+#   BENCH_SKIP      words among: peer gbench locust plot
+#   PYTHMATA_BIN    the server binary (build/release/pythmata)
+#   ENGINE_BENCH    the Google Benchmark binary (build/release/bench/engine_bench)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+DURATION=${BENCH_DURATION:-10s}
+WARMUP=${BENCH_WARMUP:-2s}
+THREADS=${BENCH_THREADS:-2}
+WRK_TIMEOUT=${BENCH_TIMEOUT:-10s}
+ONLY=${BENCH_ONLY:-}
+REPEAT=${BENCH_REPEAT:-1}
+SKIP=${BENCH_SKIP:-}
+SRC_BIN=${PYTHMATA_BIN:-$ROOT/build/release/pythmata}
+ENGINE_BENCH=${ENGINE_BENCH:-$ROOT/build/release/bench/engine_bench}
+PG_BIN=/usr/lib/postgresql/15/bin
+PEER_SRC=$ROOT/../shared/peers/bpmn-engine
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=$ROOT/build/bench/results/$STAMP
+mkdir -p "$OUT"
+ln -sfn "$STAMP" "$ROOT/build/bench/results/latest"
+CSV=$OUT/results.csv
+echo "config,case,conns,run,rps,ops_per_s,p50_ms,p99_ms,max_ms,good,bad,socket_errors,timeouts,peak_rss_kb" >"$CSV"
+
+for tool in wrk curl python3 redis-server; do
+    command -v "$tool" >/dev/null || { echo "missing $tool: run scripts/install-deps.sh" >&2; exit 1; }
+done
+[ -x "$SRC_BIN" ] || { echo "no server binary at $SRC_BIN: run make build" >&2; exit 1; }
+[ -x "$PG_BIN/postgres" ] || { echo "PostgreSQL 15 is not installed" >&2; exit 1; }
+
+skipped() { [[ " $SKIP " == *" $1 "* ]]; }
+log() { echo "[bench $(date -u +%H:%M:%S)] $*" | tee -a "$OUT/run.log" >&2; }
+
+# ---- process bookkeeping: every PID we start is stopped on exit ------------------------------
+PIDS=()
+TMP=$(mktemp -d /tmp/pythmata-bench-XXXXXX)
+chmod 755 "$TMP"
+stop_pid() {
+    local pid=$1
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]:-}"; do
+        [ -n "$pid" ] && stop_pid "$pid"
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+wait_http() {  # url pid
+    for _ in $(seq 1 150); do
+        curl -sf "$1" >/dev/null 2>&1 && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# The binary may be rebuilt by someone else while we measure: use a copy taken now.
+BIN=$TMP/pythmata
+cp "$SRC_BIN" "$BIN"
+
+# ---- machine ----------------------------------------------------------------------------------
+{
+    echo "date_utc=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+    echo "cores=$(nproc)"
+    echo "mem=$(free -g | awk '/^Mem:/{print $2" GiB"}')"
+    echo "kernel=$(uname -r)"
+    echo "git=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "wrk=$(wrk --version 2>&1 | head -1 | awk '{print $2}')"
+    echo "settings=duration $DURATION warm-up $WARMUP threads $THREADS timeout $WRK_TIMEOUT repeat $REPEAT"
+} >"$OUT/machine.txt"
+cat "$OUT/machine.txt" >&2
+
+# ---- PostgreSQL (fsync on) and Redis ---------------------------------------------------------
+PG_PORT=$(free_port)
+PG_DIR=$TMP/pg
+mkdir -p "$PG_DIR"
+RUNAS=()
+if [ "$(id -u)" = 0 ]; then
+    chown postgres: "$PG_DIR"
+    RUNAS=(runuser -u postgres --)
+fi
+log "initdb in $PG_DIR"
+"${RUNAS[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 --locale=C \
+    >"$OUT/initdb.log" 2>&1
+"${RUNAS[@]}" "$PG_BIN/postgres" -D "$PG_DIR/data" -p "$PG_PORT" -c listen_addresses=127.0.0.1 \
+    -c unix_socket_directories= -c fsync=on -c synchronous_commit=on -c max_connections=100 \
+    -c shared_buffers=128MB -c logging_collector=off >"$OUT/postgres.log" 2>&1 &
+PG_PID=$!
+PIDS+=("$PG_PID")
+for _ in $(seq 1 100); do
+    "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break
+    sleep 0.1
+done
+"$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" || { echo "PostgreSQL did not start" >&2; exit 1; }
+for db in bench_pg bench_pg_redis; do
+    "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$db"
+done
+log "PostgreSQL pid $PG_PID on port $PG_PORT (fsync=on, synchronous_commit=on)"
+
+REDIS_PORT=$(free_port)
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+    --dir "$TMP" >"$OUT/redis.log" 2>&1 &
+REDIS_PID=$!
+PIDS+=("$REDIS_PID")
+for _ in $(seq 1 50); do
+    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+    sleep 0.1
+done
+log "redis pid $REDIS_PID on port $REDIS_PORT"
+
+# ---- wrk cases --------------------------------------------------------------------------------
+SERVER_PID=""
+BASE=""
+
+# run_case CONFIG CASE CONNS SCRIPT [VAR=VALUE...]: warm-up, then measure; appends to the CSV.
+run_case() {
+    local config=$1 case=$2 conns=$3 script=$4
+    shift 4
+    local key="$config/$case/$conns"
+    if [ -n "$ONLY" ] && ! [[ "$key" =~ $ONLY ]]; then
+        return 0
+    fi
+    local run
+    for run in $(seq 1 "$REPEAT"); do
+        local raw="$OUT/wrk_${config}_${case}_c${conns}_r${run}.txt"
+        env "$@" wrk -t"$THREADS" -c"$conns" -d"$WARMUP" --timeout "$WRK_TIMEOUT" \
+            -s "$ROOT/bench/$script" "$BASE" >/dev/null 2>&1 || true
+        sleep 1
+        echo "# wrk -t$THREADS -c$conns -d$DURATION --timeout $WRK_TIMEOUT --latency -s bench/$script $BASE ($*)" >"$raw"
+        env "$@" wrk -t"$THREADS" -c"$conns" -d"$DURATION" --timeout "$WRK_TIMEOUT" --latency \
+            -s "$ROOT/bench/$script" "$BASE" >>"$raw" 2>&1 || true
+        local hwm
+        hwm=$(awk '/^VmHWM/{print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
+        python3 - "$raw" "$config" "$case" "$conns" "$run" "$hwm" >>"$CSV" <<'PY'
+import sys
+raw, config, case, conns, run, hwm = sys.argv[1:]
+r = {}
+for line in open(raw):
+    if line.startswith("RESULT "):
+        r = dict(kv.split("=", 1) for kv in line.split()[1:])
+if not r:
+    print(f"{config},{case},{conns},{run},0,0,,,,0,0,0,0,{hwm}")
+else:
+    sock = int(r["connect_err"]) + int(r["read_err"]) + int(r["write_err"])
+    print(f"{config},{case},{conns},{run},{r['rps']},{r['ops_per_s']},{r['p50_ms']},{r['p99_ms']},"
+          f"{r['max_ms']},{r['good']},{r['bad']},{sock},{r['timeouts']},{hwm}")
+PY
+        log "$key run $run: $(grep -h '^RESULT' "$raw" | cut -d' ' -f2- | cut -c1-170)"
+        grep -h '^FIRST_BAD' "$raw" >&2 || true
+        sleep 1
+    done
+}
+
+START=(WRK_METHOD=POST WRK_STATUS=201 WRK_EXPECT='"COMPLETED"')
+
+start_server() {  # CONFIG DB_URL [REDIS_URL]
+    local config=$1 db=$2 redis=${3:-}
+    local log_file=$OUT/server_$config.log
+    PYTHMATA_HTTP_PORT=0 PYTHMATA_DB_URL="$db" PYTHMATA_REDIS_URL="$redis" \
+        PYTHMATA_LOG_LEVEL=warn PYTHMATA_ACCESS_LOG=false "$BIN" serve >"$log_file" 2>&1 &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    local port=""
+    for _ in $(seq 1 100); do
+        port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$log_file" | head -1 | sed 's/.*://') || true
+        [ -n "$port" ] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ -n "$port" ] || { echo "server ($config) did not start:" >&2; cat "$log_file" >&2; exit 1; }
+    BASE=http://127.0.0.1:$port
+    wait_http "$BASE/health" "$SERVER_PID" || { echo "server ($config) not healthy" >&2; exit 1; }
+    local m
+    for m in straight parallel usertask order_process; do
+        curl -sf -o /dev/null -X POST -H 'Content-Type: application/xml' \
+            --data-binary "@$ROOT/bench/models/$m.bpmn" "$BASE/api/v1/processes" ||
+            { echo "deploy of $m failed on $config" >&2; exit 1; }
+    done
+    # A smoke check that the models do the peer's work: straight ends with counter 5, path high.
+    curl -sf -X POST -H 'Content-Type: application/json' -d '{"variables":{"amount":150}}' \
+        "$BASE/api/v1/processes/straight/instances" >"$OUT/smoke_$config.json"
+    grep -q '"counter":5' "$OUT/smoke_$config.json" && grep -q '"path":"high"' "$OUT/smoke_$config.json" ||
+        { echo "straight did not end with counter=5 path=high on $config" >&2; exit 1; }
+    log "server $config pid $SERVER_PID at $BASE"
+}
+
+stop_server() {  # CONFIG
+    curl -sf "$BASE/metrics" >"$OUT/metrics_$1.txt" 2>/dev/null || true
+    grep -E '^(VmHWM|VmRSS)' "/proc/$SERVER_PID/status" >"$OUT/rss_$1.txt" 2>/dev/null || true
+    stop_pid "$SERVER_PID"
+}
+
+our_cases() {  # CONFIG LIST-OF-CASES
+    local config=$1
+    shift
+    local c
+    for c in "$@"; do
+        case $c in
+        health50) run_case "$config" health 50 request.lua WRK_METHOD=GET WRK_PATH=/health WRK_STATUS=200 ;;
+        health400) run_case "$config" health 400 request.lua WRK_METHOD=GET WRK_PATH=/health WRK_STATUS=200 ;;
+        straight50) run_case "$config" straight 50 request.lua "${START[@]}" WRK_PATH=/api/v1/processes/straight/instances ;;
+        straight400) run_case "$config" straight 400 request.lua "${START[@]}" WRK_PATH=/api/v1/processes/straight/instances ;;
+        parallel50) run_case "$config" parallel 50 request.lua "${START[@]}" WRK_PATH=/api/v1/processes/parallel/instances ;;
+        parallel400) run_case "$config" parallel 400 request.lua "${START[@]}" WRK_PATH=/api/v1/processes/parallel/instances ;;
+        usertask50) run_case "$config" usertask 50 usertask.lua ;;
+        processes50) run_case "$config" processes 50 request.lua WRK_METHOD=GET WRK_PATH=/api/v1/processes WRK_STATUS=200 WRK_EXPECT='"items"' ;;
+        esac
+    done
+}
+
+PG_URL=postgresql://postgres@127.0.0.1:$PG_PORT
+SQLITE_DIR=$TMP/sqlite
+mkdir -p "$SQLITE_DIR"
+
+start_server pg "$PG_URL/bench_pg"
+our_cases pg health50 health400 straight50 straight400 parallel50 parallel400 usertask50 processes50
+stop_server pg
+
+start_server pg_redis "$PG_URL/bench_pg_redis" "redis://127.0.0.1:$REDIS_PORT"
+our_cases pg_redis straight50 straight400 parallel50 usertask50 processes50
+stop_server pg_redis
+
+start_server sqlite "sqlite://$SQLITE_DIR/bench.db"
+our_cases sqlite health50 straight50 straight400 parallel50 parallel400 usertask50 processes50
+stop_server sqlite
+SERVER_PID=""
+
+# ---- the peer: bpmn-engine behind node:http, same wrk load -----------------------------------
+if ! skipped peer; then
+    PEER=$ROOT/build/bench/peer
+    if [ ! -d "$PEER_SRC" ]; then
+        log "peer not found at $PEER_SRC: skipped"
+    else
+        mkdir -p "$PEER"
+        cp "$PEER_SRC"/{package.json,package-lock.json,engine-lib.js,server.js,straight.bpmn,parallel.bpmn,usertask.bpmn} "$PEER/"
+        if [ ! -d "$PEER/node_modules" ] || ! cmp -s "$PEER_SRC/package-lock.json" "$PEER/node_modules/.package-lock.json.bench"; then
+            (cd "$PEER" && npm ci --no-audit --no-fund >"$OUT/npm_ci.log" 2>&1) &&
+                cp "$PEER_SRC/package-lock.json" "$PEER/node_modules/.package-lock.json.bench"
+        fi
+        # node:http keeps working through requests whose client has gone (a warm-up or an
+        # earlier case leaves a backlog of seconds at ~50 inst/s), so every case gets a fresh
+        # peer process: no case inherits another's queue.
+        peer_case() {  # CASE CONNS SCRIPT VARS...
+            local key="peer/$1/$2"
+            if [ -n "$ONLY" ] && ! [[ "$key" =~ $ONLY ]]; then
+                return 0
+            fi
+            local port
+            port=$(free_port)
+            (cd "$PEER" && PORT=$port exec node server.js) >>"$OUT/server_peer.log" 2>&1 &
+            SERVER_PID=$!
+            PIDS+=("$SERVER_PID")
+            BASE=http://127.0.0.1:$port
+            if wait_http "$BASE/health" "$SERVER_PID"; then
+                run_case peer "$@"
+                grep -E '^(VmHWM|VmRSS)' "/proc/$SERVER_PID/status" >"$OUT/rss_peer_$1_c$2.txt" 2>/dev/null || true
+            else
+                log "peer did not start (see server_peer.log): $key skipped"
+            fi
+            stop_pid "$SERVER_PID"
+            SERVER_PID=""
+        }
+        log "peer: bpmn-engine $(node -p "require('$PEER/node_modules/bpmn-engine/package.json').version" 2>/dev/null) on node $(node --version)"
+        peer_case health 50 request.lua WRK_METHOD=GET WRK_PATH=/health WRK_STATUS=200
+        peer_case straight 50 request.lua "${START[@]}" WRK_PATH=/api/v1/processes/straight/instances
+        peer_case straight 400 request.lua "${START[@]}" WRK_PATH=/api/v1/processes/straight/instances
+        peer_case parallel 50 request.lua "${START[@]}" WRK_PATH=/api/v1/processes/parallel/instances
+        peer_case usertask 50 usertask.lua WRK_FLAVOR=peer
+    fi
+fi
+
+# ---- engine-only Google Benchmarks -----------------------------------------------------------
+if ! skipped gbench && [ -z "$ONLY" ]; then
+    if [ -x "$ENGINE_BENCH" ]; then
+        log "engine Google Benchmarks"
+        "$ENGINE_BENCH" --benchmark_min_time=1 --benchmark_out="$OUT/engine_bench.json" \
+            --benchmark_out_format=json >"$OUT/engine_bench.txt" 2>&1 || true
+        cat "$OUT/engine_bench.txt" >&2
+    else
+        log "no engine_bench binary at $ENGINE_BENCH (build target engine_bench): skipped"
+    fi
+fi
+
+# ---- locust, headless, short and bounded (against SQLite) -------------------------------------
+if ! skipped locust && [ -z "$ONLY" ] && command -v locust >/dev/null; then
+    start_server locust "sqlite://$SQLITE_DIR/locust.db"
+    log "locust headless, 50 users, 20 s"
+    timeout 60 locust -f "$ROOT/bench/locustfile.py" --headless -u 50 -r 25 -t 20s \
+        --host "$BASE" --csv "$OUT/locust" --only-summary >"$OUT/locust.txt" 2>&1 || true
+    tail -n 25 "$OUT/locust.txt" >&2
+    stop_server locust
+    SERVER_PID=""
+fi
+
+# ---- summary table and plot ------------------------------------------------------------------
+python3 "$ROOT/bench/summarize.py" "$OUT" | tee "$OUT/summary.md"
+if ! skipped plot && command -v gnuplot >/dev/null && [ -s "$OUT/plot_throughput.dat" ]; then
+    gnuplot -e "outdir='$OUT'; png='$ROOT/docs/bench-throughput.png'" "$ROOT/bench/throughput.gp" &&
+        log "plot: docs/bench-throughput.png"
+fi
+log "results in $OUT"
