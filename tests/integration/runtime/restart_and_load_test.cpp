@@ -340,6 +340,169 @@ TEST_P(RestartAndLoad, SuspensionIncidentsRetriesHistoryAndIdempotencyKeysSurviv
     EXPECT_EQ(completed_tasks.size(), 1u);
 }
 
+TEST_P(RestartAndLoad, ConcurrentCompletionsOfParallelBranchesNeverConflict) {
+    constexpr int kBranches = 12;
+    deploy(models::wide_fork("Wide", kBranches));
+    const std::string id = start("Wide").value("id", "");
+    const json tasks = open_tasks(id);
+    ASSERT_EQ(tasks.size(), static_cast<std::size_t>(kBranches)) << tasks.dump();
+    const std::uint16_t port = server_->port();
+    std::mutex mutex;
+    std::vector<std::string> answers;
+    std::vector<std::thread> clients;
+    for (const auto& task : tasks) {
+        const std::string task_id = task.value("id", "");
+        const std::string element = task.value("element_id", "");
+        clients.emplace_back([&, task_id, element] {
+            HttpClient client(port, 30s);
+            auto response = client.request("POST", "/api/v1/tasks/" + task_id + "/complete",
+                                           json({{"variables", {{element, true}}}}).dump(),
+                                           {{"Content-Type", "application/json"}});
+            std::lock_guard lock(mutex);
+            answers.push_back(response.ok() ? response.value().describe()
+                                            : "transport: " + response.error().message);
+            if (response.ok() && response.value().status == 200) {
+                answers.back() = "200";
+            }
+        });
+    }
+    for (auto& c : clients) {
+        c.join();
+    }
+    for (const auto& answer : answers) {
+        EXPECT_EQ(answer, "200") << "no client sees a locking error";
+    }
+    const json done = await_status(id, "COMPLETED", 5s);
+    for (int i = 1; i <= kBranches; ++i) {
+        EXPECT_EQ(done["variables"]["branch_" + std::to_string(i)], true)
+            << "every branch's variables were kept: " << done["variables"].dump();
+    }
+}
+
+TEST_P(RestartAndLoad, ARaceToCompleteOneTaskHasExactlyOneWinner) {
+    deploy(models::user_task("Order"));
+    const std::string id = start("Order").value("id", "");
+    const std::string task = only_task(id).value("id", "");
+    const std::uint16_t port = server_->port();
+    std::mutex mutex;
+    std::vector<HttpResponse> answers;
+    std::vector<std::thread> clients;
+    for (int t = 0; t < 6; ++t) {
+        clients.emplace_back([&] {
+            HttpClient client(port, 30s);
+            auto response = client.request("POST", "/api/v1/tasks/" + task + "/complete", "{}",
+                                           {{"Content-Type", "application/json"}});
+            std::lock_guard lock(mutex);
+            answers.push_back(response.ok() ? response.value() : HttpResponse{});
+        });
+    }
+    for (auto& c : clients) {
+        c.join();
+    }
+    int won = 0;
+    for (const auto& answer : answers) {
+        if (answer.status == 200) {
+            ++won;
+        } else {
+            EXPECT_TRUE(is_error(answer, 409, "TASK_ALREADY_COMPLETED"));
+        }
+    }
+    EXPECT_EQ(won, 1);
+    EXPECT_EQ(instance(id)["status"], "COMPLETED");
+}
+
+TEST_P(RestartAndLoad, ConcurrentWorkersGetEachJobExactlyOnce) {
+    constexpr int kJobs = 30;
+    deploy(models::charge_job("Charge"));
+    for (int i = 0; i < kJobs; ++i) {
+        start("Charge");
+    }
+    const std::uint16_t port = server_->port();
+    std::mutex mutex;
+    std::vector<std::string> handed;
+    std::vector<std::string> problems;
+    std::vector<std::thread> workers;
+    for (int w = 0; w < 5; ++w) {
+        workers.emplace_back([&, w] {
+            HttpClient client(port, 30s);
+            for (int round = 0; round < 10; ++round) {
+                auto response = client.request("POST", "/api/v1/jobs/activate",
+                                               json({{"type", "charge-card"},
+                                                     {"worker", "w" + std::to_string(w)},
+                                                     {"max_jobs", 2}})
+                                                   .dump(),
+                                               {{"Content-Type", "application/json"}});
+                std::lock_guard lock(mutex);
+                if (!response.ok() || response.value().status != 200) {
+                    problems.push_back(response.ok() ? response.value().describe()
+                                                     : response.error().message);
+                    return;
+                }
+                const json jobs = response.value().json()["data"]["items"];
+                for (const auto& job : jobs) {
+                    handed.push_back(job.value("id", ""));
+                }
+            }
+        });
+    }
+    for (auto& w : workers) {
+        w.join();
+    }
+    EXPECT_TRUE(problems.empty()) << problems.front();
+    const std::set<std::string> distinct(handed.begin(), handed.end());
+    EXPECT_EQ(distinct.size(), handed.size()) << "a job was handed to two workers";
+    EXPECT_EQ(distinct.size(), static_cast<std::size_t>(kJobs));
+    for (const auto& job : distinct) {
+        EXPECT_TRUE(is_data(post("/jobs/" + job + "/complete", json::object()), 200));
+    }
+    EXPECT_TRUE(eventually(10s, [&] {
+        return get("/instances?status=COMPLETED").json()["data"].value("total", 0) == kJobs;
+    }));
+}
+
+TEST_P(RestartAndLoad, AFullEngineQueueAnswers503AndLeavesNoTrace) {
+    ASSERT_NO_FATAL_FAILURE(
+        start_server({{"PYTHMATA_ENGINE_QUEUE_CAPACITY", "1"}, {"PYTHMATA_ENGINE_WORKERS", "1"}}));
+    deploy(models::user_task("Order"));
+    const std::uint16_t port = server_->port();
+    std::mutex mutex;
+    std::set<std::string> created;
+    int refused = 0;
+    std::vector<std::string> unexpected;
+    std::vector<std::thread> clients;
+    for (int t = 0; t < 8; ++t) {
+        clients.emplace_back([&] {
+            HttpClient client(port, 30s);
+            for (int n = 0; n < 15; ++n) {
+                auto response = client.request("POST", "/api/v1/processes/Order/instances", "{}",
+                                               {{"Content-Type", "application/json"}});
+                std::lock_guard lock(mutex);
+                if (!response.ok()) {
+                    unexpected.push_back(response.error().message);
+                } else if (response.value().status == 201) {
+                    created.insert(response.value().json()["data"].value("id", ""));
+                } else if (is_error(response.value(), 503, "OVERLOADED") &&
+                           response.value().header("Retry-After")) {
+                    ++refused;
+                } else {
+                    unexpected.push_back(response.value().describe());
+                }
+            }
+        });
+    }
+    for (auto& c : clients) {
+        c.join();
+    }
+    RecordProperty("overloaded_503", refused);
+    EXPECT_TRUE(unexpected.empty())
+        << unexpected.size() << " answers neither 201 nor 503 "
+        << "OVERLOADED with Retry-After; first: " << (unexpected.empty() ? "" : unexpected.front());
+    EXPECT_EQ(static_cast<int>(created.size()) + refused, 8 * 15);
+    EXPECT_EQ(get("/instances?page_size=1").json()["data"]["total"],
+              static_cast<int>(created.size()))
+        << "a refused start left an instance, or an acknowledged one is missing";
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, RestartAndLoad,
                          ::testing::Values(Backend::kSqlite, Backend::kPostgresRedis),
                          backend_name);

@@ -379,4 +379,26 @@ inline std::string http_and_logger(const std::string& key, const std::string& ur
 )");
 }
 
+/// start -> parallel split into `branches` user tasks branch_1..branch_n -> join -> end.
+inline std::string wide_fork(const std::string& key, int branches) {
+    std::string body = R"(  <process id=")" + key + R"(" isExecutable="true">
+    <startEvent id="start"/>
+    <parallelGateway id="split"/>
+    <parallelGateway id="join"/>
+    <endEvent id="end"/>
+    <sequenceFlow id="f_start" sourceRef="start" targetRef="split"/>
+    <sequenceFlow id="f_end" sourceRef="join" targetRef="end"/>
+)";
+    for (int i = 1; i <= branches; ++i) {
+        const std::string n = std::to_string(i);
+        body += R"(    <userTask id="branch_)" + n + R"("/>
+    <sequenceFlow id="in_)" +
+                n + R"(" sourceRef="split" targetRef="branch_)" + n + R"("/>
+    <sequenceFlow id="out_)" +
+                n + R"(" sourceRef="branch_)" + n + R"(" targetRef="join"/>
+)";
+    }
+    return document(body + "  </process>\n");
+}
+
 }  // namespace pythmata::test::runtime::models
