@@ -782,6 +782,34 @@ TEST_P(EventsApi, CancellingAParentCancelsTheChildItCalled) {
     EXPECT_TRUE(open_tasks(child).empty());
 }
 
+TEST_P(EventsApi, TheLongPollIsCappedByMaxJobWait) {
+    ASSERT_NO_FATAL_FAILURE(start_server({{"PYTHMATA_MAX_JOB_WAIT_MS", "700"}}));
+    deploy(models::charge_job("Charge"));
+    const auto begin = SteadyClock::now();
+    EXPECT_TRUE(activate("charge-card", {{"wait_ms", 60000}}).empty());
+    const auto elapsed = SteadyClock::now() - begin;
+    EXPECT_GE(elapsed, 600ms);
+    EXPECT_LT(elapsed, 5s) << "wait_ms was not capped by max_job_wait_ms";
+}
+
+TEST_P(EventsApi, AnIdempotentSignalFiresOnce) {
+    deploy(models::signal_catch("AwaitSignal"));
+    const std::string a = start("AwaitSignal").value("id", "");
+    const std::string b = start("AwaitSignal").value("id", "");
+    const json body = {{"name", "GoSignal"}};
+    const auto first = post("/signals", body, {{"Idempotency-Key", "sig-1"}});
+    ASSERT_TRUE(is_data(first, 200));
+    EXPECT_EQ(first.json()["data"]["triggered"], 2);
+    await_status(a, "COMPLETED", 5s);
+    await_status(b, "COMPLETED", 5s);
+    const std::string late = start("AwaitSignal").value("id", "");
+    const auto replay = post("/signals", body, {{"Idempotency-Key", "sig-1"}});
+    EXPECT_EQ(replay.status, 200);
+    EXPECT_EQ(replay.json(), first.json());
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(instance(late)["status"], "RUNNING") << "the replay fired the signal again";
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, EventsApi,
                          ::testing::Values(Backend::kSqlite, Backend::kPostgresRedis),
                          backend_name);

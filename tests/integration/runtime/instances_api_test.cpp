@@ -620,6 +620,69 @@ TEST_P(InstancesApi, WrongMethodsOnRuntimePathsAre405) {
     EXPECT_EQ(call(client_->request("GET", api("/messages"))).status, 405);
 }
 
+TEST_P(InstancesApi, EndedInstancesRefuseChangesWith409) {
+    deploy(models::scripts("Scripts"));
+    const std::string id = start("Scripts", {{"variables", {{"amount", 1}}}}).value("id", "");
+    ASSERT_EQ(instance(id)["status"], "COMPLETED");
+    EXPECT_TRUE(is_error(del("/instances/" + id), 409, "INSTANCE_NOT_RUNNING"));
+    EXPECT_TRUE(is_error(post("/instances/" + id + "/suspend", json::object()), 409,
+                         "INSTANCE_NOT_RUNNING"));
+    EXPECT_TRUE(is_error(post("/instances/" + id + "/resume", json::object()), 409,
+                         "INSTANCE_NOT_RUNNING"));
+    EXPECT_TRUE(is_error(patch("/instances/" + id + "/variables", {{"late", true}}), 409,
+                         "INSTANCE_NOT_RUNNING"));
+    EXPECT_FALSE(get("/instances/" + id + "/variables").json()["data"].contains("late"));
+    EXPECT_EQ(instance(id)["status"], "COMPLETED");
+}
+
+TEST_P(InstancesApi, ActivitiesAndTasksArePaged) {
+    deploy(models::scripts("Scripts"));
+    deploy(models::user_task("Order"));
+    const std::string id = start("Scripts", {{"variables", {{"amount", 1}}}}).value("id", "");
+    const json all = items("/instances/" + id + "/activities?page_size=100");
+    ASSERT_GE(all.size(), 4u);
+    const auto first = get("/instances/" + id + "/activities?page_size=3");
+    ASSERT_TRUE(is_page(first));
+    const json d = first.json()["data"];
+    EXPECT_EQ(d["total"], all.size());
+    EXPECT_EQ(d["pageSize"], 3);
+    EXPECT_EQ(d["totalPages"], (all.size() + 2) / 3);
+    ASSERT_EQ(d["items"].size(), 3u);
+    EXPECT_EQ(d["items"][0], all[0]) << "history is in the order it happened, not newest first";
+    const json second = get("/instances/" + id + "/activities?page_size=3&page=2").json()["data"];
+    ASSERT_FALSE(second["items"].empty());
+    EXPECT_EQ(second["items"][0], all[3]);
+
+    std::vector<std::string> tasks;
+    for (int i = 0; i < 3; ++i) {
+        tasks.push_back(only_task(start("Order").value("id", "")).value("id", ""));
+        std::this_thread::sleep_for(15ms);
+    }
+    const auto page = get("/tasks?page_size=2");
+    ASSERT_TRUE(is_page(page));
+    EXPECT_EQ(page.json()["data"]["total"], 3);
+    EXPECT_EQ(page.json()["data"]["totalPages"], 2);
+    ASSERT_EQ(page.json()["data"]["items"].size(), 2u);
+    EXPECT_EQ(page.json()["data"]["items"][0]["id"], tasks[2]) << "newest first";
+    EXPECT_EQ(get("/tasks?page_size=2&page=2").json()["data"]["items"][0]["id"], tasks[0]);
+}
+
+TEST_P(InstancesApi, AnIdempotencyKeyBelongsToOneRequest) {
+    deploy(models::user_task("Order"));
+    deploy(models::user_task("Other", "other_task"));
+    const json body = json::object();
+    ASSERT_TRUE(
+        is_data(post("/processes/Order/instances", body, {{"Idempotency-Key", "one"}}), 201));
+    EXPECT_TRUE(is_error(post("/processes/Other/instances", body, {{"Idempotency-Key", "one"}}),
+                         409, "IDEMPOTENCY_KEY_REUSED"))
+        << "the same key and body on another path is another request";
+    EXPECT_EQ(get("/processes/Other/instances").json()["data"]["total"], 0);
+    EXPECT_TRUE(is_error(
+        post("/processes/Order/instances", body, {{"Idempotency-Key", std::string(300, 'k')}}), 400,
+        "INVALID_ARGUMENT"));
+    EXPECT_EQ(get("/instances").json()["data"]["total"], 1);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, InstancesApi,
                          ::testing::Values(Backend::kSqlite, Backend::kPostgresRedis),
                          backend_name);
