@@ -1916,8 +1916,16 @@ Result<InstanceView> InstanceRuntime::complete_task(const std::string& id,
         row.value()->instance_id,
         CommandWork{engine::CompleteTask{row.value()->wait_id, std::move(variables)}, {}, true});
     if (!r) {
-        if (is_code(r.error(), "WAIT_NOT_FOUND")) {
-            return task_done(id, "COMPLETED");  // completed by a racing request
+        // A racing request completed the task first (its instance may even have ended since):
+        // answer as for a task that was already completed, with the state it has now.
+        if (is_code(r.error(), "WAIT_NOT_FOUND") || is_code(r.error(), "INSTANCE_NOT_RUNNING")) {
+            auto now_row = m.store_.task(id);
+            if (now_row && now_row.value() && now_row.value()->state != "OPEN") {
+                return task_done(id, now_row.value()->state);
+            }
+            if (is_code(r.error(), "WAIT_NOT_FOUND")) {
+                return task_done(id, "COMPLETED");
+            }
         }
         return std::move(r).error();
     }

@@ -136,8 +136,12 @@ class Compiler {
                 ce.condition = expression(el.id, "condition", ev.condition);
             }
         }
-        if (!ev.correlation_key.empty()) {
-            ce.correlation_key = expression(el.id, "correlation key", ev.correlation_key);
+        // Message catch events keep their key in the event definition; receive tasks on the
+        // element.
+        const std::string& key =
+            !ev.correlation_key.empty() ? ev.correlation_key : el.correlation_key;
+        if (!key.empty()) {
+            ce.correlation_key = expression(el.id, "correlation key", key);
         }
         if (el.type == ElementType::kScriptTask) {
             if (!trim(el.script).empty()) {

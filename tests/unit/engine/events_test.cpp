@@ -138,6 +138,23 @@ TEST(BoundaryEvent, MessageBoundaryInterruptsTask) {
     EXPECT_EQ(h.state.variables["reason"], "x");
 }
 
+TEST(ReceiveTask, CorrelationKeyOnTheTaskIsEvaluated) {
+    Harness h(process_xml(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="recv"/>
+<receiveTask id="recv" messageRef="m" pythmata:correlationKey="${order}"/>
+<sequenceFlow id="f1" sourceRef="recv" targetRef="end"/>
+<endEvent id="end"/>)",
+                          "p", R"(<message id="m" name="paid"/>)"));
+    h.start({{"order", "A-1"}});
+    WaitId w = h.wait_at("recv");
+    ASSERT_NE(w, 0u);
+    EXPECT_EQ(h.open[w].message_name, "paid");
+    EXPECT_EQ(h.open[w].correlation_key, "A-1");
+    h.run(CorrelateMessage{w, {}});
+    EXPECT_EQ(h.state.status, InstanceStatus::kCompleted);
+}
+
 TEST(BoundaryEvent, ErrorBoundaryCatchesJobErrorByCode) {
     Harness h(process_xml(R"(
 <startEvent id="start"/>
