@@ -1,5 +1,6 @@
 // Engine throughput: straight-through instances per second on one core, history on.
-//   straight: start, 5 python-style script tasks `counter += 1`, an exclusive gateway on
+//   straight: start, 5 python-style script tasks `counter += 1` (StraightThroughLua: the same in
+//             Lua, `counter = counter + 1`), an exclusive gateway on
 //             `amount > 100`, one script task per branch, end.
 //   parallel: start, AND split into 3 script tasks, join, end.
 // Run: build/<dir>/bench/engine_bench  (items_per_second = instances/s).
@@ -23,25 +24,30 @@ std::string document(const std::string& body) {
            body + "</process></definitions>";
 }
 
-std::string straight_body() {
+/// `lua`: the same process with Lua script tasks (`counter = counter + 1`).
+std::string straight_body(bool lua = false) {
     std::string b =
         R"(<startEvent id="start"/><sequenceFlow id="f0" sourceRef="start" targetRef="s1"/>)";
     for (int i = 1; i <= 5; ++i) {
         auto id = "s" + std::to_string(i);
         auto next = i < 5 ? "s" + std::to_string(i + 1) : std::string("gw");
-        b += "<scriptTask id=\"" + id +
-             "\" scriptFormat=\"python\"><script>counter += 1</script></scriptTask>";
+        b += "<scriptTask id=\"" + id + "\" scriptFormat=\"" + (lua ? "lua" : "python") +
+             "\"><script>" + (lua ? "counter = counter + 1" : "counter += 1") +
+             "</script></scriptTask>";
         b += "<sequenceFlow id=\"f" + id + "\" sourceRef=\"" + id + "\" targetRef=\"" + next +
              "\"/>";
     }
     b += R"(<exclusiveGateway id="gw" default="low"/>
 <sequenceFlow id="high" sourceRef="gw" targetRef="big"><conditionExpression>amount > 100</conditionExpression></sequenceFlow>
 <sequenceFlow id="low" sourceRef="gw" targetRef="small"/>
-<scriptTask id="big" scriptFormat="python"><script>size = "big"</script></scriptTask>
-<scriptTask id="small" scriptFormat="python"><script>size = "small"</script></scriptTask>
+<scriptTask id="big" scriptFormat="FORMAT"><script>size = "big"</script></scriptTask>
+<scriptTask id="small" scriptFormat="FORMAT"><script>size = "small"</script></scriptTask>
 <sequenceFlow id="fb" sourceRef="big" targetRef="end"/>
 <sequenceFlow id="fs" sourceRef="small" targetRef="end"/>
 <endEvent id="end"/>)";
+    for (auto pos = b.find("FORMAT"); pos != std::string::npos; pos = b.find("FORMAT")) {
+        b.replace(pos, 6, lua ? "lua" : "python");
+    }
     return b;
 }
 
@@ -100,6 +106,9 @@ void BM_StraightThrough(benchmark::State& state) {
 void BM_StraightThroughNoHistory(benchmark::State& state) {
     run_instances(state, straight_body(), false);
 }
+void BM_StraightThroughLua(benchmark::State& state) {
+    run_instances(state, straight_body(true), true);
+}
 void BM_ParallelSplitJoin(benchmark::State& state) {
     run_instances(state, parallel_body(), true);
 }
@@ -121,6 +130,7 @@ void BM_SerializeRoundTrip(benchmark::State& state) {
 
 BENCHMARK(BM_StraightThrough);
 BENCHMARK(BM_StraightThroughNoHistory);
+BENCHMARK(BM_StraightThroughLua);
 BENCHMARK(BM_ParallelSplitJoin);
 BENCHMARK(BM_SerializeRoundTrip);
 
