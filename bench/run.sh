@@ -20,6 +20,7 @@
 #   BENCH_ONLY      regex on "config/case/conns" to run a subset, e.g. 'pg/straight/50'
 #   BENCH_REPEAT    run every selected wrk case this many times (1); the summary takes medians
 #   BENCH_SKIP      words among: peer gbench locust plot
+#   BENCH_PERF      set: perf record -g the server during each measured run (perf_*.txt)
 #   PYTHMATA_BIN    the server binary (build/release/pythmata)
 #   ENGINE_BENCH    the Google Benchmark binary (build/release/bench/engine_bench)
 set -euo pipefail
@@ -44,7 +45,7 @@ OUT=$ROOT/build/bench/results/$STAMP
 mkdir -p "$OUT"
 ln -sfn "$STAMP" "$ROOT/build/bench/results/latest"
 CSV=$OUT/results.csv
-echo "config,case,conns,run,rps,ops_per_s,p50_ms,p99_ms,max_ms,good,bad,socket_errors,timeouts,peak_rss_kb" >"$CSV"
+echo "config,case,conns,run,rps,ops_per_s,p50_ms,p99_ms,max_ms,good,bad,socket_errors,timeouts,peak_rss_kb,server_cpu_pct,db_cpu_pct,machine_busy_pct" >"$CSV"
 
 for tool in wrk curl python3 redis-server; do
     command -v "$tool" >/dev/null || { echo "missing $tool: run scripts/install-deps.sh" >&2; exit 1; }
@@ -150,6 +151,29 @@ log "redis pid $REDIS_PID on port $REDIS_PORT"
 SERVER_PID=""
 BASE=""
 
+# CPU accounting: clock ticks used by a process tree (PID and its children, i.e. the postmaster
+# and its backends) and the machine's busy ticks, read before and after a measured run.
+tree_ticks() {  # PID
+    local pids=$1 frontier=$1 next p t total=0
+    while [ -n "$frontier" ]; do  # the whole tree: runuser -> postmaster -> backends
+        next=""
+        for p in $frontier; do
+            next="$next $(pgrep -P "$p" 2>/dev/null | tr '\n' ' ')"
+        done
+        frontier=$(echo $next)
+        pids="$pids $frontier"
+    done
+    for p in $pids; do
+        # utime + stime, plus cutime + cstime: the CPU of backends that exited and were reaped
+        t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$p/stat" 2>/dev/null || echo 0)
+        total=$((total + ${t:-0}))
+    done
+    echo "$total"
+}
+machine_ticks() {  # prints "busy total"
+    awk '/^cpu /{busy = $2 + $3 + $4 + $7 + $8 + $9; total = busy + $5 + $6; print busy, total}' /proc/stat
+}
+
 # run_case CONFIG CASE CONNS SCRIPT [VAR=VALUE...]: warm-up, then measure; appends to the CSV.
 run_case() {
     local config=$1 case=$2 conns=$3 script=$4
@@ -165,25 +189,50 @@ run_case() {
             -s "$ROOT/bench/$script" "$BASE" >/dev/null 2>&1 || true
         sleep 1
         echo "# wrk -t$THREADS -c$conns -d$DURATION --timeout $WRK_TIMEOUT --latency -s bench/$script $BASE ($*)" >"$raw"
+        local perf_pid=""
+        if [ -n "${BENCH_PERF:-}" ] && command -v perf >/dev/null; then
+            # CPU profile of the server during the measured run (call graphs, 499 Hz).
+            perf record -F 499 -g -p "$SERVER_PID" -o "$OUT/perf_${config}_${case}_c${conns}.data" \
+                -- sleep "${DURATION%s}" >/dev/null 2>&1 &
+            perf_pid=$!
+            PIDS+=("$perf_pid")
+        fi
+        local srv0 db0 m0 t0 srv1 db1 m1 t1
+        srv0=$(tree_ticks "$SERVER_PID")
+        db0=$( [ "$config" = pg ] || [ "$config" = pg_redis ] && tree_ticks "$PG_PID" || echo 0)
+        read -r m0 t0 < <(machine_ticks)
         env "$@" wrk -t"$THREADS" -c"$conns" -d"$DURATION" --timeout "$WRK_TIMEOUT" --latency \
             -s "$ROOT/bench/$script" "$BASE" >>"$raw" 2>&1 || true
+        srv1=$(tree_ticks "$SERVER_PID")
+        db1=$( [ "$config" = pg ] || [ "$config" = pg_redis ] && tree_ticks "$PG_PID" || echo 0)
+        read -r m1 t1 < <(machine_ticks)
+        # Shares of the whole machine (2 cores = 100 %) over the measured run.
+        local cpu_cols
+        cpu_cols=$(python3 -c "import sys; a=[int(x) for x in sys.argv[1:]]; w=max(a[7]-a[6],1); print(f'{100*(a[1]-a[0])/w:.1f},{100*(a[3]-a[2])/w:.1f},{100*(a[5]-a[4])/w:.1f}')" \
+            "$srv0" "$srv1" "$db0" "$db1" "$m0" "$m1" "$t0" "$t1")
+        if [ -n "$perf_pid" ]; then
+            wait "$perf_pid" 2>/dev/null || true
+            perf report -i "$OUT/perf_${config}_${case}_c${conns}.data" --no-children --stdio \
+                --percent-limit 0.7 -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -60 \
+                >"$OUT/perf_${config}_${case}_c${conns}.txt" || true
+        fi
         local hwm
         hwm=$(awk '/^VmHWM/{print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
-        python3 - "$raw" "$config" "$case" "$conns" "$run" "$hwm" >>"$CSV" <<'PY'
+        python3 - "$raw" "$config" "$case" "$conns" "$run" "$hwm" "$cpu_cols" >>"$CSV" <<'PY'
 import sys
-raw, config, case, conns, run, hwm = sys.argv[1:]
+raw, config, case, conns, run, hwm, cpu = sys.argv[1:]
 r = {}
 for line in open(raw):
     if line.startswith("RESULT "):
         r = dict(kv.split("=", 1) for kv in line.split()[1:])
 if not r:
-    print(f"{config},{case},{conns},{run},0,0,,,,0,0,0,0,{hwm}")
+    print(f"{config},{case},{conns},{run},0,0,,,,0,0,0,0,{hwm},{cpu}")
 else:
     sock = int(r["connect_err"]) + int(r["read_err"]) + int(r["write_err"])
     print(f"{config},{case},{conns},{run},{r['rps']},{r['ops_per_s']},{r['p50_ms']},{r['p99_ms']},"
-          f"{r['max_ms']},{r['good']},{r['bad']},{sock},{r['timeouts']},{hwm}")
+          f"{r['max_ms']},{r['good']},{r['bad']},{sock},{r['timeouts']},{hwm},{cpu}")
 PY
-        log "$key run $run: $(grep -h '^RESULT' "$raw" | cut -d' ' -f2- | cut -c1-170)"
+        log "$key run $run: $(grep -h '^RESULT' "$raw" | cut -d' ' -f4-5,9,11-13) cpu server,db,machine=$cpu_cols"
         grep -h '^FIRST_BAD' "$raw" >&2 || true
         sleep 1
     done

@@ -38,6 +38,8 @@ for key, rs in groups.items():
     for k in ["good", "bad", "socket_errors", "timeouts"]:
         cell[k] = sum(int(fnum(r[k])) if r[k] else 0 for r in rs)
     cell["peak_rss_kb"] = max(fnum(r["peak_rss_kb"]) for r in rs)
+    for k in ["server_cpu_pct", "db_cpu_pct", "machine_busy_pct"]:
+        cell[k] = statistics.median(fnum(r.get(k)) for r in rs)
     cell["all_ops"] = [fnum(r["ops_per_s"]) for r in rs]
     cells[key] = cell
 
@@ -73,8 +75,8 @@ if os.path.exists(machine):
     lines.append("")
 
 lines.append("| config | case | c | ops/s | unit | req/s | p50 ms | p99 ms | max ms | bad | sock err | "
-             "timeouts | share of ceiling | ours / peer | peak RSS MB | runs |")
-lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+             "timeouts | share of ceiling | ours / peer | peak RSS MB | CPU % server / db / machine | runs |")
+lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for key in sorted(cells, key=lambda k: (order.get(k[0], 9), case_order.get(k[1], 9), k[2])):
     config, case, conns = key
     c = cells[key]
@@ -90,12 +92,17 @@ for key in sorted(cells, key=lambda k: (order.get(k[0], 9), case_order.get(k[1],
         f"| {config} | {case} | {conns} | {fmt(ops)} | {UNIT.get(case, 'inst/s')} | {fmt(c['rps'])} | "
         f"{fmt(c['p50_ms'], 2)} | {fmt(c['p99_ms'], 2)} | {fmt(c['max_ms'], 1)} | {c['bad']} | "
         f"{c['socket_errors']} | {c['timeouts']} | {fmt(share * 100, 1) + ' %' if share else '–'} | "
-        f"{fmt(ratio, 1) + '×' if ratio else '–'} | {fmt(c['peak_rss_kb'] / 1024, 1)} | {runs} |")
+        f"{fmt(ratio, 1) + '×' if ratio else '–'} | {fmt(c['peak_rss_kb'] / 1024, 1)} | "
+        f"{fmt(c['server_cpu_pct'])} / {fmt(c['db_cpu_pct']) if config in ('pg', 'pg_redis') else '–'} / "
+        f"{fmt(c['machine_busy_pct'])} | {runs} |")
 lines.append("")
 lines.append("ops/s: completed instances per second for starts (201 with COMPLETED only), start+complete "
              "pairs per second for usertask (each pair is 3 requests here, 2 on the peer), replies per "
              "second otherwise. Latencies are per request. Share of ceiling: req/s over GET /health req/s "
-             "of the same server at the same connections. Peak RSS: VmHWM of the server after the case.")
+             "of the same server at the same connections. Peak RSS: VmHWM of the server after the case. "
+             "CPU: shares of the whole 2-core machine (100 % = both cores) used during the measured run by "
+             "the server, by PostgreSQL (postmaster and backends) and by everything (wrk and other "
+             "agents' work included).")
 lines.append("")
 
 # ---- targets of issue 5 that a run can check ----------------------------------------------------
