@@ -235,6 +235,10 @@ class ProcessBuilder {
                 continue;  // foreign elements (extensions, DI) carry no semantics here
             }
             const std::string_view local = XmlDocument::local(node);
+            if (parent != kNoElement && (local == "multiInstanceLoopCharacteristics" ||
+                                         local == "standardLoopCharacteristics")) {
+                continue;  // the subprocess's own loop, read by read_loop()
+            }
             if (local == "sequenceFlow") {
                 read_flow(node, parent);
             } else if (local == "association") {

@@ -755,6 +755,28 @@ TEST(ParserTasks, StandardLoopCharacteristics) {
     EXPECT_EQ(task_t(out).standard_loop->maximum, 5);
 }
 
+TEST(ParserTasks, MultiInstanceSubProcessKeepsItsLoopAndItsChildren) {
+    const std::string xml = R"(<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL">
+  <process id="p" isExecutable="true">
+    <startEvent id="s"/><sequenceFlow id="f0" sourceRef="s" targetRef="sub"/>
+    <subProcess id="sub">
+      <multiInstanceLoopCharacteristics isSequential="true">
+        <loopCardinality>3</loopCardinality>
+      </multiInstanceLoopCharacteristics>
+      <startEvent id="ss"/><sequenceFlow id="g0" sourceRef="ss" targetRef="se"/><endEvent id="se"/>
+    </subProcess>
+    <sequenceFlow id="f1" sourceRef="sub" targetRef="e"/><endEvent id="e"/>
+  </process>
+</definitions>)";
+    const ParseOutput out = parse_ok(xml);
+    const Process& p = out.definitions.processes[0];
+    const Element& sub = p.elements[p.element_index.at("sub")];
+    ASSERT_TRUE(sub.multi_instance.has_value());
+    EXPECT_TRUE(sub.multi_instance->sequential);
+    EXPECT_EQ(sub.multi_instance->loop_cardinality, "3");
+    EXPECT_TRUE(p.element_index.count("ss"));
+}
+
 // --- validation ---------------------------------------------------------------------------
 
 TEST(ParserValidation, DocumentWithOnlyNonExecutableProcessesIsNotDeployable) {
