@@ -45,16 +45,48 @@ class RestartAndLoad : public RuntimeServerTest {
     }
 };
 
-/// The value of the sample `name` (no labels) in a Prometheus text page, or -1.
+/// The sum of the samples named `name` (any labels) in a Prometheus text page, or -1 when
+/// there is none.
 double metric_value(const std::string& page, const std::string& name) {
     std::istringstream lines(page);
     std::string line;
+    double sum = 0;
+    bool found = false;
     while (std::getline(lines, line)) {
-        if (line.starts_with(name + " ")) {
-            return std::stod(line.substr(name.size() + 1));
+        if (line.starts_with("#") || !line.starts_with(name)) {
+            continue;
+        }
+        const char next = line.size() > name.size() ? line[name.size()] : '\0';
+        if (next != ' ' && next != '{') {
+            continue;
+        }
+        const auto space = line.rfind(' ');
+        sum += std::stod(line.substr(space + 1));
+        found = true;
+    }
+    return found ? sum : -1;
+}
+
+/// Names of the sample series in a Prometheus text page that contain every one of `parts`.
+std::vector<std::string> series_named(const std::string& page,
+                                      const std::vector<std::string>& parts) {
+    std::istringstream lines(page);
+    std::string line;
+    std::vector<std::string> out;
+    while (std::getline(lines, line)) {
+        if (line.empty() || line.starts_with("#")) {
+            continue;
+        }
+        const std::string name = line.substr(0, line.find_first_of("{ "));
+        bool all = true;
+        for (const auto& part : parts) {
+            all = all && name.find(part) != std::string::npos;
+        }
+        if (all) {
+            out.push_back(line);
         }
     }
-    return -1;
+    return out;
 }
 
 TEST_P(RestartAndLoad, AfterKillNineEveryWaitingInstanceResumesAndADueTimerFires) {
@@ -501,6 +533,89 @@ TEST_P(RestartAndLoad, AFullEngineQueueAnswers503AndLeavesNoTrace) {
     EXPECT_EQ(get("/instances?page_size=1").json()["data"]["total"],
               static_cast<int>(created.size()))
         << "a refused start left an instance, or an acknowledged one is missing";
+}
+
+TEST_P(RestartAndLoad, RuntimeMetricsFollowTheInstances) {
+    deploy(models::user_task("Order"));
+    deploy(models::scripts("Scripts"));
+    deploy(models::fragile_script("Fragile"));
+    deploy(models::charge_job("Charge"));
+    deploy(models::timer_catch("Wait", "PT1H"));
+    for (int i = 0; i < 3; ++i) {
+        start("Order");
+    }
+    for (int i = 0; i < 2; ++i) {
+        start("Scripts", {{"variables", {{"amount", i}}}});
+        start("Charge");
+    }
+    start("Fragile");
+    const std::string timed = start("Wait").value("id", "");
+    ASSERT_TRUE(is_data(post("/clock/advance", {{"duration", "PT2H"}}), 200));
+    await_status(timed, "COMPLETED", 5s);
+
+    auto page = [&] {
+        const auto response = call(client_->get("/metrics"));
+        EXPECT_EQ(response.status, 200) << response.describe();
+        return response.body;
+    };
+    std::string text = page();
+    EXPECT_EQ(metric_value(text, "process_instances_total"), 9);
+    EXPECT_EQ(metric_value(text, "process_execution_seconds_count"), 3)
+        << "two straight-through instances and the timer's ended";
+    EXPECT_EQ(metric_value(text, "pythmata_active_instances"), 6)
+        << "3 at tasks, 2 at jobs, 1 held by an incident";
+    EXPECT_GT(metric_value(text, "pythmata_execution_time_seconds_count"), 0);
+    EXPECT_GE(metric_value(text, "pythmata_tokens_processed_total"), 20);
+    EXPECT_GT(metric_value(text, "pythmata_batch_size_count"), 0);
+    EXPECT_GT(metric_value(text, "pythmata_batch_commit_seconds_count"), 0);
+    EXPECT_GE(metric_value(text, "pythmata_timer_lateness_seconds_count"), 1);
+}
+
+// Issue 4: "plus batch size, batch commit latency, timer lateness, job queue depth and open
+// incidents". The open-incident gauge is refreshed by housekeeping (maintenance_interval).
+TEST_P(RestartAndLoad, OpenIncidentsAndTheJobQueueDepthAreGauges) {
+    ASSERT_NO_FATAL_FAILURE(start_server({{"PYTHMATA_MAINTENANCE_INTERVAL", "0.2"}}));
+    deploy(models::fragile_script("Fragile"));
+    deploy(models::charge_job("Charge"));
+    start("Fragile");
+    start("Charge");
+    start("Charge");
+    std::string text;
+    auto page = [&] {
+        const auto response = call(client_->get("/metrics"));
+        EXPECT_EQ(response.status, 200) << response.describe();
+        return response.body;
+    };
+    EXPECT_TRUE(eventually(10s, [&] {
+        text = page();
+        return metric_value(text, "pythmata_incidents_open") == 1;
+    })) << ::testing::PrintToString(series_named(text, {"incident"}));
+    EXPECT_TRUE(eventually(10s,
+                           [&] {
+                               text = page();
+                               for (const auto& part : {"queue", "pending"}) {
+                                   for (const auto& line : series_named(text, {"job", part})) {
+                                       if (std::stod(line.substr(line.rfind(' ') + 1)) == 2) {
+                                           return true;
+                                       }
+                                   }
+                               }
+                               return false;
+                           }))
+        << "no job queue depth series (a name with job and queue or pending) showing the 2 "
+           "pending jobs; series naming jobs: "
+        << ::testing::PrintToString(series_named(text, {"job"}));
+}
+
+// Issue 4: pythmata_errors_total{kind}; a failing script is a failure of the runtime's.
+TEST_P(RestartAndLoad, AFailingScriptIsCountedInErrorsTotal) {
+    deploy(models::fragile_script("Fragile"));
+    const std::string id = start("Fragile").value("id", "");
+    ASSERT_EQ(instance(id)["status"], "ERROR");
+    const auto response = call(client_->get("/metrics"));
+    ASSERT_EQ(response.status, 200);
+    EXPECT_GE(metric_value(response.body, "pythmata_errors_total"), 1)
+        << "series: " << ::testing::PrintToString(series_named(response.body, {"error"}));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, RestartAndLoad,
