@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "pythmata/app/definition_catalog.hpp"
+#include "pythmata/app/housekeeping.hpp"
 #include "pythmata/app/idempotency_keys.hpp"
 #include "pythmata/app/instance_runtime.hpp"
 #include "pythmata/app/ports/service_log.hpp"
@@ -48,6 +49,8 @@ constexpr std::string_view kUsage = R"(pythmata - a BPMN 2.0 process engine serv
 
 Usage:
   pythmata serve [--config FILE]      run the server (API, engine, timers and jobs)
+  pythmata worker [--config FILE]     run only the executor (timers, built-in service jobs) on
+                                      the shared database; /health and /metrics on http_port
   pythmata validate FILE...           check BPMN files as a deploy would; exit 1 on any error
   pythmata config [--config FILE]     print the effective settings (file + PYTHMATA_* env)
   pythmata deploy FILE... [--url URL] deploy BPMN files to a running server
@@ -415,6 +418,8 @@ int serve(app::Settings settings) {
     runtime.set_event_sink(&events);
     app::IdempotencyKeys idempotency(**store, clock, settings.engine);
     runtime.start();
+    app::Housekeeping housekeeping(**store, telemetry, clock, settings.engine);
+    housekeeping.start();
 
     if (settings.http.blocking_threads == 0) {
         // Most blocking requests wait for an engine batch to commit, not for a connection: enough
@@ -442,6 +447,76 @@ int serve(app::Settings settings) {
     std::cout << "listening on " << settings.http.host << ":" << *port << std::endl;
     log->info("listening on {}:{}", settings.http.host, *port);
     server.run();
+    housekeeping.stop();
+    runtime.stop();
+    definitions.set_deploy_observer(nullptr);
+    log->info("stopped");
+    spdlog::shutdown();
+    return 0;
+}
+
+/// `pythmata worker`: the executor without the API. The same store, catalog and runtime as
+/// serve (the runtime's scheduler fires due timers and its service threads run built-in jobs,
+/// locked per row so that any number of serve and worker processes share one database), and an
+/// HTTP server that answers only /health, /health/ready and /metrics.
+int worker(app::Settings settings) {
+    setup_logging(settings.log);
+    auto log = spdlog::default_logger();
+    log->info("pythmata {} worker starting (store {}, ops {}:{})", PYTHMATA_VERSION,
+              settings.db.url.rfind("postgres", 0) == 0 ? "postgresql" : settings.db.url,
+              settings.http.host, settings.http.port);
+    if (settings.db.url.rfind("sqlite", 0) == 0) {
+        log->warn(
+            "a worker on SQLite shares the file with at most one server on this machine; "
+            "use PostgreSQL for replicas");
+    }
+    metrics::Registry registry;
+    auto store = store::open_store(settings.db, registry);
+    if (!store) {
+        log->error("cannot open the store: {}{}", store.error().message,
+                   store.error().internal.empty() ? "" : " (" + store.error().internal + ")");
+        return 1;
+    }
+    std::unique_ptr<cache::RedisCache> redis;
+    if (!settings.cache.redis_url.empty()) {
+        auto created = cache::RedisCache::create(settings.cache, registry);
+        if (!created) {
+            log->error("cannot set up the Redis cache: {}", created.error().message);
+            return 1;
+        }
+        redis = std::move(*created);
+    }
+    metrics::PrometheusTelemetry telemetry(registry);
+    app::SystemClock clock;
+    app::DefinitionCatalog definitions(**store, redis.get(), telemetry, clock, settings.cache,
+                                       settings.engine);
+    http::BeastHttpCaller http_caller;
+    SpdlogServiceLog service_log(log->clone("service"));
+    app::InstanceRuntime runtime(**store, definitions, telemetry, clock, settings.engine,
+                                 &http_caller, &service_log);
+    definitions.set_deploy_observer(&runtime);
+    runtime.start();
+    app::Housekeeping housekeeping(**store, telemetry, clock, settings.engine);
+    housekeeping.start();
+
+    http::ServerDeps deps{settings.http,
+                          settings.log,
+                          definitions,
+                          {{"store", store->get(), true}, {"cache", redis.get(), false}},
+                          registry,
+                          spdlog::get("access"),
+                          log};
+    deps.ops_only = true;
+    http::Server server(std::move(deps));
+    auto port = server.listen();
+    if (!port) {
+        log->error("{}", port.error().message);
+        return 1;
+    }
+    std::cout << "listening on " << settings.http.host << ":" << *port << std::endl;
+    log->info("worker listening on {}:{} (/health, /metrics)", settings.http.host, *port);
+    server.run();
+    housekeeping.stop();
     runtime.stop();
     definitions.set_deploy_observer(nullptr);
     log->info("stopped");
@@ -468,7 +543,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (command != "serve" && command != "validate" && command != "config" && command != "deploy" &&
-        command != "start") {
+        command != "start" && command != "worker") {
         std::cerr << "pythmata: unknown command '" << command << "'\n\n" << kUsage;
         return 2;
     }
@@ -487,5 +562,7 @@ int main(int argc, char** argv) {
         return deploy(*options, *settings);
     if (command == "start")
         return start(*options, *settings);
+    if (command == "worker")
+        return worker(std::move(*settings));
     return serve(std::move(*settings));
 }

@@ -191,6 +191,10 @@ const std::vector<Key>& keys() {
              s.engine.idempotency_retention = std::chrono::seconds(std::get<std::int64_t>(v));
          },
          [](const S& s) { return std::to_string(s.engine.idempotency_retention.count()); }},
+        int_key<E>("history_retention_days", &S::engine, &E::history_retention_days, 0, 36'500),
+        int_key<E>("retention_batch_size", &S::engine, &E::retention_batch_size, 1, 100'000),
+        seconds_key<E>("maintenance_interval", &S::engine, &E::maintenance_interval, 10,
+                       24 * kHourMs),
 
         string_key<L>("log_level", &S::log, &L::level,
                       {"trace", "debug", "info", "warn", "error", "critical", "off"}),

@@ -109,6 +109,6 @@ class Api {
 };
 
 /// The route table (routes.cpp): every path of the API bound to its handler.
-[[nodiscard]] Router make_router(Api& api);
+[[nodiscard]] Router make_router(Api& api, bool ops_only = false);
 
 }  // namespace pythmata::http

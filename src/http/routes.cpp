@@ -6,7 +6,7 @@
 
 namespace pythmata::http {
 
-Router make_router(Api& api) {
+Router make_router(Api& api, bool ops_only) {
     Router router;
     const auto bind = [&api](Response (Api::*method)(const Request&, const PathParams&)) {
         return [&api, method](const Request& request, const PathParams& params) {
@@ -31,6 +31,8 @@ Router make_router(Api& api) {
     add("GET", "/health", kInline, &Api::health);
     add("GET", "/health/ready", kBlocking, &Api::ready);
     add("GET", "/metrics", kBlocking, &Api::metrics);
+    if (ops_only)  // the `pythmata worker` role
+        return router;
 
     // Process definitions.
     add("POST", "/api/v1/processes", kBlocking, &Api::deploy);

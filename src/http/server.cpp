@@ -212,7 +212,7 @@ struct Server::Impl {
         : deps(std::move(d)),
           settings(deps.settings),
           api(make_api(deps)),
-          router(make_router(api)),
+          router(make_router(api, deps.ops_only)),
           log(deps.log ? deps.log : spdlog::default_logger()),
           http_metrics(deps.metrics),
           acceptor(ioc),

@@ -64,6 +64,15 @@ PrometheusTelemetry::PrometheusTelemetry(Registry& registry) {
     timer_lateness_ = &histogram(r, "pythmata_timer_lateness_seconds",
                                  "How late timers fired after their due time",
                                  {0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300});
+    open_incidents_ = &prometheus::BuildGauge()
+                           .Name("pythmata_incidents_open")
+                           .Help("Open incidents in the store (refreshed by the housekeeping loop)")
+                           .Register(r)
+                           .Add({});
+    auto& retention = counter_family(r, "pythmata_retention_deleted_total",
+                                     "Rows deleted by history retention (history_retention_days)");
+    retention_instances_ = &retention.Add({{"kind", "instances"}});
+    retention_history_ = &retention.Add({{"kind", "history"}});
 }
 
 void PrometheusTelemetry::definition_cache_lookup(CacheLevel level, bool hit) {
@@ -101,6 +110,15 @@ void PrometheusTelemetry::batch_committed(std::size_t size, double seconds) {
 
 void PrometheusTelemetry::timer_fired(double lateness_seconds) {
     timer_lateness_->Observe(lateness_seconds);
+}
+
+void PrometheusTelemetry::open_incidents(std::int64_t count) {
+    open_incidents_->Set(static_cast<double>(count));
+}
+
+void PrometheusTelemetry::retention_deleted(std::int64_t instances, std::int64_t history) {
+    retention_instances_->Increment(static_cast<double>(instances));
+    retention_history_->Increment(static_cast<double>(history));
 }
 
 }  // namespace pythmata::metrics

@@ -146,7 +146,9 @@ Result<std::string, HarnessFailure> loopback_nginx_conf(
 
 ServerProcess::Options ops_server_options(std::map<std::string, std::string> env) {
     ServerProcess::Options options;
-    options.env = {{"PYTHMATA_STATE_CHECK_INTERVAL", "0.2"}, {"PYTHMATA_LOG_LEVEL", "info"}};
+    options.env = {{"PYTHMATA_STATE_CHECK_INTERVAL", "0.2"},
+                   {"PYTHMATA_MAINTENANCE_INTERVAL", "0.2"},
+                   {"PYTHMATA_LOG_LEVEL", "info"}};
     for (auto& [key, value] : env) {
         options.env[key] = std::move(value);
     }

@@ -54,7 +54,8 @@ void write_text(const std::filesystem::path& path, const std::string& text);
     std::string conf, const std::filesystem::path& dir, std::uint16_t listen_port,
     const std::vector<std::uint16_t>& backends);
 
-/// ServerProcess options for ops tests: fast scheduler (state_check_interval 0.2 s), plus `env`.
+/// ServerProcess options for ops tests: fast scheduler and housekeeping (state_check_interval
+/// and maintenance_interval 0.2 s), plus `env`.
 [[nodiscard]] ServerProcess::Options ops_server_options(
     std::map<std::string, std::string> env = {});
 

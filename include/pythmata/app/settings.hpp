@@ -68,6 +68,9 @@ struct EngineSettings {
     std::chrono::milliseconds timer_lock{60'000};       ///< timer_lock_ms: lock on an acquired timer until it fired
     std::size_t state_cache_entries = 10'000;           ///< instance_state_cache: recent states kept in memory
     std::chrono::seconds idempotency_retention{86'400}; ///< idempotency_retention (seconds)
+    unsigned history_retention_days = 0;                ///< history_retention_days: ended instances and their history kept this long (0 = forever)
+    std::size_t retention_batch_size = 1000;            ///< retention_batch_size: ended instances deleted per transaction
+    std::chrono::milliseconds maintenance_interval{30'000}; ///< maintenance_interval (seconds, fractions allowed): housekeeping pass period
 };
 
 struct LogSettings {

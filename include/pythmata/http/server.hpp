@@ -50,6 +50,8 @@ struct ServerDeps {
     app::IdempotencyService* idempotency = nullptr;
     /// The instance event stream served at GET /api/v1/ws (WebSocket); null: no stream.
     EventHub* events = nullptr;
+    /// Serves /health, /health/ready and /metrics only (the `pythmata worker` role).
+    bool ops_only = false;
 };
 
 /// The HTTP/1.1 REST server (Boost.Beast on Asio, kept out of this header). Not copyable.

@@ -20,7 +20,8 @@ namespace pythmata::metrics {
 ///   duration, start to end), `pythmata_active_instances` (gauge),
 ///   `pythmata_execution_time_seconds` (one engine command), `pythmata_tokens_processed_total`,
 ///   `pythmata_errors_total{kind}` (kind = error code), `pythmata_batch_size`,
-///   `pythmata_batch_commit_seconds`, `pythmata_timer_lateness_seconds`.
+///   `pythmata_batch_commit_seconds`, `pythmata_timer_lateness_seconds`,
+///   `pythmata_incidents_open`, `pythmata_retention_deleted_total{kind}`.
 /// The registry must outlive this object. Thread-safe: each call updates atomics (an error kind
 /// seen for the first time takes the family's lock once).
 class PrometheusTelemetry final : public app::Telemetry {
@@ -36,6 +37,8 @@ class PrometheusTelemetry final : public app::Telemetry {
     void error(std::string_view kind) override;
     void batch_committed(std::size_t size, double seconds) override;
     void timer_fired(double lateness_seconds) override;
+    void open_incidents(std::int64_t count) override;
+    void retention_deleted(std::int64_t instances, std::int64_t history) override;
 
   private:
     prometheus::Counter* l1_hits_;
@@ -51,6 +54,9 @@ class PrometheusTelemetry final : public app::Telemetry {
     prometheus::Histogram* batch_size_;
     prometheus::Histogram* batch_commit_seconds_;
     prometheus::Histogram* timer_lateness_;
+    prometheus::Gauge* open_incidents_;
+    prometheus::Counter* retention_instances_;
+    prometheus::Counter* retention_history_;
 };
 
 }  // namespace pythmata::metrics

@@ -1300,6 +1300,33 @@ class PostgresStore final : public Store {
         });
     }
 
+    Result<app::RetentionResult> delete_ended_instances(TimePoint cutoff,
+                                                        std::size_t max_instances) override {
+        return run<app::RetentionResult>(settings_.pool_timeout, [&](pqxx::connection& connection) {
+            pqxx::work tx(connection);
+            // SKIP LOCKED: two replicas running retention at once take different rows.
+            const pqxx::row r = tx.exec_params1(
+                "WITH doomed AS ("
+                "  SELECT i.id FROM instances i"
+                "  WHERE i.ended_at IS NOT NULL AND i.ended_at < $1"
+                "    AND i.status IN ('COMPLETED', 'CANCELLED')"
+                "    AND NOT EXISTS (SELECT 1 FROM instances c"
+                "                    WHERE c.parent_instance_id = i.id)"
+                "  ORDER BY i.ended_at LIMIT $2 FOR UPDATE OF i SKIP LOCKED),"
+                " h AS (DELETE FROM history WHERE instance_id IN (SELECT id FROM doomed)"
+                "       RETURNING 1),"
+                " d AS (DELETE FROM instances WHERE id IN (SELECT id FROM doomed)"
+                "       RETURNING 1)"
+                " SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM h)",
+                to_epoch_ms(cutoff), static_cast<std::int64_t>(max_instances));
+            tx.commit();
+            app::RetentionResult result;
+            result.instances = r[0].as<std::int64_t>();
+            result.history = r[1].as<std::int64_t>();
+            return result;
+        });
+    }
+
   private:
     static Status status_of(Result<bool> result) {
         if (!result) {

@@ -1293,6 +1293,34 @@ class SqliteStore final : public Store {
         });
     }
 
+    Result<app::RetentionResult> delete_ended_instances(TimePoint cutoff,
+                                                        std::size_t max_instances) override {
+        return write<app::RetentionResult>([&](Connection& db) -> Result<app::RetentionResult> {
+            // One short write transaction per batch: the single writer is held only this long.
+            db.exec("DROP TABLE IF EXISTS temp.retention_doomed");
+            Statement pick = db.prepare(
+                "CREATE TEMP TABLE retention_doomed AS"
+                " SELECT i.id FROM instances i"
+                " WHERE i.ended_at IS NOT NULL AND i.ended_at < ?1"
+                "   AND i.status IN ('COMPLETED', 'CANCELLED')"
+                "   AND NOT EXISTS (SELECT 1 FROM instances c WHERE c.parent_instance_id = i.id)"
+                " ORDER BY i.ended_at LIMIT ?2");
+            pick.bind(1, to_epoch_ms(cutoff)).bind(2, static_cast<std::int64_t>(max_instances));
+            pick.step();
+            app::RetentionResult result;
+            Statement history = db.prepare(
+                "DELETE FROM history WHERE instance_id IN (SELECT id FROM temp.retention_doomed)");
+            history.step();
+            result.history = db.changes();
+            Statement instances = db.prepare(
+                "DELETE FROM instances WHERE id IN (SELECT id FROM temp.retention_doomed)");
+            instances.step();
+            result.instances = db.changes();
+            db.exec("DROP TABLE temp.retention_doomed");
+            return result;
+        });
+    }
+
   private:
     static Status status_of(Result<bool> result) {
         if (!result) {

@@ -416,6 +416,46 @@ class FakeRuntimeStore final : public app::RuntimeStore {
         return c;
     }
 
+    Result<app::RetentionResult> delete_ended_instances(TimePoint cutoff,
+                                                        std::size_t max_instances) override {
+        std::lock_guard lock(mutex_);
+        if (unavailable) {
+            return down();
+        }
+        std::vector<const app::InstanceRow*> ended;
+        for (const auto& [id, r] : instances_) {
+            const bool has_child = std::any_of(
+                instances_.begin(), instances_.end(),
+                [&](const auto& other) { return other.second.parent_instance_id == id; });
+            if ((r.status == "COMPLETED" || r.status == "CANCELLED") && r.ended_at &&
+                *r.ended_at < cutoff && !has_child) {
+                ended.push_back(&r);
+            }
+        }
+        std::sort(ended.begin(), ended.end(),
+                  [](const auto* a, const auto* b) { return *a->ended_at < *b->ended_at; });
+        ended.resize(std::min(ended.size(), max_instances));
+        std::vector<std::string> ids;
+        for (const auto* r : ended) {
+            ids.push_back(r->id);
+        }
+        app::RetentionResult result;
+        for (const auto& id : ids) {
+            const auto belongs = [&id](const auto& entry) {
+                return entry.second.instance_id == id;
+            };
+            std::erase_if(tasks_, belongs);
+            std::erase_if(jobs_, belongs);
+            std::erase_if(incidents_, belongs);
+            std::erase_if(subscriptions_, [&id](const Sub& s) { return s.instance_id == id; });
+            result.history += static_cast<std::int64_t>(std::erase_if(
+                history_, [&id](const app::HistoryRow& h) { return h.instance_id == id; }));
+            instances_.erase(id);
+            ++result.instances;
+        }
+        return result;
+    }
+
     // Test helpers.
     [[nodiscard]] std::size_t instance_count() {
         std::lock_guard lock(mutex_);

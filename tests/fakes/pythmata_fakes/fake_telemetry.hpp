@@ -17,6 +17,8 @@ class FakeTelemetry final : public app::Telemetry {
     std::atomic<int> started{0}, ended{0}, executions{0}, batches{0}, timers_fired{0};
     std::atomic<std::int64_t> active{0}, tokens{0}, batched_commands{0};
     std::atomic<std::size_t> largest_batch{0};
+    std::atomic<std::int64_t> incidents_open{-1}, retained_instances_deleted{0},
+        retained_history_deleted{0};
 
     void definition_cache_lookup(CacheLevel level, bool hit) override {
         auto& counter =
@@ -46,6 +48,11 @@ class FakeTelemetry final : public app::Telemetry {
         }
     }
     void timer_fired(double) override { ++timers_fired; }
+    void open_incidents(std::int64_t count) override { incidents_open = count; }
+    void retention_deleted(std::int64_t instances, std::int64_t history) override {
+        retained_instances_deleted += instances;
+        retained_history_deleted += history;
+    }
 
     [[nodiscard]] int errors(const std::string& kind) {
         std::lock_guard lock(mutex_);

@@ -209,6 +209,12 @@ struct InstanceCounts {
     std::int64_t open_tasks = 0, pending_jobs = 0, pending_timers = 0, open_incidents = 0;
 };
 
+/// What one history retention batch deleted.
+struct RetentionResult {
+    std::int64_t instances = 0;  ///< ended instances (their tasks, waits and incidents cascade)
+    std::int64_t history = 0;    ///< history rows of those instances
+};
+
 /// Outcome of claiming an Idempotency-Key before running the request.
 struct IdempotencyClaim {
     bool claimed = false;                     ///< true: first use; run the request
@@ -294,6 +300,13 @@ class RuntimeStore {
     [[nodiscard]] virtual Status release_idempotency_key(const std::string& key) = 0;
 
     [[nodiscard]] virtual Result<InstanceCounts> counts() = 0;
+
+    /// History retention: in ONE short transaction, deletes up to `max_instances` instances that
+    /// ended (COMPLETED / CANCELLED) before `cutoff` and have no child instance left, oldest
+    /// first, with their history rows (tasks, waits and incidents cascade). A parent goes in a
+    /// later batch than its children. Call again until it deletes fewer than `max_instances`.
+    [[nodiscard]] virtual Result<RetentionResult> delete_ended_instances(
+        TimePoint cutoff, std::size_t max_instances) = 0;
 };
 
 }  // namespace pythmata::app

@@ -32,6 +32,13 @@ public:
     virtual void batch_committed(std::size_t size, double seconds) = 0;
     /// A timer fired `seconds` after its due time (pythmata_timer_lateness_seconds).
     virtual void timer_fired(double lateness_seconds) = 0;
+
+    // Housekeeping.
+    /// The store holds `count` open incidents (pythmata_incidents_open).
+    virtual void open_incidents(std::int64_t count) = 0;
+    /// History retention deleted `instances` ended instances and `history` history rows
+    /// (pythmata_retention_deleted_total{kind="instances"|"history"}).
+    virtual void retention_deleted(std::int64_t instances, std::int64_t history) = 0;
 };
 
 }  // namespace pythmata::app

@@ -1,0 +1,76 @@
+#include "pythmata/app/housekeeping.hpp"
+
+#include <chrono>
+
+namespace pythmata::app {
+
+Housekeeping::Housekeeping(RuntimeStore& store, Telemetry& telemetry, const Clock& clock,
+                           const EngineSettings& settings)
+    : store_(store), telemetry_(telemetry), clock_(clock), settings_(settings) {}
+
+Housekeeping::~Housekeeping() {
+    stop();
+}
+
+void Housekeeping::start() {
+    std::lock_guard lock(mutex_);
+    if (thread_.joinable() || stopping_) {
+        return;
+    }
+    thread_ = std::thread([this] { loop(); });
+}
+
+void Housekeeping::stop() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+        stop_requested_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) {
+        thread_.join();
+    }
+}
+
+Result<RetentionResult> Housekeeping::run_once() {
+    if (auto counts = store_.counts(); counts) {
+        telemetry_.open_incidents(counts.value().open_incidents);
+    } else {
+        telemetry_.error(counts.error().code);
+        return std::move(counts).error();
+    }
+    RetentionResult total;
+    if (settings_.history_retention_days == 0) {
+        return total;
+    }
+    const TimePoint cutoff =
+        clock_.now() - std::chrono::hours(24) * settings_.history_retention_days;
+    const std::size_t batch_size = settings_.retention_batch_size;
+    while (!stop_requested_) {
+        auto batch = store_.delete_ended_instances(cutoff, batch_size);
+        if (!batch) {
+            telemetry_.error(batch.error().code);
+            return std::move(batch).error();
+        }
+        telemetry_.retention_deleted(batch.value().instances, batch.value().history);
+        total.instances += batch.value().instances;
+        total.history += batch.value().history;
+        if (batch.value().instances < static_cast<std::int64_t>(batch_size)) {
+            break;
+        }
+    }
+    return total;
+}
+
+void Housekeeping::loop() {
+    std::unique_lock lock(mutex_);
+    while (!stopping_) {
+        lock.unlock();
+        // Failures are counted in run_once; the next interval tries again.
+        (void)run_once();
+        lock.lock();
+        wake_.wait_for(lock, settings_.maintenance_interval, [this] { return stopping_; });
+    }
+}
+
+}  // namespace pythmata::app
