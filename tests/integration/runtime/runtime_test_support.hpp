@@ -144,10 +144,9 @@ class RuntimeServerTest : public ::testing::TestWithParam<Backend> {
         server_.reset();
     }
 
-    /// (Re)starts the server with the suite's settings plus `extra` (which wins); the store is
-    /// kept: the same SQLite file or the same PostgreSQL schema.
-    void start_server(const std::map<std::string, std::string>& extra) {
-        client_.reset();
+    /// The suite's server options on the test's store, plus `extra` (which wins). The first
+    /// call creates the store: a SQLite file in a temp dir, or a PostgreSQL schema.
+    ServerProcess::Options server_options(const std::map<std::string, std::string>& extra) {
         ServerProcess::Options options;
         options.env = {
             {"PYTHMATA_CLOCK_CONTROL", "true"},
@@ -160,15 +159,16 @@ class RuntimeServerTest : public ::testing::TestWithParam<Backend> {
                 std::string why;
                 PostgresServer* postgres = shared_postgres(why);
                 if (postgres == nullptr) {
-                    GTEST_SKIP() << "PostgreSQL backend skipped: " << why;
+                    [&] { GTEST_SKIP() << "PostgreSQL backend skipped: " << why; }();
+                    return options;
                 }
-                ASSERT_TRUE(postgres->running() || postgres->start()) << postgres->log_tail();
+                EXPECT_TRUE(postgres->running() || postgres->start()) << postgres->log_tail();
                 const std::string schema = unique_name("rt");
-                ASSERT_TRUE(postgres->execute("CREATE SCHEMA " + schema)) << postgres->log_tail();
+                EXPECT_TRUE(postgres->execute("CREATE SCHEMA " + schema)) << postgres->log_tail();
                 RedisServer* redis = shared_redis(why);
-                ASSERT_NE(redis, nullptr) << "redis-server: " << why;
+                EXPECT_NE(redis, nullptr) << "redis-server: " << why;
                 store_url_ = postgres->schema_url(schema);
-                redis_url_ = redis->url();
+                redis_url_ = redis == nullptr ? std::string() : redis->url();
             }
             options.env["PYTHMATA_DB_URL"] = store_url_;
             options.env["PYTHMATA_REDIS_URL"] = redis_url_;
@@ -176,7 +176,7 @@ class RuntimeServerTest : public ::testing::TestWithParam<Backend> {
             if (store_dir_.empty()) {
                 std::string pattern =
                     (std::filesystem::temp_directory_path() / "pythmata-rt-XXXXXX").string();
-                ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+                EXPECT_NE(::mkdtemp(pattern.data()), nullptr);
                 store_dir_ = pattern;
             }
             options.env["PYTHMATA_DB_URL"] = "sqlite://" + (store_dir_ / "pythmata.db").string();
@@ -184,7 +184,18 @@ class RuntimeServerTest : public ::testing::TestWithParam<Backend> {
         for (const auto& [name, value] : extra) {
             options.env[name] = value;
         }
+        return options;
+    }
+
+    /// (Re)starts the server with the suite's settings plus `extra` (which wins); the store is
+    /// kept: the same SQLite file or the same PostgreSQL schema.
+    void start_server(const std::map<std::string, std::string>& extra) {
+        client_.reset();
         server_.reset();
+        ServerProcess::Options options = server_options(extra);
+        if (IsSkipped() || HasFailure()) {
+            return;
+        }
         auto started = ServerProcess::start(options);
         ASSERT_TRUE(started.ok()) << started.error().message;
         server_ = std::move(started).value();
