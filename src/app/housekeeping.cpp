@@ -34,7 +34,9 @@ void Housekeeping::stop() {
 
 Result<RetentionResult> Housekeeping::run_once() {
     if (auto counts = store_.counts(); counts) {
-        telemetry_.open_incidents(counts.value().open_incidents);
+        const auto& c = counts.value();
+        telemetry_.active_instances_counted(c.running + c.suspended + c.error);
+        telemetry_.open_incidents(c.open_incidents);
     } else {
         telemetry_.error(counts.error().code);
         return std::move(counts).error();

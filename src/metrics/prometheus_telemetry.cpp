@@ -112,6 +112,10 @@ void PrometheusTelemetry::timer_fired(double lateness_seconds) {
     timer_lateness_->Observe(lateness_seconds);
 }
 
+void PrometheusTelemetry::active_instances_counted(std::int64_t count) {
+    active_instances_->Set(static_cast<double>(count));
+}
+
 void PrometheusTelemetry::open_incidents(std::int64_t count) {
     open_incidents_->Set(static_cast<double>(count));
 }

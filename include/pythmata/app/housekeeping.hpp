@@ -15,7 +15,8 @@ namespace pythmata::app {
 
 /// Periodic store maintenance of one replica (serve and worker roles alike), on its own thread:
 /// every `maintenance_interval` it
-/// - publishes the store's count of open incidents (Telemetry::open_incidents), and
+/// - publishes the store's counts of unfinished instances and open incidents
+///   (Telemetry::active_instances_counted, Telemetry::open_incidents), and
 /// - when `history_retention_days` > 0, deletes instances that ended (COMPLETED / CANCELLED)
 ///   more than that many days ago with their history, oldest first, `retention_batch_size`
 ///   instances per transaction, until a batch comes back short. Each batch is its own short

@@ -37,6 +37,7 @@ class PrometheusTelemetry final : public app::Telemetry {
     void error(std::string_view kind) override;
     void batch_committed(std::size_t size, double seconds) override;
     void timer_fired(double lateness_seconds) override;
+    void active_instances_counted(std::int64_t count) override;
     void open_incidents(std::int64_t count) override;
     void retention_deleted(std::int64_t instances, std::int64_t history) override;
 

@@ -48,6 +48,7 @@ class FakeTelemetry final : public app::Telemetry {
         }
     }
     void timer_fired(double) override { ++timers_fired; }
+    void active_instances_counted(std::int64_t count) override { active = count; }
     void open_incidents(std::int64_t count) override { incidents_open = count; }
     void retention_deleted(std::int64_t instances, std::int64_t history) override {
         retained_instances_deleted += instances;

@@ -79,6 +79,7 @@ TEST_F(HousekeepingTest, PublishesTheOpenIncidentCountAndDeletesNothingWhenReten
     ASSERT_TRUE(result.ok());
     EXPECT_EQ(result.value().instances, 0);
     EXPECT_EQ(telemetry.incidents_open.load(), 1);
+    EXPECT_EQ(telemetry.active.load(), 1) << "the ERROR instance is not ended";
     EXPECT_TRUE(exists("old-done"));
 }
 

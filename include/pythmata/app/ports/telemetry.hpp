@@ -34,6 +34,9 @@ public:
     virtual void timer_fired(double lateness_seconds) = 0;
 
     // Housekeeping.
+    /// The store holds `count` instances not yet ended: resets pythmata_active_instances, so
+    /// that every replica reports the shared count (its own changes are added in between).
+    virtual void active_instances_counted(std::int64_t count) = 0;
     /// The store holds `count` open incidents (pythmata_incidents_open).
     virtual void open_incidents(std::int64_t count) = 0;
     /// History retention deleted `instances` ended instances and `history` history rows
