@@ -20,6 +20,8 @@
 #   BENCH_ONLY      regex on "config/case/conns" to run a subset, e.g. 'pg/straight/50'
 #   BENCH_REPEAT    run every selected wrk case this many times (1); the summary takes medians
 #   BENCH_SKIP      words among: peer gbench locust plot
+#   BENCH_MEMORY    N: also start straight instances on PostgreSQL until N completed, VmRSS
+#                   after every 10 s slice in memory.csv (1,000,000 takes ~8 minutes more)
 #   BENCH_PERF      set: perf record -g the server during each measured run (perf_*.txt)
 #   PYTHMATA_BIN    the server binary (build/release/pythmata)
 #   ENGINE_BENCH    the Google Benchmark binary (build/release/bench/engine_bench)
@@ -131,7 +133,7 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" || { echo "PostgreSQL did not start" >&2; exit 1; }
-for db in bench_pg bench_pg_redis; do
+for db in bench_pg bench_pg_redis "bench_pg_memory_$$"; do
     "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$db"
 done
 log "PostgreSQL pid $PG_PID on port $PG_PORT (fsync=on, synchronous_commit=on)"
@@ -302,6 +304,29 @@ mkdir -p "$SQLITE_DIR"
 start_server pg "$PG_URL/bench_pg"
 our_cases pg health50 health400 straight50 straight400 parallel50 parallel400 usertask50 processes50
 stop_server pg
+
+# Optional (beyond the 10-minute budget): RSS against completed instances on the pg server.
+# BENCH_MEMORY=1000000 starts straight instances with wrk in 10 s slices until that many have
+# completed, and records VmRSS after each slice in memory.csv.
+if [ -n "${BENCH_MEMORY:-}" ]; then
+    start_server pg_memory "$PG_URL/bench_pg_memory_$$"
+    echo "completed,vmrss_kb,vmhwm_kb,elapsed_s" >"$OUT/memory.csv"
+    done_total=0
+    t_start=$(date +%s)
+    while [ "$done_total" -lt "$BENCH_MEMORY" ]; do
+        WRK_METHOD=POST WRK_STATUS=201 WRK_EXPECT='"COMPLETED"' WRK_PATH=/api/v1/processes/straight/instances \
+            wrk -t"$THREADS" -c50 -d10s --timeout "$WRK_TIMEOUT" -s "$ROOT/bench/request.lua" "$BASE" \
+            >"$OUT/memory_slice.txt" 2>&1 || true
+        n=$(grep -o 'good=[0-9]*' "$OUT/memory_slice.txt" | head -1 | cut -d= -f2)
+        [ -n "$n" ] && [ "$n" -gt 0 ] || { log "memory: a slice completed nothing, stopping"; break; }
+        done_total=$((done_total + n))
+        rss=$(awk '/^VmRSS/{print $2}' "/proc/$SERVER_PID/status")
+        hwm=$(awk '/^VmHWM/{print $2}' "/proc/$SERVER_PID/status")
+        echo "$done_total,$rss,$hwm,$(( $(date +%s) - t_start ))" >>"$OUT/memory.csv"
+        log "memory: $done_total completed, VmRSS $rss kB, VmHWM $hwm kB"
+    done
+    stop_server pg_memory
+fi
 
 start_server pg_redis "$PG_URL/bench_pg_redis" "redis://127.0.0.1:$REDIS_PORT"
 our_cases pg_redis straight50 straight400 parallel50 usertask50 processes50
