@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Timers due in the same second (issue 5): start N instances of bench/models/timer.bpmn whose
+# timer is due at one instant DUE, wait, and report how late they fired (p50/p99/max of
+# ended_at - DUE), how many fired, and whether any fired twice (two COMPLETED history rows for
+# the timer element). Runs its own `pythmata serve` on SQLite in a temp dir (stopped by PID).
+#   bash bench/timers.sh [N=100000]      env: TIMER_LEAD_S (seconds from now to DUE),
+#                                             TIMER_WAIT_S (longest wait after DUE, 300)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+N=${1:-100000}
+LEAD=${TIMER_LEAD_S:-$((N / 1000 + 20))}
+WAIT=${TIMER_WAIT_S:-300}
+BIN_SRC=${PYTHMATA_BIN:-$ROOT/build/release/pythmata}
+OUT=$ROOT/build/bench/results/timers-$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$OUT"
+TMP=$(mktemp -d /tmp/pythmata-timers-XXXXXX)
+cp "$BIN_SRC" "$TMP/pythmata"
+SERVER_PID=""
+cleanup() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+DB=$TMP/timers.db
+PYTHMATA_HTTP_PORT=0 PYTHMATA_DB_URL="sqlite://$DB" PYTHMATA_LOG_LEVEL=warn \
+    PYTHMATA_ACCESS_LOG=false "$TMP/pythmata" serve >"$OUT/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 100); do
+    PORT=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$OUT/server.log" | sed 's/.*://') || true
+    [ -n "${PORT:-}" ] && break
+    sleep 0.1
+done
+BASE=http://127.0.0.1:$PORT
+curl -sf -o /dev/null -X POST -H 'Content-Type: application/xml' \
+    --data-binary "@$ROOT/bench/models/timer.bpmn" "$BASE/api/v1/processes"
+DUE_MS=$(( ($(date +%s) + LEAD) * 1000 ))
+DUE_ISO=$(date -u -d "@$((DUE_MS / 1000))" +%Y-%m-%dT%H:%M:%SZ)
+echo "starting $N instances, timers due at $DUE_ISO (in ${LEAD}s)" | tee "$OUT/report.txt"
+T0=$(date +%s.%N)
+TIMER_COUNT=$N TIMER_DUE=$DUE_ISO TIMER_THREADS=2 wrk -t2 -c50 -d$((LEAD - 5))s --timeout 10s \
+    -s "$ROOT/bench/timers.lua" "$BASE" >"$OUT/wrk.txt" 2>&1 || true
+grep RESULT "$OUT/wrk.txt" | tee -a "$OUT/report.txt"
+q() { sqlite3 -readonly "$DB" "PRAGMA busy_timeout=5000; $1" | tail -1; }
+WAITING=$(q "SELECT count(*) FROM instances WHERE process_key='timerbench' AND status='RUNNING'")
+echo "waiting before DUE: $WAITING (start phase took $(echo "$(date +%s.%N) - $T0" | bc) s)" | tee -a "$OUT/report.txt"
+while [ "$(date +%s)" -lt $((DUE_MS / 1000)) ]; do sleep 0.5; done
+for _ in $(seq 1 $((WAIT / 2))); do
+    left=$(q "SELECT count(*) FROM instances WHERE process_key='timerbench' AND status='RUNNING'")
+    [ "$left" = 0 ] && break
+    sleep 2
+done
+TOTAL=$(q "SELECT count(*) FROM instances WHERE process_key='timerbench'")
+FIRED=$(q "SELECT count(*) FROM instances WHERE process_key='timerbench' AND status='COMPLETED'")
+pct() {
+    q "SELECT ended_at - $DUE_MS FROM instances WHERE process_key='timerbench' AND status='COMPLETED'
+       ORDER BY ended_at LIMIT 1 OFFSET (SELECT CAST(($1 / 100.0) * (count(*) - 1) AS int)
+       FROM instances WHERE process_key='timerbench' AND status='COMPLETED')"
+}
+EARLY=$(q "SELECT count(*) FROM instances WHERE process_key='timerbench' AND status='COMPLETED' AND ended_at < $DUE_MS")
+TWICE=$(q "SELECT count(*) FROM (SELECT instance_id FROM history WHERE element_id='wait'
+           AND event='COMPLETED' GROUP BY instance_id HAVING count(*) > 1)")
+{
+    echo "instances=$TOTAL fired=$FIRED early=$EARLY fired_twice=$TWICE"
+    echo "lateness_ms p50=$(pct 50) p99=$(pct 99) max=$(pct 100) min=$(pct 0)"
+} | tee -a "$OUT/report.txt"
