@@ -3,6 +3,9 @@
 // Grafana dashboard, whose every metric (and every metric of the alert rules) must be one the
 // real server exports on GET /metrics once deploys, instances, timers, tasks, incidents and
 // failed service calls have produced a sample in every family.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,6 +13,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -154,6 +158,98 @@ TEST(OpsKit, NginxAcceptsTheConfigAdaptedToLoopback) {
     const auto broken = run_command({kNginx, "-t", "-q", "-e", "stderr", "-p", dir.path().string(),
                                      "-c", (dir.path() / "broken.conf").string()});
     EXPECT_NE(broken.code, 0) << broken.output;
+}
+
+/// nginx in the foreground (daemon off) with `conf`, stopped by PID in the destructor.
+class NginxProcess {
+  public:
+    explicit NginxProcess(const fs::path& dir) {
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            const std::string prefix = dir.string();
+            const std::string conf = (dir / "nginx.conf").string();
+            const std::string log = (dir / "nginx.stderr").string();
+            const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            ::dup2(fd, STDERR_FILENO);
+            ::dup2(fd, STDOUT_FILENO);
+            ::execl(kNginx, kNginx, "-p", prefix.c_str(), "-c", conf.c_str(), "-e", "stderr", "-g",
+                    "daemon off;", static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+    }
+    ~NginxProcess() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGTERM);
+            int status = 0;
+            ::waitpid(pid_, &status, 0);
+        }
+    }
+    NginxProcess(const NginxProcess&) = delete;
+    NginxProcess& operator=(const NginxProcess&) = delete;
+
+  private:
+    pid_t pid_ = -1;
+};
+
+TEST(OpsKit, NginxInFrontOfThreeServersBalancesKeepsRequestIdsAndUpgradesWebSockets) {
+    if (!fs::exists(kNginx) || ::geteuid() != 0) {
+        GTEST_SKIP() << "needs nginx and root (nginx drops its workers to nobody)";
+    }
+    std::vector<std::unique_ptr<ServerProcess>> servers;
+    std::vector<std::uint16_t> ports;
+    for (int i = 0; i < 3; ++i) {
+        auto server = ServerProcess::start(ops_server_options());
+        ASSERT_TRUE(server) << server.error().message;
+        ports.push_back((*server)->port());
+        servers.push_back(std::move(server).value());
+    }
+    TempDir dir("ops-nginx-run");
+    ::chmod(dir.path().c_str(), 0755);
+    const std::uint16_t port = free_port();
+    const auto conf =
+        loopback_nginx_conf(read_text(kDocker / "nginx.conf"), dir.path(), port, ports);
+    ASSERT_TRUE(conf) << conf.error().message;
+    write_text(dir.path() / "nginx.conf", conf.value());
+    NginxProcess nginx(dir.path());
+    HttpClient client(port);
+    ASSERT_TRUE(eventually(std::chrono::seconds(10), [&] {
+        auto health = client.get("/health");
+        return health && health->status == 200;
+    })) << read_text(dir.path() / "nginx.stderr");
+
+    for (int i = 0; i < 6; ++i) {
+        const std::string rid = "ops-rid-" + std::to_string(i);
+        auto response = client.get("/health", {{"X-Request-Id", rid}});
+        ASSERT_TRUE(response) << response.error().message;
+        EXPECT_EQ(response->status, 200);
+        EXPECT_EQ(response->header("X-Request-Id"), rid) << response->describe();
+    }
+    // Round-robin: every replica logged some of the request ids (spdlog flushes each second).
+    for (std::size_t i = 0; i < servers.size(); ++i) {
+        EXPECT_TRUE(eventually(std::chrono::seconds(5),
+                               [&] {
+                                   return servers[i]->stderr_tail(100'000).find("rid=ops-rid-") !=
+                                          std::string::npos;
+                               }))
+            << "replica " << i << " got none of the requests:\n"
+            << servers[i]->stderr_tail();
+    }
+    // /metrics is scraped per replica, never through the proxy.
+    auto metrics = client.get("/metrics");
+    ASSERT_TRUE(metrics) << metrics.error().message;
+    EXPECT_EQ(metrics->status, 404);
+
+    // The WebSocket handshake goes through with its Upgrade headers.
+    HttpClient ws(port);
+    ASSERT_TRUE(
+        ws.send_raw("GET /api/v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    "Sec-WebSocket-Version: 13\r\n\r\n"));
+    auto read = ws.read_until_close(std::chrono::milliseconds(1500));
+    ASSERT_TRUE(read) << read.error().message;
+    EXPECT_EQ(read->bytes.rfind("HTTP/1.1 101", 0), 0u) << read->bytes;
+    EXPECT_NE(read->bytes.find("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), std::string::npos) << read->bytes;
 }
 
 TEST(OpsKit, TheDashboardParsesAndHasThePanelsOperatorsNeed) {
