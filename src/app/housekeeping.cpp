@@ -37,6 +37,7 @@ Result<RetentionResult> Housekeeping::run_once() {
         const auto& c = counts.value();
         telemetry_.active_instances_counted(c.running + c.suspended + c.error);
         telemetry_.open_incidents(c.open_incidents);
+        telemetry_.pending_work(c.pending_jobs, c.pending_timers);
     } else {
         telemetry_.error(counts.error().code);
         return std::move(counts).error();

@@ -423,9 +423,33 @@ struct InstanceRuntime::Impl {
 
     // --- input limits ------------------------------------------------------------------------
 
+    /// True when a string or key anywhere in `value` holds U+0000, which PostgreSQL's jsonb
+    /// cannot store: refused on every way in, on both stores, so that both behave alike.
+    static bool holds_nul(const Json& value) {
+        if (value.is_string()) {
+            return value.get_ref<const std::string&>().find('\0') != std::string::npos;
+        }
+        if (value.is_object()) {
+            for (auto it = value.begin(); it != value.end(); ++it) {
+                if (it.key().find('\0') != std::string::npos || holds_nul(it.value()))
+                    return true;
+            }
+        } else if (value.is_array()) {
+            for (const auto& item : value) {
+                if (holds_nul(item))
+                    return true;
+            }
+        }
+        return false;
+    }
+
     Status check_variables(const Json& vars) {
         if (!vars.is_object()) {
             return Error::invalid_argument("variables must be a JSON object");
+        }
+        if (holds_nul(vars)) {
+            return Error::invalid_argument(
+                "variables must not contain the NUL character (U+0000) in strings or names");
         }
         std::size_t total = 0;
         for (auto it = vars.begin(); it != vars.end(); ++it) {
@@ -717,6 +741,8 @@ struct InstanceRuntime::Impl {
             r.kind = inc.kind;
             r.message = inc.message;
             r.created_at = now;
+            // A failing script, expression or job is a runtime error of that kind.
+            telemetry_.error(inc.kind);
             w.incidents_opened.push_back(std::move(r));
         }
         w.incidents_resolved = fx.incidents_resolved;

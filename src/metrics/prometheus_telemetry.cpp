@@ -69,6 +69,18 @@ PrometheusTelemetry::PrometheusTelemetry(Registry& registry) {
                            .Help("Open incidents in the store (refreshed by the housekeeping loop)")
                            .Register(r)
                            .Add({});
+    jobs_pending_ = &prometheus::BuildGauge()
+                         .Name("pythmata_jobs_pending")
+                         .Help(
+                             "Jobs (external and built-in service) waiting or locked in the "
+                             "store: the job queue depth (refreshed by housekeeping)")
+                         .Register(r)
+                         .Add({});
+    timers_pending_ = &prometheus::BuildGauge()
+                           .Name("pythmata_timers_pending")
+                           .Help("Timers not yet fired in the store (refreshed by housekeeping)")
+                           .Register(r)
+                           .Add({});
     auto& retention = counter_family(r, "pythmata_retention_deleted_total",
                                      "Rows deleted by history retention (history_retention_days)");
     retention_instances_ = &retention.Add({{"kind", "instances"}});
@@ -118,6 +130,11 @@ void PrometheusTelemetry::active_instances_counted(std::int64_t count) {
 
 void PrometheusTelemetry::open_incidents(std::int64_t count) {
     open_incidents_->Set(static_cast<double>(count));
+}
+
+void PrometheusTelemetry::pending_work(std::int64_t jobs, std::int64_t timers) {
+    jobs_pending_->Set(static_cast<double>(jobs));
+    timers_pending_->Set(static_cast<double>(timers));
 }
 
 void PrometheusTelemetry::retention_deleted(std::int64_t instances, std::int64_t history) {

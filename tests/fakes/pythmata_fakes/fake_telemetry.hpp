@@ -50,6 +50,12 @@ class FakeTelemetry final : public app::Telemetry {
     void timer_fired(double) override { ++timers_fired; }
     void active_instances_counted(std::int64_t count) override { active = count; }
     void open_incidents(std::int64_t count) override { incidents_open = count; }
+    void pending_work(std::int64_t jobs, std::int64_t timers) override {
+        jobs_pending = jobs;
+        timers_pending = timers;
+    }
+    std::int64_t jobs_pending = 0;
+    std::int64_t timers_pending = 0;
     void retention_deleted(std::int64_t instances, std::int64_t history) override {
         retained_instances_deleted += instances;
         retained_history_deleted += history;

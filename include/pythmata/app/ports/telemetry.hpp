@@ -9,7 +9,7 @@ namespace pythmata::app {
 /// What the use cases report about themselves; implemented on prometheus-cpp by the metrics layer
 /// (tests use fakes). Calls are cheap and thread-safe.
 class Telemetry {
-public:
+  public:
     enum class CacheLevel { kL1, kL2 };
 
     virtual ~Telemetry() = default;
@@ -20,7 +20,8 @@ public:
     virtual void instance_started() = 0;
     /// An instance ended with API status `status` after `seconds` (process_execution_seconds).
     virtual void instance_ended(std::string_view status, double seconds) = 0;
-    /// Running (incl. suspended / incident) instances changed by `delta` (pythmata_active_instances).
+    /// Running (incl. suspended / incident) instances changed by `delta`
+    /// (pythmata_active_instances).
     virtual void active_instances_changed(std::int64_t delta) = 0;
     /// One engine execute() call took `seconds` and processed `tokens` token steps
     /// (pythmata_execution_time_seconds, pythmata_tokens_processed_total).
@@ -39,6 +40,9 @@ public:
     virtual void active_instances_counted(std::int64_t count) = 0;
     /// The store holds `count` open incidents (pythmata_incidents_open).
     virtual void open_incidents(std::int64_t count) = 0;
+    /// The store holds `jobs` external/service jobs and `timers` timers not yet done
+    /// (pythmata_jobs_pending, pythmata_timers_pending: the job queue depth).
+    virtual void pending_work(std::int64_t jobs, std::int64_t timers) = 0;
     /// History retention deleted `instances` ended instances and `history` history rows
     /// (pythmata_retention_deleted_total{kind="instances"|"history"}).
     virtual void retention_deleted(std::int64_t instances, std::int64_t history) = 0;
