@@ -30,6 +30,7 @@
 #include "pythmata/cache/redis_cache.hpp"
 #include "pythmata/config/config.hpp"
 #include "pythmata/engine/compiled_process.hpp"
+#include "pythmata/http/auth.hpp"
 #include "pythmata/http/event_hub.hpp"
 #include "pythmata/http/http_caller.hpp"
 #include "pythmata/http/server.hpp"
@@ -63,7 +64,8 @@ Usage:
 Settings come from the defaults, then --config FILE (TOML, see config/pythmata.toml), then
 environment variables PYTHMATA_<KEY> (e.g. PYTHMATA_HTTP_PORT=8080). A bad value stops start-up
 with a message naming the key. Once listening, `serve` prints "listening on HOST:PORT" on stdout.
-Client commands talk to --url, else $PYTHMATA_URL, else http://http_host:http_port.
+Client commands talk to --url, else $PYTHMATA_URL, else http://http_host:http_port, sending
+Authorization: Bearer $PYTHMATA_TOKEN when it is set.
 )";
 
 /// spdlog flag %* : the message as a JSON string literal (for log_format = json).
@@ -313,6 +315,8 @@ int client_call(const std::string& method, const std::string& url, const std::st
     call.method = method;
     call.url = url;
     call.headers = {{"Content-Type", content_type}, {"Accept", "application/json"}};
+    if (const char* token = std::getenv("PYTHMATA_TOKEN"); token != nullptr && *token != '\0')
+        call.headers.emplace_back("Authorization", std::string("Bearer ") + token);
     call.body = body;
     call.timeout = std::chrono::seconds(60);
     auto reply = caller.call(call);
@@ -562,6 +566,17 @@ int main(int argc, char** argv) {
         return deploy(*options, *settings);
     if (command == "start")
         return start(*options, *settings);
+    if (command == "serve" || command == "worker") {
+        // The secure default (http/auth): no unauthenticated API on a non-loopback address;
+        // and a bad auth setting (api_keys entry, public key file) stops start-up here.
+        auto auth = http::Authenticator::create(settings->http);
+        auto bind = http::check_bind_policy(settings->http);
+        if (!auth || !bind) {
+            std::cerr << "pythmata: invalid configuration: "
+                      << (!auth ? auth.error().message : bind.error().message) << "\n";
+            return 2;
+        }
+    }
     if (command == "worker")
         return worker(std::move(*settings));
     return serve(std::move(*settings));

@@ -99,6 +99,16 @@ Key string_key(const char* name, Section app::Settings::*sec, std::string Sectio
             [=](const app::Settings& s) { return quote((s.*sec).*field); }};
 }
 
+/// A string that must never be printed: dump() shows "<set>" or "".
+template <typename Section>
+Key secret_key(const char* name, Section app::Settings::*sec, std::string Section::*field) {
+    Key k = string_key<Section>(name, sec, field);
+    k.show = [=](const app::Settings& s) {
+        return std::string((s.*sec).*field).empty() ? std::string("\"\"") : std::string("<set>");
+    };
+    return k;
+}
+
 template <typename Section>
 Key bool_key(const char* name, Section app::Settings::*sec, bool Section::*field) {
     return {
@@ -138,6 +148,15 @@ const std::vector<Key>& keys() {
         int_key<H>("blocking_threads", &S::http, &H::blocking_threads, 0, 1024),
         int_key<H>("http_max_queued_requests", &S::http, &H::max_queued_requests, 1, 1'000'000),
         int_key<H>("ws_max_queued_events", &S::http, &H::ws_max_queued_events, 1, 1'000'000),
+        secret_key<H>("api_keys", &S::http, &H::api_keys),
+        secret_key<H>("jwt_hs256_secret", &S::http, &H::jwt_hs256_secret),
+        string_key<H>("jwt_rs256_public_key_file", &S::http, &H::jwt_rs256_public_key_file),
+        string_key<H>("jwt_issuer", &S::http, &H::jwt_issuer),
+        string_key<H>("jwt_audience", &S::http, &H::jwt_audience),
+        int_key<H>("jwt_leeway_seconds", &S::http, &H::jwt_leeway_seconds, 0, 86'400),
+        string_key<H>("jwt_role_claim", &S::http, &H::jwt_role_claim),
+        bool_key<H>("auth_open_ops", &S::http, &H::auth_open_ops),
+        bool_key<H>("allow_unauthenticated", &S::http, &H::allow_unauthenticated),
 
         string_key<D>("db_url", &S::db, &D::url),
         int_key<D>("db_pool_size", &S::db, &D::pool_size, 1, 1000),
@@ -352,6 +371,17 @@ std::optional<Raw> from_toml(const toml::node& node) {
     }
     if (auto v = node.as_string()) {
         return Raw{v->get()};
+    }
+    if (auto a = node.as_array()) {  // a list of strings (api_keys) is read comma-joined
+        std::string joined;
+        for (const auto& item : *a) {
+            auto text = item.as_string();
+            if (text == nullptr) {
+                return std::nullopt;
+            }
+            joined += (joined.empty() ? "" : ",") + text->get();
+        }
+        return Raw{joined};
     }
     return std::nullopt;
 }

@@ -1,5 +1,6 @@
 // The route table: every path the server answers, in one place. Handlers live in api_*.cpp.
 
+#include <optional>
 #include <string_view>
 
 #include "api.hpp"
@@ -13,8 +14,10 @@ Router make_router(Api& api, bool ops_only) {
             return (api.*method)(request, params);
         };
     };
+    // Auth (http/auth): GET needs viewer, anything else operator, unless a role is given.
     const auto add = [&](const char* method, const char* pattern, Execution execution,
-                         Response (Api::*handler)(const Request&, const PathParams&)) {
+                         Response (Api::*handler)(const Request&, const PathParams&),
+                         std::optional<Role> role = std::nullopt) {
         Handler h = bind(handler);
         // Every mutating POST honours Idempotency-Key (API.md).
         if (std::string_view(method) == "POST") {
@@ -22,10 +25,13 @@ Router make_router(Api& api, bool ops_only) {
                 return api.idempotent(request, params, inner);
             };
         }
-        router.add(Route{method, pattern, execution, std::move(h)});
+        const Role required = role.value_or(std::string_view(method) == "GET" ? Role::kViewer
+                                                                                : Role::kOperator);
+        router.add(Route{method, pattern, execution, std::move(h), required});
     };
     constexpr auto kBlocking = Execution::kBlocking;
     constexpr auto kInline = Execution::kInline;
+    constexpr auto kAdmin = Role::kAdmin;
 
     // Operations.
     add("GET", "/health", kInline, &Api::health);
@@ -35,11 +41,11 @@ Router make_router(Api& api, bool ops_only) {
         return router;
 
     // Process definitions.
-    add("POST", "/api/v1/processes", kBlocking, &Api::deploy);
+    add("POST", "/api/v1/processes", kBlocking, &Api::deploy, kAdmin);
     add("GET", "/api/v1/processes", kBlocking, &Api::list_definitions);
     add("GET", "/api/v1/processes/{key}", kBlocking, &Api::latest_definition);
-    add("PUT", "/api/v1/processes/{key}", kBlocking, &Api::redeploy);
-    add("DELETE", "/api/v1/processes/{key}", kBlocking, &Api::delete_definition);
+    add("PUT", "/api/v1/processes/{key}", kBlocking, &Api::redeploy, kAdmin);
+    add("DELETE", "/api/v1/processes/{key}", kBlocking, &Api::delete_definition, kAdmin);
     add("GET", "/api/v1/processes/{key}/versions", kBlocking, &Api::definition_versions);
     add("GET", "/api/v1/processes/{key}/versions/{version}", kBlocking, &Api::definition_version);
 
@@ -82,8 +88,8 @@ Router make_router(Api& api, bool ops_only) {
     add("GET", "/api/v1/ws", kInline, &Api::websocket_required);
     if (api.clock_control()) {
         add("GET", "/api/v1/clock", kBlocking, &Api::get_clock);
-        add("POST", "/api/v1/clock/advance", kBlocking, &Api::advance_clock);
-        add("POST", "/api/v1/clock/reset", kBlocking, &Api::reset_clock);
+        add("POST", "/api/v1/clock/advance", kBlocking, &Api::advance_clock, kAdmin);
+        add("POST", "/api/v1/clock/reset", kBlocking, &Api::reset_clock, kAdmin);
     }
     return router;
 }

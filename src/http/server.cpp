@@ -45,6 +45,7 @@
 
 #include "api.hpp"
 #include "pythmata/common/uuid.hpp"
+#include "pythmata/http/auth.hpp"
 #include "pythmata/http/compression.hpp"
 #include "pythmata/http/error_mapping.hpp"
 #include "pythmata/http/event_hub.hpp"
@@ -205,6 +206,14 @@ static Api make_api(const ServerDeps& deps) {
     return api;
 }
 
+/// Just the Authorization header of `raw`, for the auth check of a WebSocket upgrade.
+Request auth_view(const bhttp::request<bhttp::string_body>& raw) {
+    Request view;
+    if (const auto it = raw.find(bhttp::field::authorization); it != raw.end())
+        view.headers.emplace_back("Authorization", std::string(it->value()));
+    return view;
+}
+
 }  // namespace
 
 struct Server::Impl {
@@ -213,6 +222,7 @@ struct Server::Impl {
           settings(deps.settings),
           api(make_api(deps)),
           router(make_router(api, deps.ops_only)),
+          auth(Authenticator::create(deps.settings)),
           log(deps.log ? deps.log : spdlog::default_logger()),
           http_metrics(deps.metrics),
           acceptor(ioc),
@@ -239,6 +249,8 @@ struct Server::Impl {
         if (!match)
             co_return error_response(match.error());
         const Route& route = *match->route;
+        if (auto denied = auth->check(route, request))  // 401/403 when auth is on (http/auth)
+            co_return std::move(*denied);
         Response response;
         if (route.execution == Execution::kInline) {
             response = invoke(route, request, match->params);
@@ -423,7 +435,9 @@ struct Server::Impl {
 
             const auto started = SteadyClock::now();
             bhttp::request<bhttp::string_body> raw = parser.release();
+            // Without a valid token the upgrade falls through to dispatch, which answers 401.
             if (deps.events != nullptr && websocket::is_upgrade(raw) &&
+                !auth->check(Route{"GET", "/api/v1/ws"}, auth_view(raw)) &&
                 std::string_view(raw.target()).substr(0, raw.target().find('?')) == "/api/v1/ws") {
                 co_await websocket_session(connection, std::move(raw));
                 co_return;
@@ -697,6 +711,7 @@ struct Server::Impl {
     const app::HttpSettings& settings;
     Api api;
     Router router;
+    Result<Authenticator> auth;
     std::shared_ptr<spdlog::logger> log;
     HttpMetrics http_metrics;
     asio::io_context ioc;
@@ -721,6 +736,8 @@ Server::~Server() {
 
 Result<std::uint16_t> Server::listen() {
     auto& impl = *impl_;
+    if (!impl.auth)
+        return impl.auth.error();
     beast::error_code ec;
     const auto address = asio::ip::make_address(impl.settings.host, ec);
     if (ec) {

@@ -27,6 +27,16 @@ struct HttpSettings {
     unsigned blocking_threads = 0;                      ///< blocking_threads (0 = max(128, pool + overflow, batch * workers))
     std::size_t max_queued_requests = 4096;             ///< http_max_queued_requests (beyond: 503 OVERLOADED)
     std::size_t ws_max_queued_events = 1024;            ///< ws_max_queued_events: per WebSocket; beyond it the slow client is closed
+    // Auth (off while api_keys, jwt_hs256_secret and jwt_rs256_public_key_file are all empty).
+    std::string api_keys;                               ///< api_keys: "role:key" entries, comma-separated (TOML: string or array of strings); secret
+    std::string jwt_hs256_secret;                       ///< jwt_hs256_secret: HS256 key; secret
+    std::string jwt_rs256_public_key_file;              ///< jwt_rs256_public_key_file: PEM public key for RS256
+    std::string jwt_issuer;                             ///< jwt_issuer: required "iss" (empty = not checked)
+    std::string jwt_audience;                           ///< jwt_audience: required in "aud" (empty = not checked)
+    std::int64_t jwt_leeway_seconds = 60;               ///< jwt_leeway_seconds: clock skew allowed for exp/nbf
+    std::string jwt_role_claim = "role";                ///< jwt_role_claim: claim holding admin|operator|viewer
+    bool auth_open_ops = true;                          ///< auth_open_ops: /health, /health/ready, /metrics need no token
+    bool allow_unauthenticated = false;                 ///< allow_unauthenticated: permit a non-loopback http_host with auth off
 };
 
 struct DbSettings {

@@ -31,11 +31,15 @@ using Handler = std::function<Response(const Request&, const PathParams&)>;
 /// on the bounded blocking pool (anything that touches the store, the engine or a lock).
 enum class Execution { kInline, kBlocking };
 
+/// The least role a route needs when auth is on (http/auth): viewer < operator < admin.
+enum class Role { kViewer = 1, kOperator = 2, kAdmin = 3 };
+
 struct Route {
     std::string method;
     std::string pattern;  ///< e.g. "/api/v1/processes/{key}/versions/{version}"
     Execution execution = Execution::kBlocking;
     Handler handler;
+    Role role = Role::kViewer;  ///< required role (auth)
 };
 
 /// A match: the route and its parameters. Unknown paths and methods are values, not exceptions:
