@@ -726,6 +726,13 @@ TEST_P(InstancesApi, AStringWithANulCharacterIsStoredOrRefusedCleanly) {
         EXPECT_TRUE(is_error(started, 400, "INVALID_ARGUMENT")) << "not a clean refusal";
         EXPECT_EQ(get("/instances").json()["data"]["total"], 0);
     }
+    const std::string key("bk\0x", 4);
+    const auto keyed = post("/processes/Order/instances", {{"business_key", key}});
+    if (keyed.status == 201) {
+        EXPECT_EQ(keyed.json()["data"]["business_key"], key);
+    } else {
+        EXPECT_TRUE(is_error(keyed, 400, "INVALID_ARGUMENT")) << "a NUL in the business key";
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, InstancesApi,
