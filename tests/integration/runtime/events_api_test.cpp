@@ -810,6 +810,38 @@ TEST_P(EventsApi, AnIdempotentSignalFiresOnce) {
     EXPECT_EQ(instance(late)["status"], "RUNNING") << "the replay fired the signal again";
 }
 
+// PostgreSQL text columns cannot hold U+0000 either: every string field that reaches the store
+// is stored or refused with a 4xx, never a 500.
+TEST_P(EventsApi, NulCharactersInStringFieldsNeverCauseA500) {
+    deploy(models::user_task("Order"));
+    deploy(models::charge_job("Charge"));
+    deploy(models::message_catch("AwaitPayment"));
+    const std::string nul("x\0y", 3);
+    const std::string order = start("Order").value("id", "");
+    const std::string task = only_task(order).value("id", "");
+    start("Charge");
+    start("AwaitPayment", {{"variables", {{"order_id", "N-1"}}}});
+    const json job = one_job("charge-card");
+    const std::string job_id = job.value("id", "");
+    const std::vector<std::pair<std::string, HttpResponse>> answers = {
+        {"claim assignee", post("/tasks/" + task + "/claim", {{"assignee", nul}})},
+        {"task filter", get("/tasks?assignee=x%00y")},
+        {"message name", post("/messages", {{"name", nul}})},
+        {"message key", post("/messages", {{"name", "PaymentReceived"}, {"correlation_key", nul}})},
+        {"signal name", post("/signals", {{"name", nul}})},
+        {"job type", post("/jobs/activate", {{"type", nul}, {"worker", "w"}})},
+        {"job worker", post("/jobs/activate", {{"type", "charge-card"}, {"worker", nul}})},
+        {"job error message",
+         post("/jobs/" + job_id + "/fail", {{"error_message", nul}, {"retries", 2}})},
+        {"job error code", post("/jobs/" + job_id + "/error", {{"error_code", nul}})},
+        {"instance filter", get("/instances?business_key=x%00y")},
+    };
+    for (const auto& [what, response] : answers) {
+        EXPECT_GT(response.status, 0) << what;
+        EXPECT_LT(response.status, 500) << what << ": " << response.describe();
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, EventsApi,
                          ::testing::Values(Backend::kSqlite, Backend::kPostgresRedis),
                          backend_name);
