@@ -1719,6 +1719,9 @@ Result<InstanceView> InstanceRuntime::start_instance(StartInstanceRequest reques
     if (auto st = m.check_variables(request.variables); !st) {
         return std::move(st).error();
     }
+    if (request.business_key && request.business_key->find('\0') != std::string::npos) {
+        return Error::invalid_argument("business_key must not contain the NUL character (U+0000)");
+    }
     auto def = m.definition_for(request.process_key, request.version);
     if (!def) {
         return std::move(def).error();
@@ -1964,6 +1967,12 @@ Result<InstanceView> InstanceRuntime::complete_task(const std::string& id,
 Result<MessageCorrelation> InstanceRuntime::correlate_message(MessageRequest request) {
     if (request.name.empty()) {
         return Error::invalid_argument("name must not be empty");
+    }
+    for (const auto* text : {&request.business_key, &request.correlation_key}) {
+        if (*text && (*text)->find('\0') != std::string::npos) {
+            return Error::invalid_argument(
+                "business_key and correlation_key must not contain the NUL character (U+0000)");
+        }
     }
     if (auto st = impl_->check_variables(request.variables); !st) {
         return std::move(st).error();
