@@ -35,6 +35,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <array>
 #include <chrono>
 #include <csignal>
 #include <ctime>
@@ -365,6 +366,21 @@ struct Server::Impl {
         connection.stream.expires_after(settings.read_timeout);
         co_await bhttp::async_write(connection.stream, out, kTuple);
         http_metrics.observe("-", route, response.status, 0.0);
+        // Lingering close: the client may still be sending (a 100 MB body); closing with unread
+        // input would reset the connection and lose the answer. Half-close, then discard what
+        // arrives for a bounded time into a small scratch buffer (nothing is kept).
+        beast::error_code ignored;
+        connection.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        // Bounded by http_read_timeout_ms and max_body_size.
+        connection.stream.expires_after(settings.read_timeout);
+        std::array<char, 16384> scratch{};
+        for (std::size_t drained = 0; drained < settings.max_body_size;) {
+            auto [ec, n] =
+                co_await connection.stream.async_read_some(asio::buffer(scratch), kTuple);
+            if (ec)
+                break;
+            drained += n;
+        }
     }
 
     asio::awaitable<void> session(std::shared_ptr<Connection> connection) {
