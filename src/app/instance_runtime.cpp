@@ -961,7 +961,7 @@ struct InstanceRuntime::Impl {
 
     void finish_item(Worker& w, Item& item, Prepared p, const InstanceWrite* write) {
         Cached& c = p.next;
-        if (events_ != nullptr && write != nullptr) {
+        if (events_ != nullptr && write != nullptr && events_->has_subscribers()) {
             publish_events(p, *write);
         }
         commands_.fetch_add(1);
@@ -977,12 +977,15 @@ struct InstanceRuntime::Impl {
             ended_.fetch_add(1);
             telemetry_.instance_ended(c.row.status, seconds_between(c.row.created_at, now()));
         }
-        Outcome out{c.row};
+        Outcome out;
         if (active) {
+            out = Outcome{c.row};
             c.row.variables = nullptr;  // the state holds them; fill_row() copies them back
             w.cache.put(std::move(c));
         } else {
-            w.cache.erase(c.row.id);
+            const std::string id = c.row.id;
+            out = Outcome{std::move(c.row)};  // an ended instance leaves the cache: no copy
+            w.cache.erase(id);
         }
         FollowUps follow = std::move(p.follow);
         item.done(std::move(out));

@@ -34,6 +34,7 @@ class EventHub final : public app::InstanceEventSink {
     [[nodiscard]] std::size_t subscribers() const { return count_.load(); }
 
     void publish(std::vector<app::InstanceEvent> events) override;
+    [[nodiscard]] bool has_subscribers() const override { return count_.load() > 0; }
 
     /// The frame of one event (also used by tests).
     [[nodiscard]] static std::string frame(const app::InstanceEvent& event);

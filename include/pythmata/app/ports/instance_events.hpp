@@ -29,6 +29,8 @@ class InstanceEventSink {
   public:
     virtual ~InstanceEventSink() = default;
     virtual void publish(std::vector<InstanceEvent> events) = 0;
+    /// False while nobody listens: the runtime then skips building events at all.
+    [[nodiscard]] virtual bool has_subscribers() const { return true; }
 };
 
 }  // namespace pythmata::app
