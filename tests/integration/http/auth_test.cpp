@@ -96,6 +96,21 @@ TEST_F(AuthApi, NoTokenIs401WithChallengeAndBadTokenSaysInvalidToken) {
     EXPECT_EQ(list.body.find("sneaky"), std::string::npos);
 }
 
+TEST_F(AuthApi, WebSocketUpgradeNeedsAToken) {
+    const std::string upgrade =
+        "GET /api/v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
+        "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    HttpClient anonymous(server->port());
+    ASSERT_TRUE(anonymous.send_raw(upgrade + "\r\n").ok());
+    PYTHMATA_ASSERT_OK(refused, anonymous.read_response());
+    EXPECT_EQ(refused.status, 401) << refused.describe();
+    HttpClient viewer(server->port());
+    ASSERT_TRUE(viewer.send_raw(upgrade + "Authorization: Bearer viewer-key-1\r\n\r\n").ok());
+    PYTHMATA_ASSERT_OK(accepted, viewer.read_response());
+    EXPECT_EQ(accepted.status, 101) << accepted.describe();
+}
+
 TEST_F(AuthApi, OperationsEndpointsAreOpen) {
     for (const char* path : {"/health", "/health/ready", "/metrics"}) {
         PYTHMATA_ASSERT_OK(r, client->get(path));
