@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -1001,8 +1002,80 @@ void read_root_names(const XmlDocument& doc, pugi::xml_node root, Definitions& d
 
 }  // namespace
 
+namespace {
+
+/// The byte offset of the first invalid UTF-8 sequence (overlong forms, surrogates and code
+/// points above U+10FFFF included), or npos when `text` is valid UTF-8.
+std::size_t invalid_utf8_at(std::string_view text) {
+    std::size_t i = 0;
+    const std::size_t n = text.size();
+    while (i < n) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        std::size_t len = 0;
+        std::uint32_t cp = 0;
+        if ((c & 0xe0) == 0xc0) {
+            len = 2;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return i;
+        }
+        if (i + len > n)
+            return i;
+        for (std::size_t k = 1; k < len; ++k) {
+            const auto cc = static_cast<unsigned char>(text[i + k]);
+            if ((cc & 0xc0) != 0x80)
+                return i;
+            cp = (cp << 6) | (cc & 0x3f);
+        }
+        const bool overlong =
+            (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
+        if (overlong || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return i;
+        i += len;
+    }
+    return std::string_view::npos;
+}
+
+/// True when the XML declaration names an encoding other than UTF-8 (pugixml converts those).
+bool declares_other_encoding(std::string_view xml) {
+    if (xml.substr(0, 5) != "<?xml")
+        return false;
+    const auto end = xml.find("?>");
+    const std::string_view decl = xml.substr(0, end);
+    const auto at = decl.find("encoding");
+    if (at == std::string_view::npos)
+        return false;
+    const auto quote = decl.find_first_of("\"'", at);
+    if (quote == std::string_view::npos)
+        return false;
+    const auto close = decl.find(decl[quote], quote + 1);
+    std::string name(decl.substr(quote + 1, close - quote - 1));
+    for (auto& ch : name)
+        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return name != "utf-8" && name != "utf8";
+}
+
+}  // namespace
+
 Result<ParseOutput, std::vector<Diagnostic>> parse(std::string_view xml,
                                                    const ParseLimits& limits) {
+    if (xml.size() <= limits.max_document_bytes && !declares_other_encoding(xml)) {
+        if (const auto bad = invalid_utf8_at(xml); bad != std::string_view::npos) {
+            return std::vector<Diagnostic>{
+                {"", "the document is not valid UTF-8 (first bad byte at offset " +
+                         std::to_string(bad) + ")"}};
+        }
+    }
     XmlDocument doc;
     if (auto load_errors = doc.load(xml, limits); !load_errors.empty()) {
         return load_errors;

@@ -779,6 +779,17 @@ TEST(ParserTasks, MultiInstanceSubProcessKeepsItsLoopAndItsChildren) {
 
 // --- validation ---------------------------------------------------------------------------
 
+TEST(ParserValidation, InvalidUtf8IsRefusedNamingTheOffset) {
+    const std::string bad = doc(kStraight, "", "id=\"p\" name=\"Bad \xff\xfe name\"");
+    const auto errors = parse_errors(bad);
+    EXPECT_TRUE(mentions(errors, "", "not valid UTF-8")) << describe(errors);
+    // Overlong encodings and surrogates are invalid too; proper multi-byte text is fine.
+    EXPECT_FALSE(parse(doc(kStraight, "", "id=\"p\" name=\"\xc0\xaf\"")));
+    EXPECT_FALSE(parse(doc(kStraight, "", "id=\"p\" name=\"\xed\xa0\x80\"")));
+    EXPECT_TRUE(parse(
+        doc(kStraight, "", "id=\"p\" name=\"Bestellung \xc3\xbc \xe2\x82\xac \xf0\x9f\x98\x80\"")));
+}
+
 TEST(ParserValidation, DocumentWithOnlyNonExecutableProcessesIsNotDeployable) {
     const auto errors = parse_errors(doc(kStraight, "", "id=\"p\" isExecutable=\"false\""));
     EXPECT_TRUE(mentions(errors, "", "no executable process")) << describe(errors);
