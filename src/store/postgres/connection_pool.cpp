@@ -39,12 +39,14 @@ void ConnectionPool::Lease::discard() {
 }
 
 ConnectionPool::ConnectionPool(std::string conninfo, std::size_t size, std::size_t max_overflow,
-                               Setup setup, PoolMetrics& metrics)
+                               Setup setup, PoolMetrics& metrics,
+                               std::chrono::milliseconds overflow_idle)
     : conninfo_(std::move(conninfo)),
       size_(size),
       capacity_(size + max_overflow),
       setup_(std::move(setup)),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      overflow_idle_(overflow_idle) {}
 
 ConnectionPool::~ConnectionPool() = default;
 
@@ -102,7 +104,12 @@ void ConnectionPool::give_back(std::unique_ptr<pqxx::connection> connection, boo
     std::unique_ptr<pqxx::connection> to_close;
     {
         std::lock_guard lock(mutex_);
-        if (reusable && connection && connection->is_open() && idle_.size() < size_) {
+        const auto now = Clock::now();
+        if (idle_.size() < size_)
+            overflow_since_ = now;
+        if (reusable && connection && connection->is_open() &&
+            (idle_.size() < size_ ||
+             (idle_.size() < capacity_ && now - overflow_since_ < overflow_idle_))) {
             idle_.push_back(std::move(connection));
         } else {
             to_close = std::move(connection);

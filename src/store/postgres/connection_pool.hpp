@@ -47,7 +47,8 @@ class ConnectionPool {
     };
 
     ConnectionPool(std::string conninfo, std::size_t size, std::size_t max_overflow, Setup setup,
-                   PoolMetrics& metrics);
+                   PoolMetrics& metrics,
+                   std::chrono::milliseconds overflow_idle = std::chrono::milliseconds(0));
     ~ConnectionPool();
     ConnectionPool(const ConnectionPool&) = delete;
     ConnectionPool& operator=(const ConnectionPool&) = delete;
@@ -71,6 +72,10 @@ class ConnectionPool {
     std::mutex mutex_;
     std::condition_variable freed_;
     std::vector<std::unique_ptr<pqxx::connection>> idle_;
+    /// db_overflow_idle_ms, and when the idle list last held db_pool_size or fewer: overflow
+    /// connections are kept until the list has stayed above db_pool_size that long.
+    std::chrono::milliseconds overflow_idle_{0};
+    std::chrono::steady_clock::time_point overflow_since_{};
     std::size_t open_ = 0;  // idle + leased + being connected
     std::chrono::steady_clock::time_point unreachable_until_{};
     std::string unreachable_reason_;

@@ -638,7 +638,7 @@ class PostgresStore final : public Store {
               [timeout = settings.statement_timeout](pqxx::connection& connection) {
                   connection.set_variable("statement_timeout", std::to_string(timeout.count()));
               },
-              metrics_) {}
+              metrics_, settings.overflow_idle) {}
 
     /// Connects once and migrates; unreachable is fine (DB_UNAVAILABLE is returned and the
     /// store retries on later calls); any other failure is returned.

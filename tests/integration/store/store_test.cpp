@@ -751,6 +751,7 @@ TEST_P(PostgresStoreTest, OverflowConnectionsServePeaksAndAreClosedAfterUse) {
     peak.pool_size = 1;
     peak.max_overflow = 2;
     peak.pool_timeout = 300ms;
+    peak.overflow_idle = 0ms;  // overflow connections close as soon as they are returned
     peak.url += "&application_name=overflow_probe";
     metrics::Registry registry;
     auto store = open(peak, registry);
@@ -790,6 +791,43 @@ TEST_P(PostgresStoreTest, OverflowConnectionsServePeaksAndAreClosedAfterUse) {
     auto versions = store->versions("Order", {1, 20});
     ASSERT_TRUE(versions.ok());
     EXPECT_EQ(versions.value().total, 3);
+}
+
+TEST_P(PostgresStoreTest, OverflowConnectionsStayOpenForTheGracePeriodAfterAPeak) {
+    app::DbSettings peak = settings_;
+    peak.pool_size = 1;
+    peak.max_overflow = 2;
+    peak.pool_timeout = 2s;
+    peak.overflow_idle = 30s;
+    peak.url += "&application_name=overflow_kept";
+    metrics::Registry registry;
+    auto store = open(peak, registry);
+    ASSERT_NE(store, nullptr);
+
+    WriteBlocker blocker(Backend::kPostgres, "", settings_.url);
+    std::vector<std::future<bool>> blocked;
+    for (int i = 0; i < 3; ++i) {
+        blocked.push_back(std::async(std::launch::async, [&store, i] {
+            return store->deploy({definition("Kept", "h" + std::to_string(i))}, at(i)).ok();
+        }));
+    }
+    const std::string in_use = "pythmata_db_pool_in_use{pool=\"postgres\"}";
+    const auto deadline = Clock::now() + 5s;
+    while (sample(registry, in_use) < 3 && Clock::now() < deadline) {
+        std::this_thread::sleep_for(5ms);
+    }
+    ASSERT_EQ(sample(registry, in_use), 3) << registry.render();
+    blocker.release();
+    for (auto& result : blocked) {
+        ASSERT_EQ(result.wait_for(10s), std::future_status::ready);
+        EXPECT_TRUE(result.get());
+    }
+    // Within db_overflow_idle_ms all three stay open, so the next burst pays no connect.
+    std::this_thread::sleep_for(300ms);
+    auto probe = sql();
+    EXPECT_EQ(probe->count(
+                  "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'overflow_kept'"),
+              3);
 }
 
 TEST_P(PostgresStoreTest, OutageFailsFastWithDbUnavailableAndRecoversWithoutReopening) {
