@@ -386,12 +386,23 @@ int start(const Options& options, const app::Settings& settings) {
                        "application/json", body.dump());
 }
 
-int serve(app::Settings settings) {
+/// The two long-running roles share one wiring. `serve` runs the API, the engine and the
+/// executor; `worker` (ops_only) runs the executor without the API: the same store, catalog and
+/// runtime (the runtime's scheduler fires due timers and its service threads run built-in jobs,
+/// locked per row so that any number of serve and worker processes share one database), and an
+/// HTTP server that answers only /health, /health/ready and /metrics.
+int run_node(app::Settings settings, bool ops_only) {
     setup_logging(settings.log);
     auto log = spdlog::default_logger();
-    log->info("pythmata {} starting (store {}, http {}:{})", PYTHMATA_VERSION,
+    log->info("pythmata {} {} starting (store {}, http {}:{})", PYTHMATA_VERSION,
+              ops_only ? "worker" : "server",
               settings.db.url.rfind("postgres", 0) == 0 ? "postgresql" : settings.db.url,
               settings.http.host, settings.http.port);
+    if (ops_only && settings.db.url.rfind("sqlite", 0) == 0) {
+        log->warn(
+            "a worker on SQLite shares the file with at most one server on this machine; "
+            "use PostgreSQL for replicas");
+    }
 
     metrics::Registry registry;
     auto store = store::open_store(settings.db, registry);
@@ -419,7 +430,8 @@ int serve(app::Settings settings) {
                                  &http_caller, &service_log);
     definitions.set_deploy_observer(&runtime);
     http::EventHub events;
-    runtime.set_event_sink(&events);
+    if (!ops_only)
+        runtime.set_event_sink(&events);
     app::IdempotencyKeys idempotency(**store, clock, settings.engine);
     runtime.start();
     app::Housekeeping housekeeping(**store, telemetry, clock, settings.engine);
@@ -439,9 +451,13 @@ int serve(app::Settings settings) {
                           registry,
                           spdlog::get("access"),
                           log};
-    deps.instances = &runtime;
-    deps.idempotency = &idempotency;
-    deps.events = &events;
+    if (ops_only) {
+        deps.ops_only = true;
+    } else {
+        deps.instances = &runtime;
+        deps.idempotency = &idempotency;
+        deps.events = &events;
+    }
     http::Server server(std::move(deps));
     auto port = server.listen();
     if (!port) {
@@ -449,76 +465,8 @@ int serve(app::Settings settings) {
         return 1;
     }
     std::cout << "listening on " << settings.http.host << ":" << *port << std::endl;
-    log->info("listening on {}:{}", settings.http.host, *port);
-    server.run();
-    housekeeping.stop();
-    runtime.stop();
-    definitions.set_deploy_observer(nullptr);
-    log->info("stopped");
-    spdlog::shutdown();
-    return 0;
-}
-
-/// `pythmata worker`: the executor without the API. The same store, catalog and runtime as
-/// serve (the runtime's scheduler fires due timers and its service threads run built-in jobs,
-/// locked per row so that any number of serve and worker processes share one database), and an
-/// HTTP server that answers only /health, /health/ready and /metrics.
-int worker(app::Settings settings) {
-    setup_logging(settings.log);
-    auto log = spdlog::default_logger();
-    log->info("pythmata {} worker starting (store {}, ops {}:{})", PYTHMATA_VERSION,
-              settings.db.url.rfind("postgres", 0) == 0 ? "postgresql" : settings.db.url,
-              settings.http.host, settings.http.port);
-    if (settings.db.url.rfind("sqlite", 0) == 0) {
-        log->warn(
-            "a worker on SQLite shares the file with at most one server on this machine; "
-            "use PostgreSQL for replicas");
-    }
-    metrics::Registry registry;
-    auto store = store::open_store(settings.db, registry);
-    if (!store) {
-        log->error("cannot open the store: {}{}", store.error().message,
-                   store.error().internal.empty() ? "" : " (" + store.error().internal + ")");
-        return 1;
-    }
-    std::unique_ptr<cache::RedisCache> redis;
-    if (!settings.cache.redis_url.empty()) {
-        auto created = cache::RedisCache::create(settings.cache, registry);
-        if (!created) {
-            log->error("cannot set up the Redis cache: {}", created.error().message);
-            return 1;
-        }
-        redis = std::move(*created);
-    }
-    metrics::PrometheusTelemetry telemetry(registry);
-    app::SystemClock clock;
-    app::DefinitionCatalog definitions(**store, redis.get(), telemetry, clock, settings.cache,
-                                       settings.engine);
-    http::BeastHttpCaller http_caller;
-    SpdlogServiceLog service_log(log->clone("service"));
-    app::InstanceRuntime runtime(**store, definitions, telemetry, clock, settings.engine,
-                                 &http_caller, &service_log);
-    definitions.set_deploy_observer(&runtime);
-    runtime.start();
-    app::Housekeeping housekeeping(**store, telemetry, clock, settings.engine);
-    housekeeping.start();
-
-    http::ServerDeps deps{settings.http,
-                          settings.log,
-                          definitions,
-                          {{"store", store->get(), true}, {"cache", redis.get(), false}},
-                          registry,
-                          spdlog::get("access"),
-                          log};
-    deps.ops_only = true;
-    http::Server server(std::move(deps));
-    auto port = server.listen();
-    if (!port) {
-        log->error("{}", port.error().message);
-        return 1;
-    }
-    std::cout << "listening on " << settings.http.host << ":" << *port << std::endl;
-    log->info("worker listening on {}:{} (/health, /metrics)", settings.http.host, *port);
+    log->info("{} listening on {}:{}", ops_only ? "worker (/health, /metrics)" : "server",
+              settings.http.host, *port);
     server.run();
     housekeeping.stop();
     runtime.stop();
@@ -578,6 +526,6 @@ int main(int argc, char** argv) {
         }
     }
     if (command == "worker")
-        return worker(std::move(*settings));
-    return serve(std::move(*settings));
+        return run_node(std::move(*settings), true);
+    return run_node(std::move(*settings), false);
 }

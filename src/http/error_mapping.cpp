@@ -39,6 +39,9 @@ Response error_response(const Error& error) {
     // 405 is the one status that is not a kind of failure of the resource: the router's value.
     if (error.code == "METHOD_NOT_ALLOWED")
         response.status = 405;
+    // Oversized request headers: 431 (RFC 6585), not the 413 of an oversized body.
+    if (error.code == "HEADERS_TOO_LARGE")
+        response.status = 431;
     const bool internal = error.kind == ErrorKind::kInternal;
     nlohmann::json body = {
         {"detail", internal ? std::string{"internal error"} : error.message},

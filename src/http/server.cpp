@@ -33,9 +33,9 @@
 #include <boost/beast/websocket/stream.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cctype>
-#include <array>
 #include <chrono>
 #include <csignal>
 #include <ctime>
@@ -437,7 +437,7 @@ struct Server::Impl {
                                                    "the request headers are larger than " +
                                                        std::to_string(settings.max_header_size) +
                                                        " bytes (max_header_size)");
-                    co_await reject_431(*connection, error);
+                    co_await reject(*connection, error, 11, "headers_too_large");
                 } else if (ec != beast::error::timeout && ec != bhttp::error::end_of_stream &&
                            ec != asio::error::operation_aborted &&
                            ec != asio::error::connection_reset && ec != asio::error::eof) {
@@ -594,22 +594,6 @@ struct Server::Impl {
             state->signal.expires_after(std::chrono::milliseconds(100));
             co_await state->signal.async_wait(kTuple);
         }
-    }
-
-    asio::awaitable<void> reject_431(Connection& connection, const Error& error) {
-        Response response = error_response(error);
-        bhttp::response<bhttp::string_body> out{bhttp::status::request_header_fields_too_large, 11};
-        for (auto& [name, value] : response.headers)
-            out.set(name, value);
-        out.set(bhttp::field::server, "pythmata");
-        out.set(bhttp::field::date, http_date());
-        out.set("X-Request-Id", new_uuid());
-        out.keep_alive(false);
-        out.body() = std::move(response.body);
-        out.prepare_payload();
-        connection.stream.expires_after(settings.read_timeout);
-        co_await bhttp::async_write(connection.stream, out, kTuple);
-        http_metrics.observe("-", "headers_too_large", 431, 0.0);
     }
 
     /// A connection over http_max_connections: one 503 and close.

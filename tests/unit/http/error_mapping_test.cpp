@@ -47,6 +47,11 @@ TEST(ErrorMapping, InternalErrorHidesItsDetails) {
     EXPECT_EQ(nlohmann::json::parse(response.body)["code"], "INTERNAL");
 }
 
+TEST(ErrorMapping, OversizedHeadersAre431) {
+    EXPECT_EQ(error_response(Error::too_large("HEADERS_TOO_LARGE", "big")).status, 431);
+    EXPECT_EQ(error_response(Error::too_large("BODY_TOO_LARGE", "big")).status, 413);
+}
+
 TEST(ErrorMapping, MethodNotAllowedListsAllowedMethods) {
     Error error{ErrorKind::kInvalidArgument, "METHOD_NOT_ALLOWED", "no", {}, {}, 1};
     error.context = {{"allow", {"GET", "PUT"}}};
