@@ -6,18 +6,26 @@
 #include <nlohmann/json.hpp>
 
 #include "pythmata/bpmn/parser.hpp"
-#include "pythmata/engine/compiled_process.hpp"
 #include "pythmata/common/sha256.hpp"
+#include "pythmata/engine/compiled_process.hpp"
 
 namespace pythmata::app {
 namespace {
 
-std::string latest_cache_key(const std::string& key) { return "pythmata:def:latest:" + key; }
-std::string id_cache_key(const std::string& id) { return "pythmata:def:id:" + id; }
+std::string latest_cache_key(const std::string& key) {
+    return "pythmata:def:latest:" + key;
+}
+std::string id_cache_key(const std::string& id) {
+    return "pythmata:def:id:" + id;
+}
 
 nlohmann::json to_json(const DefinitionRecord& r) {
-    return {{"id", r.id},           {"key", r.key},   {"name", r.name},
-            {"version", r.version}, {"xml", r.bpmn_xml}, {"hash", r.hash},
+    return {{"id", r.id},
+            {"key", r.key},
+            {"name", r.name},
+            {"version", r.version},
+            {"xml", r.bpmn_xml},
+            {"hash", r.hash},
             {"created_at", to_epoch_ms(r.created_at)}};
 }
 
@@ -123,17 +131,19 @@ Result<DeployResult> DefinitionCatalog::deploy(DeployRequest request) {
         to_deploy.push_back(std::move(d));
     }
     if (to_deploy.empty()) {
-        return Error::invalid("INVALID_BPMN", "the document holds no executable process",
-                              {{"errors", {{{"element_id", ""},
-                                            {"message", "no process with isExecutable=\"true\""}}}}});
+        return Error::invalid(
+            "INVALID_BPMN", "the document holds no executable process",
+            {{"errors",
+              {{{"element_id", ""}, {"message", "no process with isExecutable=\"true\""}}}}});
     }
     if (request.required_key) {
-        auto it = std::find_if(to_deploy.begin(), to_deploy.end(),
-                               [&](const NewDefinition& d) { return d.key == *request.required_key; });
+        auto it = std::find_if(to_deploy.begin(), to_deploy.end(), [&](const NewDefinition& d) {
+            return d.key == *request.required_key;
+        });
         if (it == to_deploy.end()) {
-            Error e = Error::conflict("PROCESS_KEY_MISMATCH",
-                                      "the document holds no executable process with id '" +
-                                          *request.required_key + "'");
+            Error e = Error::conflict(
+                "PROCESS_KEY_MISMATCH",
+                "the document holds no executable process with id '" + *request.required_key + "'");
             e.context = {{"key", *request.required_key}};
             return e;
         }
@@ -216,8 +226,9 @@ Result<DefinitionRecord> DefinitionCatalog::version(const std::string& key, int 
         return std::move(found).error();
     }
     if (!found.value()) {
-        Error e = Error::not_found("PROCESS_VERSION_NOT_FOUND",
-                                   "process '" + key + "' has no version " + std::to_string(version));
+        Error e =
+            Error::not_found("PROCESS_VERSION_NOT_FOUND",
+                             "process '" + key + "' has no version " + std::to_string(version));
         e.context = {{"key", key}, {"version", version}};
         return e;
     }
@@ -240,7 +251,8 @@ Result<DefinitionRecord> DefinitionCatalog::by_id(const std::string& id) {
         return std::move(found).error();
     }
     if (!found.value()) {
-        return Error::not_found("DEFINITION_NOT_FOUND", "no process definition with id '" + id + "'");
+        return Error::not_found("DEFINITION_NOT_FOUND",
+                                "no process definition with id '" + id + "'");
     }
     l2_put(id_cache_key(id), **found);
     l1_put(std::make_shared<const DefinitionRecord>(**found), false);
@@ -254,10 +266,11 @@ Status DefinitionCatalog::remove(const std::string& key, bool cascade) {
             return std::move(running).error();
         }
         if (running.value() > 0) {
-            Error e = Error::conflict("PROCESS_HAS_INSTANCES",
-                                      "process '" + key + "' has " + std::to_string(running.value()) +
-                                          " unfinished instances; delete with cascade=true to cancel "
-                                          "and delete them");
+            Error e =
+                Error::conflict("PROCESS_HAS_INSTANCES",
+                                "process '" + key + "' has " + std::to_string(running.value()) +
+                                    " unfinished instances; delete with cascade=true to cancel "
+                                    "and delete them");
             e.context = {{"key", key}, {"instances", running.value()}};
             return e;
         }

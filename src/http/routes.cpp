@@ -25,8 +25,8 @@ Router make_router(Api& api, bool ops_only) {
                 return api.idempotent(request, params, inner);
             };
         }
-        const Role required = role.value_or(std::string_view(method) == "GET" ? Role::kViewer
-                                                                                : Role::kOperator);
+        const Role required =
+            role.value_or(std::string_view(method) == "GET" ? Role::kViewer : Role::kOperator);
         router.add(Route{method, pattern, execution, std::move(h), required});
     };
     constexpr auto kBlocking = Execution::kBlocking;

@@ -27,7 +27,7 @@ namespace pythmata::app {
 /// Thread-safe. The store, cache, telemetry and clock must outlive the catalog. Blocking: calls
 /// go to the store and the cache synchronously.
 class DefinitionCatalog final : public DefinitionService {
-public:
+  public:
     static constexpr const char* kInvalidationChannel = "pythmata:definitions:invalidate";
 
     /// `remote` may be null (no Redis configured). Subscribes to invalidations when given.
@@ -53,7 +53,7 @@ public:
     /// serving; the observer must outlive the catalog or be reset to null first.
     void set_deploy_observer(DeployObserver* observer) { observer_ = observer; }
 
-private:
+  private:
     struct LatestEntry {
         std::shared_ptr<const DefinitionRecord> record;
         TimePoint expires_at;

@@ -13,14 +13,15 @@ namespace pythmata::app {
 /// What a client sends to deploy: the document, and for PUT /processes/{key} the key it must hold.
 struct DeployRequest {
     std::string bpmn_xml;
-    std::optional<std::string> name;          ///< overrides the first process's name
-    std::optional<std::string> required_key;  ///< PUT: 409 PROCESS_KEY_MISMATCH unless the document holds it
+    std::optional<std::string> name;  ///< overrides the first process's name
+    std::optional<std::string>
+        required_key;  ///< PUT: 409 PROCESS_KEY_MISMATCH unless the document holds it
 };
 
 struct DeployResult {
-    DefinitionRecord primary;                  ///< the first executable process, with bpmn_xml
-    std::vector<DefinitionRecord> deployed;    ///< every executable process (key, version, id)
-    bool created = false;                      ///< false: identical to the latest version (200, not 201)
+    DefinitionRecord primary;                ///< the first executable process, with bpmn_xml
+    std::vector<DefinitionRecord> deployed;  ///< every executable process (key, version, id)
+    bool created = false;  ///< false: identical to the latest version (200, not 201)
 };
 
 /// The definitions use cases (API.md, "Process definitions"). Blocking calls: run them off the
@@ -28,15 +29,15 @@ struct DeployResult {
 /// PROCESS_VERSION_NOT_FOUND (404), PROCESS_KEY_MISMATCH, PROCESS_HAS_INSTANCES (409),
 /// BPMN_TOO_LARGE (413), and the store's DB_UNAVAILABLE / DB_POOL_TIMEOUT (503).
 class DefinitionService {
-public:
+  public:
     virtual ~DefinitionService() = default;
 
     [[nodiscard]] virtual Result<DeployResult> deploy(DeployRequest request) = 0;
     [[nodiscard]] virtual Result<PageResult<DefinitionRecord>> list(const DefinitionFilter& filter,
                                                                     const PageRequest& page) = 0;
     [[nodiscard]] virtual Result<DefinitionRecord> latest(const std::string& key) = 0;
-    [[nodiscard]] virtual Result<PageResult<DefinitionRecord>> versions(const std::string& key,
-                                                                        const PageRequest& page) = 0;
+    [[nodiscard]] virtual Result<PageResult<DefinitionRecord>> versions(
+        const std::string& key, const PageRequest& page) = 0;
     [[nodiscard]] virtual Result<DefinitionRecord> version(const std::string& key, int version) = 0;
     [[nodiscard]] virtual Status remove(const std::string& key, bool cascade) = 0;
 };

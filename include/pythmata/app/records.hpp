@@ -11,12 +11,13 @@ namespace pythmata::app {
 
 /// A stored process definition: one version of one process key.
 struct DefinitionRecord {
-    std::string id;        ///< UUID
-    std::string key;       ///< the BPMN process id
+    std::string id;   ///< UUID
+    std::string key;  ///< the BPMN process id
     std::string name;
-    int version = 0;       ///< 1, 2, ... per key
-    std::string bpmn_xml;  ///< the whole document it was deployed in; may be left empty by list queries
-    std::string hash;      ///< SHA-256 (hex) of the document, to detect identical redeploys
+    int version = 0;  ///< 1, 2, ... per key
+    std::string
+        bpmn_xml;      ///< the whole document it was deployed in; may be left empty by list queries
+    std::string hash;  ///< SHA-256 (hex) of the document, to detect identical redeploys
     TimePoint created_at;
 };
 
@@ -34,8 +35,8 @@ struct DeployedDefinition {
 };
 
 struct PageRequest {
-    int page = 1;          ///< from 1
-    int page_size = 20;    ///< 1..1000
+    int page = 1;        ///< from 1
+    int page_size = 20;  ///< 1..1000
 };
 
 template <typename T>

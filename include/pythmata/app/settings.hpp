@@ -13,83 +13,95 @@ namespace pythmata::app {
 /// in the comments). Each part of the program receives only its own section.
 
 struct HttpSettings {
-    std::string host = "127.0.0.1";                    ///< http_host
-    std::uint16_t port = 8000;                          ///< http_port (0 = any free port)
-    unsigned threads = 0;                               ///< http_threads (0 = hardware threads)
-    std::size_t max_body_size = 16u << 20;              ///< max_body_size, bytes
-    std::size_t max_header_size = 16u << 10;            ///< max_header_size, bytes
-    std::chrono::milliseconds read_timeout{30'000};     ///< http_read_timeout_ms
-    std::chrono::milliseconds idle_timeout{60'000};     ///< http_idle_timeout_ms (keep-alive)
-    std::chrono::milliseconds request_timeout{30'000};  ///< http_request_timeout_ms
-    std::size_t max_connections = 10'000;               ///< http_max_connections
-    std::chrono::milliseconds shutdown_timeout{10'000}; ///< shutdown_timeout_ms
-    std::size_t gzip_min_size = 1024;                   ///< gzip_min_size, bytes (0 = never)
-    unsigned blocking_threads = 0;                      ///< blocking_threads (0 = max(128, pool + overflow, batch * workers))
-    std::size_t max_queued_requests = 4096;             ///< http_max_queued_requests (beyond: 503 OVERLOADED)
-    std::size_t ws_max_queued_events = 1024;            ///< ws_max_queued_events: per WebSocket; beyond it the slow client is closed
+    std::string host = "127.0.0.1";                      ///< http_host
+    std::uint16_t port = 8000;                           ///< http_port (0 = any free port)
+    unsigned threads = 0;                                ///< http_threads (0 = hardware threads)
+    std::size_t max_body_size = 16u << 20;               ///< max_body_size, bytes
+    std::size_t max_header_size = 16u << 10;             ///< max_header_size, bytes
+    std::chrono::milliseconds read_timeout{30'000};      ///< http_read_timeout_ms
+    std::chrono::milliseconds idle_timeout{60'000};      ///< http_idle_timeout_ms (keep-alive)
+    std::chrono::milliseconds request_timeout{30'000};   ///< http_request_timeout_ms
+    std::size_t max_connections = 10'000;                ///< http_max_connections
+    std::chrono::milliseconds shutdown_timeout{10'000};  ///< shutdown_timeout_ms
+    std::size_t gzip_min_size = 1024;                    ///< gzip_min_size, bytes (0 = never)
+    unsigned blocking_threads =
+        0;  ///< blocking_threads (0 = max(128, pool + overflow, batch * workers))
+    std::size_t max_queued_requests = 4096;  ///< http_max_queued_requests (beyond: 503 OVERLOADED)
+    std::size_t ws_max_queued_events =
+        1024;  ///< ws_max_queued_events: per WebSocket; beyond it the slow client is closed
     // Auth (off while api_keys, jwt_hs256_secret and jwt_rs256_public_key_file are all empty).
-    std::string api_keys;                               ///< api_keys: "role:key" entries, comma-separated (TOML: string or array of strings); secret
-    std::string jwt_hs256_secret;                       ///< jwt_hs256_secret: HS256 key; secret
-    std::string jwt_rs256_public_key_file;              ///< jwt_rs256_public_key_file: PEM public key for RS256
-    std::string jwt_issuer;                             ///< jwt_issuer: required "iss" (empty = not checked)
-    std::string jwt_audience;                           ///< jwt_audience: required in "aud" (empty = not checked)
-    std::int64_t jwt_leeway_seconds = 60;               ///< jwt_leeway_seconds: clock skew allowed for exp/nbf
-    std::string jwt_role_claim = "role";                ///< jwt_role_claim: claim holding admin|operator|viewer
-    bool auth_open_ops = true;                          ///< auth_open_ops: /health, /health/ready, /metrics need no token
-    bool allow_unauthenticated = false;                 ///< allow_unauthenticated: permit a non-loopback http_host with auth off
+    std::string api_keys;  ///< api_keys: "role:key" entries, comma-separated (TOML: string or array
+                           ///< of strings); secret
+    std::string jwt_hs256_secret;           ///< jwt_hs256_secret: HS256 key; secret
+    std::string jwt_rs256_public_key_file;  ///< jwt_rs256_public_key_file: PEM public key for RS256
+    std::string jwt_issuer;                 ///< jwt_issuer: required "iss" (empty = not checked)
+    std::string jwt_audience;  ///< jwt_audience: required in "aud" (empty = not checked)
+    std::int64_t jwt_leeway_seconds = 60;  ///< jwt_leeway_seconds: clock skew allowed for exp/nbf
+    std::string jwt_role_claim = "role";   ///< jwt_role_claim: claim holding admin|operator|viewer
+    bool auth_open_ops = true;  ///< auth_open_ops: /health, /health/ready, /metrics need no token
+    bool allow_unauthenticated =
+        false;  ///< allow_unauthenticated: permit a non-loopback http_host with auth off
 };
 
 struct DbSettings {
-    std::string url = "sqlite://./var/pythmata.db";    ///< db_url: sqlite://PATH or postgresql://...
-    unsigned pool_size = 10;                            ///< db_pool_size
-    unsigned max_overflow = 10;                         ///< db_max_overflow
-    std::chrono::milliseconds pool_timeout{5'000};      ///< db_pool_timeout (seconds, fractions allowed)
-    std::chrono::milliseconds statement_timeout{30'000};///< db_statement_timeout_ms
-    std::chrono::milliseconds connect_timeout{3'000};   ///< db_connect_timeout_ms
+    std::string url = "sqlite://./var/pythmata.db";  ///< db_url: sqlite://PATH or postgresql://...
+    unsigned pool_size = 10;                         ///< db_pool_size
+    unsigned max_overflow = 10;                      ///< db_max_overflow
+    std::chrono::milliseconds pool_timeout{
+        5'000};  ///< db_pool_timeout (seconds, fractions allowed)
+    std::chrono::milliseconds statement_timeout{30'000};  ///< db_statement_timeout_ms
+    std::chrono::milliseconds connect_timeout{3'000};     ///< db_connect_timeout_ms
     /// db_overflow_idle_ms: overflow connections (beyond db_pool_size) stay open this long while
     /// the pool keeps more than db_pool_size idle; 0 = close them as soon as they are returned.
     std::chrono::milliseconds overflow_idle{30'000};
 };
 
 struct CacheSettings {
-    std::string redis_url;                              ///< redis_url (empty = L1 only)
-    unsigned redis_pool_size = 4;                       ///< redis_pool_size
-    std::chrono::seconds definition_ttl{300};           ///< definition_cache_ttl (seconds)
-    std::chrono::milliseconds redis_timeout{200};       ///< redis_timeout_ms
-    std::size_t l1_max_entries = 1024;                  ///< definition_cache_max_entries
+    std::string redis_url;                         ///< redis_url (empty = L1 only)
+    unsigned redis_pool_size = 4;                  ///< redis_pool_size
+    std::chrono::seconds definition_ttl{300};      ///< definition_cache_ttl (seconds)
+    std::chrono::milliseconds redis_timeout{200};  ///< redis_timeout_ms
+    std::size_t l1_max_entries = 1024;             ///< definition_cache_max_entries
 };
 
 struct EngineSettings {
-    unsigned token_batch_size = 100;                    ///< token_batch_size
-    unsigned max_parallel_tokens = 50;                  ///< max_parallel_tokens
-    std::chrono::milliseconds state_check_interval{5'000};  ///< state_check_interval (seconds, fractions allowed)
-    std::size_t max_variable_size = 1u << 20;           ///< max_variable_size, bytes
-    std::size_t max_total_variables = 10u << 20;        ///< max_total_variables, bytes per instance
-    std::size_t max_tokens_per_instance = 10'000;       ///< max_tokens_per_instance
-    std::size_t max_steps_per_event = 100'000;          ///< max_steps_per_event
-    unsigned max_call_depth = 32;                       ///< max_call_depth
-    std::size_t max_bpmn_size = 10u << 20;              ///< max_bpmn_size, bytes
-    std::size_t max_bpmn_elements = 100'000;            ///< max_bpmn_elements
-    std::uint64_t script_max_instructions = 10'000'000; ///< script_max_instructions
-    std::size_t script_max_memory = 32u << 20;          ///< script_max_memory, bytes
-    std::chrono::milliseconds script_timeout{1'000};    ///< script_timeout_ms
-    std::string history_level = "activity";             ///< history_level: none | activity | full
-    bool clock_control = false;                         ///< clock_control
-    std::size_t queue_capacity = 10'000;                ///< engine_queue_capacity
-    unsigned workers = 2;                               ///< engine_workers: engine threads (instances sharded by id)
-    std::chrono::milliseconds max_job_wait{20'000};     ///< max_job_wait_ms: cap of POST /jobs/activate wait_ms
-    std::chrono::milliseconds timer_lock{60'000};       ///< timer_lock_ms: lock on an acquired timer until it fired
-    std::size_t state_cache_entries = 10'000;           ///< instance_state_cache: recent states kept in memory
-    std::chrono::seconds idempotency_retention{86'400}; ///< idempotency_retention (seconds)
-    unsigned history_retention_days = 0;                ///< history_retention_days: ended instances and their history kept this long (0 = forever)
-    std::size_t retention_batch_size = 1000;            ///< retention_batch_size: ended instances deleted per transaction
-    std::chrono::milliseconds maintenance_interval{30'000}; ///< maintenance_interval (seconds, fractions allowed): housekeeping pass period
+    unsigned token_batch_size = 100;    ///< token_batch_size
+    unsigned max_parallel_tokens = 50;  ///< max_parallel_tokens
+    std::chrono::milliseconds state_check_interval{
+        5'000};  ///< state_check_interval (seconds, fractions allowed)
+    std::size_t max_variable_size = 1u << 20;      ///< max_variable_size, bytes
+    std::size_t max_total_variables = 10u << 20;   ///< max_total_variables, bytes per instance
+    std::size_t max_tokens_per_instance = 10'000;  ///< max_tokens_per_instance
+    std::size_t max_steps_per_event = 100'000;     ///< max_steps_per_event
+    unsigned max_call_depth = 32;                  ///< max_call_depth
+    std::size_t max_bpmn_size = 10u << 20;         ///< max_bpmn_size, bytes
+    std::size_t max_bpmn_elements = 100'000;       ///< max_bpmn_elements
+    std::uint64_t script_max_instructions = 10'000'000;  ///< script_max_instructions
+    std::size_t script_max_memory = 32u << 20;           ///< script_max_memory, bytes
+    std::chrono::milliseconds script_timeout{1'000};     ///< script_timeout_ms
+    std::string history_level = "activity";              ///< history_level: none | activity | full
+    bool clock_control = false;                          ///< clock_control
+    std::size_t queue_capacity = 10'000;                 ///< engine_queue_capacity
+    unsigned workers = 2;  ///< engine_workers: engine threads (instances sharded by id)
+    std::chrono::milliseconds max_job_wait{
+        20'000};  ///< max_job_wait_ms: cap of POST /jobs/activate wait_ms
+    std::chrono::milliseconds timer_lock{
+        60'000};  ///< timer_lock_ms: lock on an acquired timer until it fired
+    std::size_t state_cache_entries =
+        10'000;  ///< instance_state_cache: recent states kept in memory
+    std::chrono::seconds idempotency_retention{86'400};  ///< idempotency_retention (seconds)
+    unsigned history_retention_days = 0;  ///< history_retention_days: ended instances and their
+                                          ///< history kept this long (0 = forever)
+    std::size_t retention_batch_size =
+        1000;  ///< retention_batch_size: ended instances deleted per transaction
+    std::chrono::milliseconds maintenance_interval{
+        30'000};  ///< maintenance_interval (seconds, fractions allowed): housekeeping pass period
 };
 
 struct LogSettings {
-    std::string level = "info";                         ///< log_level: trace|debug|info|warn|error|off
-    std::string format = "text";                        ///< log_format: text | json
-    bool access_log = true;                             ///< access_log
+    std::string level = "info";   ///< log_level: trace|debug|info|warn|error|off
+    std::string format = "text";  ///< log_format: text | json
+    bool access_log = true;       ///< access_log
 };
 
 struct Settings {

@@ -6,7 +6,7 @@ namespace pythmata::app {
 
 /// The real wall clock (std::chrono::system_clock), millisecond resolution.
 class SystemClock final : public Clock {
-public:
+  public:
     [[nodiscard]] TimePoint now() const override;
 };
 

@@ -10,17 +10,17 @@ namespace pythmata {
 /// What went wrong, independent of any protocol. The http layer maps a kind to a status code in
 /// exactly one function (http/error_mapping); nothing else decides statuses.
 enum class ErrorKind {
-    kInvalidArgument,  ///< 400: malformed request (bad JSON, bad parameter)
-    kUnauthorized,     ///< 401
-    kForbidden,        ///< 403
-    kNotFound,         ///< 404: unknown resource
-    kConflict,         ///< 409: state conflict
-    kTooLarge,         ///< 413: body or variables over a limit
-    kUnsupportedMedia, ///< 415
-    kInvalid,          ///< 422: invalid BPMN, expression or variables
-    kOverloaded,       ///< 503 OVERLOADED (queue full), with Retry-After
-    kUnavailable,      ///< 503: a dependency is down (DB_UNAVAILABLE, DB_POOL_TIMEOUT), Retry-After
-    kInternal,         ///< 500: a bug; details go to the log, never to the client
+    kInvalidArgument,   ///< 400: malformed request (bad JSON, bad parameter)
+    kUnauthorized,      ///< 401
+    kForbidden,         ///< 403
+    kNotFound,          ///< 404: unknown resource
+    kConflict,          ///< 409: state conflict
+    kTooLarge,          ///< 413: body or variables over a limit
+    kUnsupportedMedia,  ///< 415
+    kInvalid,           ///< 422: invalid BPMN, expression or variables
+    kOverloaded,        ///< 503 OVERLOADED (queue full), with Retry-After
+    kUnavailable,  ///< 503: a dependency is down (DB_UNAVAILABLE, DB_POOL_TIMEOUT), Retry-After
+    kInternal,     ///< 500: a bug; details go to the log, never to the client
 };
 
 /// An expected failure as a value. `code` is the stable UPPER_SNAKE code of API.md
@@ -50,11 +50,12 @@ struct Error {
     }
     [[nodiscard]] static Error invalid(std::string code, std::string message,
                                        nlohmann::json context = nlohmann::json::object()) {
-        return {ErrorKind::kInvalid, std::move(code), std::move(message), std::move(context), {}, 1};
+        return {
+            ErrorKind::kInvalid, std::move(code), std::move(message), std::move(context), {}, 1};
     }
     [[nodiscard]] static Error unavailable(std::string code, std::string message,
                                            std::string internal = {}, int retry_after = 1) {
-        return {ErrorKind::kUnavailable, std::move(code),         std::move(message), {},
+        return {ErrorKind::kUnavailable, std::move(code), std::move(message), {},
                 std::move(internal),     retry_after};
     }
     [[nodiscard]] static Error overloaded(std::string message, int retry_after = 1) {

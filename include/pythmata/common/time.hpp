@@ -20,7 +20,11 @@ using TimePoint = std::chrono::sys_time<Millis>;
 /// `+hh:mm` / `-hh:mm` offset; a date alone (`2026-11-28`) is midnight UTC. nullopt when malformed.
 [[nodiscard]] std::optional<TimePoint> parse_rfc3339(std::string_view text);
 
-[[nodiscard]] inline std::int64_t to_epoch_ms(TimePoint t) { return t.time_since_epoch().count(); }
-[[nodiscard]] inline TimePoint from_epoch_ms(std::int64_t ms) { return TimePoint{Millis{ms}}; }
+[[nodiscard]] inline std::int64_t to_epoch_ms(TimePoint t) {
+    return t.time_since_epoch().count();
+}
+[[nodiscard]] inline TimePoint from_epoch_ms(std::int64_t ms) {
+    return TimePoint{Millis{ms}};
+}
 
 }  // namespace pythmata

@@ -12,7 +12,7 @@ namespace pythmata::fakes {
 /// An in-memory DefinitionStore with the port's semantics, for app tests. `unavailable` makes
 /// every call fail with DB_UNAVAILABLE; `calls` counts calls, to see what the cache saved.
 class FakeDefinitionStore final : public app::DefinitionStore {
-public:
+  public:
     bool unavailable = false;
     int calls = 0;
     std::int64_t unfinished_instances = 0;
@@ -30,8 +30,9 @@ public:
                 out.push_back({versions.back(), false});
                 continue;
             }
-            app::DefinitionRecord r{new_uuid(), d.key, d.name, static_cast<int>(versions.size()) + 1,
-                                    d.bpmn_xml, d.hash, now};
+            app::DefinitionRecord r{
+                new_uuid(), d.key,  d.name, static_cast<int>(versions.size()) + 1,
+                d.bpmn_xml, d.hash, now};
             versions.push_back(r);
             out.push_back({r, true});
         }
@@ -73,8 +74,8 @@ public:
         }
         return std::optional<app::DefinitionRecord>{};
     }
-    Result<app::PageResult<app::DefinitionRecord>> list_latest(const app::DefinitionFilter& f,
-                                                               const app::PageRequest& page) override {
+    Result<app::PageResult<app::DefinitionRecord>> list_latest(
+        const app::DefinitionFilter& f, const app::PageRequest& page) override {
         std::lock_guard lock(mutex_);
         if (auto e = check()) {
             return *e;
@@ -121,7 +122,7 @@ public:
         return n;
     }
 
-private:
+  private:
     std::optional<Error> check() {
         ++calls;
         if (unavailable) {

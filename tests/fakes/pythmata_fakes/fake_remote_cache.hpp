@@ -14,7 +14,7 @@ namespace pythmata::fakes {
 /// An in-memory RemoteCache; several FakeRemoteCache objects sharing one Hub behave like replicas
 /// on one Redis. `down` makes it behave like an unreachable Redis (misses, dropped writes).
 class FakeRemoteCache final : public app::RemoteCache {
-public:
+  public:
     struct Hub {
         std::mutex mutex;
         std::map<std::string, std::pair<std::string, std::chrono::seconds>> values;
@@ -75,7 +75,7 @@ public:
         return {};
     }
 
-private:
+  private:
     Hub& hub_;
 };
 

@@ -12,7 +12,8 @@ namespace {
 std::string two_step_process(const std::string& id, const std::string& name = "Order") {
     return R"(<?xml version="1.0" encoding="UTF-8"?>
 <definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d1" targetNamespace="t">
-  <process id=")" + id + R"(" name=")" + name + R"(" isExecutable="true">
+  <process id=")" +
+           id + R"(" name=")" + name + R"(" isExecutable="true">
     <startEvent id="start"/>
     <userTask id="approve" name="Approve"/>
     <endEvent id="end"/>
@@ -23,7 +24,7 @@ std::string two_step_process(const std::string& id, const std::string& name = "O
 }
 
 class DefinitionCatalogTest : public ::testing::Test {
-protected:
+  protected:
     fakes::FakeDefinitionStore store;
     fakes::FakeRemoteCache::Hub hub;
     fakes::FakeRemoteCache remote{hub};
@@ -61,7 +62,8 @@ TEST_F(DefinitionCatalogTest, IdenticalRedeployReturnsTheLatestVersion) {
 
 TEST_F(DefinitionCatalogTest, InvalidDocumentIs422WithElementErrors) {
     auto catalog = make(nullptr);
-    const std::string dangling = R"(<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL">
+    const std::string dangling =
+        R"(<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL">
   <process id="P" isExecutable="true"><startEvent id="s"/>
   <sequenceFlow id="f" sourceRef="s" targetRef="nowhere"/></process></definitions>)";
     auto r = catalog.deploy({dangling, {}, {}});
@@ -183,7 +185,6 @@ TEST_F(DefinitionCatalogTest, DeleteRefusesWhileInstancesRunUnlessCascade) {
     EXPECT_EQ(catalog.remove("P", true).error().code, "PROCESS_NOT_FOUND");
 }
 
-
 TEST_F(DefinitionCatalogTest, ConditionThatDoesNotCompileIs422NamingTheFlow) {
     auto catalog = make(nullptr);
     const std::string bad = R"(<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -198,7 +199,8 @@ TEST_F(DefinitionCatalogTest, ConditionThatDoesNotCompileIs422NamingTheFlow) {
     auto r = catalog.deploy({bad, {}, {}});
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, "INVALID_BPMN");
-    EXPECT_NE(r.error().context.dump().find("bad_flow"), std::string::npos) << r.error().context.dump();
+    EXPECT_NE(r.error().context.dump().find("bad_flow"), std::string::npos)
+        << r.error().context.dump();
     EXPECT_EQ(store.calls, 0);
 }
 

@@ -6,7 +6,7 @@ namespace pythmata::app {
 
 /// The one source of "now" for the use cases. Thread-safe.
 class Clock {
-public:
+  public:
     virtual ~Clock() = default;
     [[nodiscard]] virtual TimePoint now() const = 0;
 };

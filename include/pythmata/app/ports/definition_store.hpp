@@ -14,7 +14,7 @@ namespace pythmata::app {
 /// never on I/O threads. Thread-safe. Failures are values: DB_UNAVAILABLE, DB_POOL_TIMEOUT
 /// (ErrorKind::kUnavailable, with retry_after_seconds), never vendor exceptions.
 class DefinitionStore {
-public:
+  public:
     virtual ~DefinitionStore() = default;
 
     /// Deploys every definition of one document in one transaction: for each key, when `hash`
@@ -25,7 +25,8 @@ public:
         const std::vector<NewDefinition>& definitions, TimePoint now) = 0;
 
     /// The latest version of `key`, with bpmn_xml; nullopt when the key is unknown.
-    [[nodiscard]] virtual Result<std::optional<DefinitionRecord>> latest(const std::string& key) = 0;
+    [[nodiscard]] virtual Result<std::optional<DefinitionRecord>> latest(
+        const std::string& key) = 0;
     /// Version `version` of `key`, with bpmn_xml.
     [[nodiscard]] virtual Result<std::optional<DefinitionRecord>> version(const std::string& key,
                                                                           int version) = 0;
@@ -36,11 +37,12 @@ public:
     [[nodiscard]] virtual Result<PageResult<DefinitionRecord>> list_latest(
         const DefinitionFilter& filter, const PageRequest& page) = 0;
     /// Every version of `key`, newest first, without bpmn_xml.
-    [[nodiscard]] virtual Result<PageResult<DefinitionRecord>> versions(const std::string& key,
-                                                                        const PageRequest& page) = 0;
+    [[nodiscard]] virtual Result<PageResult<DefinitionRecord>> versions(
+        const std::string& key, const PageRequest& page) = 0;
 
     /// Instances of any version of `key` that have not ended (RUNNING, SUSPENDED, ERROR).
-    [[nodiscard]] virtual Result<std::int64_t> count_unfinished_instances(const std::string& key) = 0;
+    [[nodiscard]] virtual Result<std::int64_t> count_unfinished_instances(
+        const std::string& key) = 0;
     /// Deletes every version of `key`, and with `cascade` every instance of it with its tasks,
     /// jobs, timers, subscriptions, incidents and history, in one transaction. Returns how many
     /// versions were deleted (0: unknown key).
@@ -49,7 +51,7 @@ public:
 
 /// Liveness of a dependency, for /health/ready.
 class HealthCheck {
-public:
+  public:
     virtual ~HealthCheck() = default;
     /// Empty when reachable; else a short reason. Must answer within about a second.
     [[nodiscard]] virtual Status ping() = 0;

@@ -15,7 +15,7 @@ namespace pythmata::app {
 /// dropped, so lookups fall back to the store. Implementations reconnect by themselves and never
 /// block a caller longer than their configured timeout. Thread-safe.
 class RemoteCache {
-public:
+  public:
     virtual ~RemoteCache() = default;
 
     [[nodiscard]] virtual std::optional<std::string> get(std::string_view key) = 0;
@@ -24,7 +24,8 @@ public:
     /// Broadcasts `message` to every subscriber of `channel` (all replicas, this one included).
     virtual void publish(std::string_view channel, std::string_view message) = 0;
     /// Calls `on_message` (on a background thread owned by the cache) for each message on
-    /// `channel`, resubscribing after reconnects. Call before traffic starts; at most once per channel.
+    /// `channel`, resubscribing after reconnects. Call before traffic starts; at most once per
+    /// channel.
     virtual void subscribe(std::string channel,
                            std::function<void(std::string_view message)> on_message) = 0;
     /// OK when the cache answers a PING now.

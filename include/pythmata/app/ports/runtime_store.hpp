@@ -52,8 +52,9 @@ enum class WaitRowKind : std::uint8_t { kUserTask, kJob, kTimer, kMessage, kSign
 struct WaitRow {
     std::string id;  ///< UUID: the task / job / timer / subscription id clients see
     WaitRowKind kind = WaitRowKind::kUserTask;
-    std::string instance_id;                   ///< empty for start-event rows
-    std::optional<std::string> definition_id;  ///< start-event rows (and jobs/timers: the instance's definition)
+    std::string instance_id;  ///< empty for start-event rows
+    std::optional<std::string>
+        definition_id;  ///< start-event rows (and jobs/timers: the instance's definition)
     std::uint64_t wait_id = 0;
     std::string element_id;
     std::string name;  ///< task name / message name / signal name / job type / timer: element name
@@ -61,7 +62,8 @@ struct WaitRow {
     std::optional<std::string> assignee;
     std::vector<std::string> candidate_groups;
     std::optional<TimePoint> due_at;  ///< task due date; timers and jobs: when due (jobs: now)
-    // Timers: firings left after the next one (-1 unbounded, 0 none); the repeat text for GET /timers.
+    // Timers: firings left after the next one (-1 unbounded, 0 none); the repeat text for GET
+    // /timers.
     std::int64_t repeat = 0;
     // Jobs.
     int retries = 3;
@@ -71,7 +73,13 @@ struct WaitRow {
     TimePoint created_at{};
 };
 
-enum class HistoryEventKind : std::uint8_t { kStarted, kCompleted, kCancelled, kTerminated, kFailed };
+enum class HistoryEventKind : std::uint8_t {
+    kStarted,
+    kCompleted,
+    kCancelled,
+    kTerminated,
+    kFailed
+};
 
 struct HistoryRow {
     std::string instance_id;
@@ -98,7 +106,7 @@ struct IncidentRow {
 /// Everything one instance's command(s) changed, written in the batch's transaction.
 struct InstanceWrite {
     InstanceRow instance;  ///< the full new row (state included)
-    bool insert = false;   ///< true: a new instance; false: update where version == expected_version
+    bool insert = false;  ///< true: a new instance; false: update where version == expected_version
     std::int64_t expected_version = 0;
     /// Waits, history and incident rows with an empty instance_id belong to `instance`. An update
     /// rewrites business_key, status, variables, state, active_elements, updated_at, ended_at.
@@ -193,7 +201,7 @@ struct JobRow {
 /// A subscription that matched a message or signal.
 struct SubscriptionRow {
     std::string id;
-    std::string instance_id;                   ///< empty: a start event of definition_id
+    std::string instance_id;  ///< empty: a start event of definition_id
     std::optional<std::string> definition_id;
     std::uint64_t wait_id = 0;
     std::string element_id;
@@ -217,8 +225,9 @@ struct RetentionResult {
 
 /// Outcome of claiming an Idempotency-Key before running the request.
 struct IdempotencyClaim {
-    bool claimed = false;                     ///< true: first use; run the request
-    std::optional<IdempotencyRecord> stored;  ///< false: the first request's record (status 0 = still in flight)
+    bool claimed = false;  ///< true: first use; run the request
+    std::optional<IdempotencyRecord>
+        stored;  ///< false: the first request's record (status 0 = still in flight)
 };
 
 /// Runtime storage of instances and everything that waits. Implemented by store/sqlite and
@@ -236,8 +245,8 @@ class RuntimeStore {
     [[nodiscard]] virtual Result<std::optional<InstanceRow>> instance(const std::string& id,
                                                                       bool with_state) = 0;
     /// Newest first, without state.
-    [[nodiscard]] virtual Result<PageResult<InstanceRow>> list_instances(const InstanceFilter& filter,
-                                                                         const PageRequest& page) = 0;
+    [[nodiscard]] virtual Result<PageResult<InstanceRow>> list_instances(
+        const InstanceFilter& filter, const PageRequest& page) = 0;
     /// Ids of every RUNNING / SUSPENDED / ERROR instance of `process_key` (for DELETE cascade).
     [[nodiscard]] virtual Result<std::vector<std::string>> unfinished_instances(
         const std::string& process_key) = 0;
@@ -253,7 +262,8 @@ class RuntimeStore {
     /// key), else a message start event of the latest version of a definition.
     [[nodiscard]] virtual Result<std::optional<SubscriptionRow>> find_message_subscription(
         const std::string& name, const std::optional<std::string>& correlation_key) = 0;
-    /// Every instance subscription and every start event (latest definition versions) of signal `name`.
+    /// Every instance subscription and every start event (latest definition versions) of signal
+    /// `name`.
     [[nodiscard]] virtual Result<std::vector<SubscriptionRow>> signal_subscriptions(
         const std::string& name) = 0;
 
@@ -284,8 +294,8 @@ class RuntimeStore {
         const std::optional<std::string>& instance_id) = 0;
 
     [[nodiscard]] virtual Result<std::optional<IncidentRow>> incident(const std::string& id) = 0;
-    [[nodiscard]] virtual Result<PageResult<IncidentRow>> list_incidents(const IncidentFilter& filter,
-                                                                         const PageRequest& page) = 0;
+    [[nodiscard]] virtual Result<PageResult<IncidentRow>> list_incidents(
+        const IncidentFilter& filter, const PageRequest& page) = 0;
     /// History of one instance in the order it happened.
     [[nodiscard]] virtual Result<PageResult<HistoryRow>> history(const std::string& instance_id,
                                                                  const PageRequest& page) = 0;
