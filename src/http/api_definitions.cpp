@@ -49,9 +49,9 @@ Response Api::deploy_document(const Request& request, std::optional<std::string>
     app::DeployRequest deploy;
     deploy.required_key = std::move(required_key);
     const auto type = request.header("Content-Type");
-    const bool looks_xml = !request.body.empty() &&
-                           request.body.find_first_not_of(" \t\r\n") != std::string::npos &&
-                           request.body[request.body.find_first_not_of(" \t\r\n")] == '<';
+    // Without a Content-Type, a body whose first non-blank character is '<' is taken as XML.
+    const auto first = request.body.find_first_not_of(" \t\r\n");
+    const bool looks_xml = first != std::string::npos && request.body[first] == '<';
     if ((type && is_xml_type(*type)) || (!type && looks_xml)) {
         deploy.bpmn_xml = request.body;
     } else {

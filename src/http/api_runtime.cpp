@@ -191,11 +191,10 @@ Response Api::idempotent(const Request& request, const PathParams& params, const
     Response response = inner(request, params);
     if (response.status >= 500) {
         (void)idempotency_->abandon(std::string(*key));
-    } else if (auto finished =
-                   idempotency_->finish(std::string(*key), hash, {response.status, response.body});
-               !finished) {
-        // The request took effect; only its replay record is missing. The key stays in flight
-        // (duplicates get 409, never a second run) until the retention window ends.
+    } else {
+        // If recording the answer fails, the request has still taken effect: the key stays in
+        // flight (duplicates get 409, never a second run) until the retention window ends.
+        (void)idempotency_->finish(std::string(*key), hash, {response.status, response.body});
     }
     return response;
 }

@@ -16,10 +16,14 @@ int status_for(ErrorKind kind) {
             return 403;
         case ErrorKind::kNotFound:
             return 404;
+        case ErrorKind::kMethodNotAllowed:
+            return 405;
         case ErrorKind::kConflict:
             return 409;
         case ErrorKind::kTooLarge:
             return 413;
+        case ErrorKind::kHeadersTooLarge:
+            return 431;
         case ErrorKind::kUnsupportedMedia:
             return 415;
         case ErrorKind::kInvalid:
@@ -36,12 +40,6 @@ int status_for(ErrorKind kind) {
 Response error_response(const Error& error) {
     Response response;
     response.status = status_for(error.kind);
-    // 405 is the one status that is not a kind of failure of the resource: the router's value.
-    if (error.code == "METHOD_NOT_ALLOWED")
-        response.status = 405;
-    // Oversized request headers: 431 (RFC 6585), not the 413 of an oversized body.
-    if (error.code == "HEADERS_TOO_LARGE")
-        response.status = 431;
     const bool internal = error.kind == ErrorKind::kInternal;
     nlohmann::json body = {
         {"detail", internal ? std::string{"internal error"} : error.message},

@@ -76,9 +76,6 @@ Result<Match> Router::match(std::string_view method, std::string_view path) cons
             if (std::find(allowed.begin(), allowed.end(), routes_[i].method) == allowed.end()) {
                 allowed.push_back(routes_[i].method);
             }
-            // A method mismatch on a more literal template still shapes the 405 answer below.
-            if (best == nullptr && score > best_score)
-                best_score = score;
             continue;
         }
         if (best == nullptr || score > best_score) {
@@ -93,7 +90,7 @@ Result<Match> Router::match(std::string_view method, std::string_view path) cons
                 allowed.emplace_back("HEAD");
             }
             std::sort(allowed.begin(), allowed.end());
-            Error error{ErrorKind::kInvalidArgument,
+            Error error{ErrorKind::kMethodNotAllowed,
                         "METHOD_NOT_ALLOWED",
                         "method " + std::string(method) + " is not allowed on this path",
                         {},

@@ -437,6 +437,7 @@ struct Server::Impl {
                                                    "the request headers are larger than " +
                                                        std::to_string(settings.max_header_size) +
                                                        " bytes (max_header_size)");
+                    error.kind = ErrorKind::kHeadersTooLarge;
                     co_await reject(*connection, error, 11, "headers_too_large");
                 } else if (ec != beast::error::timeout && ec != bhttp::error::end_of_stream &&
                            ec != asio::error::operation_aborted &&

@@ -14,8 +14,10 @@ enum class ErrorKind {
     kUnauthorized,      ///< 401
     kForbidden,         ///< 403
     kNotFound,          ///< 404: unknown resource
+    kMethodNotAllowed,  ///< 405: the path exists, the method does not (context.allow)
     kConflict,          ///< 409: state conflict
     kTooLarge,          ///< 413: body or variables over a limit
+    kHeadersTooLarge,   ///< 431: request headers over max_header_size
     kUnsupportedMedia,  ///< 415
     kInvalid,           ///< 422: invalid BPMN, expression or variables
     kOverloaded,        ///< 503 OVERLOADED (queue full), with Retry-After

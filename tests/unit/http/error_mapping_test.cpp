@@ -48,12 +48,14 @@ TEST(ErrorMapping, InternalErrorHidesItsDetails) {
 }
 
 TEST(ErrorMapping, OversizedHeadersAre431) {
-    EXPECT_EQ(error_response(Error::too_large("HEADERS_TOO_LARGE", "big")).status, 431);
+    Error headers = Error::too_large("HEADERS_TOO_LARGE", "big");
+    headers.kind = ErrorKind::kHeadersTooLarge;
+    EXPECT_EQ(error_response(headers).status, 431);
     EXPECT_EQ(error_response(Error::too_large("BODY_TOO_LARGE", "big")).status, 413);
 }
 
 TEST(ErrorMapping, MethodNotAllowedListsAllowedMethods) {
-    Error error{ErrorKind::kInvalidArgument, "METHOD_NOT_ALLOWED", "no", {}, {}, 1};
+    Error error{ErrorKind::kMethodNotAllowed, "METHOD_NOT_ALLOWED", "no", {}, {}, 1};
     error.context = {{"allow", {"GET", "PUT"}}};
     const Response response = error_response(error);
     EXPECT_EQ(response.status, 405);

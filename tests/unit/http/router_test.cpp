@@ -63,6 +63,7 @@ TEST(Router, WrongMethodIsMethodNotAllowedWithTheAllowedOnes) {
     auto match = router.match("PATCH", "/api/v1/processes/x");
     ASSERT_FALSE(match);
     EXPECT_EQ(match.error().code, "METHOD_NOT_ALLOWED");
+    EXPECT_EQ(match.error().kind, ErrorKind::kMethodNotAllowed);
     const auto allow = match.error().context.at("allow");
     EXPECT_EQ(allow, nlohmann::json({"DELETE", "GET", "HEAD"}));
 }
