@@ -188,6 +188,18 @@ Result<PageResult<DefinitionRecord>> DefinitionCatalog::list(const DefinitionFil
     return store_.list_latest(filter, page);
 }
 
+        // An identical redeploy repairs the start-event rows a failed first deploy left out.
+        std::vector<DefinitionRecord> existing;
+        for (const auto& outcome : stored.value()) {
+            if (!outcome.created) {
+                existing.push_back(outcome.record);
+            }
+        }
+        if (!existing.empty()) {
+            if (auto observed = observer_->definitions_redeployed(existing); !observed) {
+                return std::move(observed).error();
+            }
+        }
 Result<DefinitionRecord> DefinitionCatalog::latest(const std::string& key) {
     if (auto hit = l1_latest(key)) {
         telemetry_.definition_cache_lookup(Telemetry::CacheLevel::kL1, true);

@@ -87,6 +87,9 @@ struct Item {
     std::string instance_id;
     Work work;
     Callback done;
+    /// The outbox row this command delivers: deleted in the same commit as the command, so that
+    /// a delivery is never committed twice.
+    std::optional<std::string> outbox_id = std::nullopt;
 };
 
 /// An instance as a worker knows it: the stored row (without the state text and the variables,
@@ -167,6 +170,7 @@ struct Prepared {
     InstanceWrite write;
     Cached next;
     FollowUps follow;
+    std::vector<OutboxRow> outbox;  // the follow-ups made durable with the write
     bool started = false;
     bool was_active = false;
     bool variables_changed = false;
@@ -312,15 +316,42 @@ bool is_code(const Error& e, std::string_view code) {
     return e.code == code;
 }
 
-/// The id of the child instance a call wait starts: a name-based UUID of (parent, wait), so that
-/// the parent can cancel its child without a lookup, and a repeated start of the same call
-/// cannot create a second child (the insert conflicts).
-std::string child_instance_id(const std::string& parent_id, std::uint64_t wait_id) {
-    std::string h = sha256_hex(parent_id + "/call/" + std::to_string(wait_id));
+/// A name-based UUID (SHA-256 of `name`, version 5 and RFC 4122 variant bits): the same name
+/// always gives the same id, so that a repeated start of the same thing conflicts.
+std::string name_uuid(const std::string& name) {
+    std::string h = sha256_hex(name);
     h[12] = '5';                                                  // version 5 (name-based)
     h[16] = "89ab"[std::stoi(h.substr(16, 1), nullptr, 16) & 3];  // RFC 4122 variant
     return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
            "-" + h.substr(20, 12);
+}
+
+/// The id of the child instance a call wait starts: a name-based UUID of (parent, wait), so that
+/// the parent can cancel its child without a lookup, and a repeated start of the same call
+/// cannot create a second child (the insert conflicts).
+std::string child_instance_id(const std::string& parent_id, std::uint64_t wait_id) {
+    return name_uuid(parent_id + "/call/" + std::to_string(wait_id));
+}
+
+/// The id of an instance that a start event starts on behalf of outbox row `outbox_id` (a thrown
+/// signal or message): a replay of the row starts nothing new (the insert conflicts).
+std::string outbox_start_id(const std::string& outbox_id, const std::string& definition_id,
+                            const std::string& element_id) {
+    return name_uuid(outbox_id + "/start/" + definition_id + "/" + element_id);
+}
+
+// Outbox row kinds (OutboxRow::kind).
+constexpr const char* kChildStart = "child_start";
+constexpr const char* kParentNotice = "parent_notice";
+constexpr const char* kCancelChild = "cancel_child";
+constexpr const char* kSignal = "signal";
+constexpr const char* kMessage = "message";
+
+/// Errors that say an outbox delivery has nothing left to do: the wait it answers is closed, the
+/// instance it targets ended or is gone, the instance it starts exists already.
+bool delivery_settled(const Error& e) {
+    return is_code(e, "WAIT_NOT_FOUND") || is_code(e, "INSTANCE_NOT_RUNNING") ||
+           is_code(e, "INSTANCE_NOT_FOUND") || is_code(e, "INSTANCE_EXISTS");
 }
 
 }  // namespace
@@ -513,11 +544,14 @@ struct InstanceRuntime::Impl {
     }
 
     /// Submits and waits for the committed outcome.
-    Result<Outcome> run(std::string instance_id, Work work, bool external = true) {
+    /// `outbox_id`: the outbox row the command delivers (deleted with its commit), or null.
+    Result<Outcome> run(std::string instance_id, Work work, bool external = true,
+                        const std::string* outbox_id = nullptr) {
         auto promise = std::make_shared<std::promise<Result<Outcome>>>();
         auto future = promise->get_future();
         Item item{std::move(instance_id), std::move(work),
-                  [promise](Result<Outcome> r) { promise->set_value(std::move(r)); }};
+                  [promise](Result<Outcome> r) { promise->set_value(std::move(r)); },
+                  outbox_id != nullptr ? std::optional<std::string>(*outbox_id) : std::nullopt};
         if (auto st = submit(std::move(item), external); !st) {
             return std::move(st).error();
         }
@@ -885,8 +919,12 @@ struct InstanceRuntime::Impl {
         const TimePoint now = this->now();
         Batch batch;
         std::vector<std::size_t> in_batch;
+        // Outbox rows delivered since the last commit ride along (no round trip of their own).
+        std::vector<std::string> done_ids = take_outbox_done();
+        bool committed_batch = false;
         for (int attempt = 0; attempt < 2; ++attempt) {
             batch = Batch{};
+            batch.outbox_done = done_ids;
             in_batch.clear();
             for (std::size_t i = 0; i < items.size(); ++i) {
                 prepared[i].reset();
@@ -910,6 +948,12 @@ struct InstanceRuntime::Impl {
                     failed[i] = Error::internal_error(std::string("engine worker: ") + ex.what());
                     continue;
                 }
+                make_outbox(*prepared[i]);
+                batch.outbox.insert(batch.outbox.end(), prepared[i]->outbox.begin(),
+                                    prepared[i]->outbox.end());
+                if (items[i].outbox_id) {
+                    batch.outbox_done.push_back(*items[i].outbox_id);
+                }
                 batch.instances.push_back(std::move(prepared[i]->write));
                 in_batch.push_back(i);
             }
@@ -926,6 +970,7 @@ struct InstanceRuntime::Impl {
             if (committed) {
                 telemetry_.batch_committed(in_batch.size(), seconds_since(t0));
                 batches_.fetch_add(1);
+                committed_batch = true;
                 break;
             }
             telemetry_.error(committed.error().code);
@@ -940,6 +985,9 @@ struct InstanceRuntime::Impl {
                 failed[i] = committed.error();
             }
             break;
+        }
+        if (!committed_batch && !done_ids.empty()) {
+            mark_outbox_done(std::move(done_ids));  // the next commit or the sweeper deletes them
         }
         std::vector<const InstanceWrite*> writes(items.size(), nullptr);
         for (std::size_t k = 0; k < in_batch.size(); ++k) {
@@ -988,8 +1036,9 @@ struct InstanceRuntime::Impl {
             w.cache.erase(id);
         }
         FollowUps follow = std::move(p.follow);
+        std::vector<OutboxRow> outbox = std::move(p.outbox);
         item.done(std::move(out));
-        dispatch(std::move(follow), item.instance_id);
+        dispatch(std::move(follow), item.instance_id, std::move(outbox));
     }
 
     void publish_events(const Prepared& p, const InstanceWrite& write) {
@@ -1028,48 +1077,13 @@ struct InstanceRuntime::Impl {
 
     // --- follow-ups ----------------------------------------------------------------------------
 
-    void dispatch(FollowUps f, const std::string& instance_id) {
-        for (auto& child : f.children) {
-            aux_.post(
-                [this, child = std::move(child)]() mutable { start_child(std::move(child)); });
-        }
-        if (f.parent) {
-            post(f.parent->parent_id, CommandWork{std::move(f.parent->command), {}, false});
-        }
-        for (auto& child : f.cancel_children) {
-            // Not started yet, or ended already: nothing to cancel, and that is fine.
-            Item item{std::move(child), CommandWork{engine::Cancel{}, {}, false},
-                      [this](Result<Outcome> r) {
-                          if (!r && !is_code(r.error(), "INSTANCE_NOT_FOUND") &&
-                              !is_code(r.error(), "INSTANCE_NOT_RUNNING")) {
-                              telemetry_.error(r.error().code);
-                          }
-                      }};
-            if (auto st = submit(std::move(item), false); !st) {
-                telemetry_.error(st.error().code);
+    void dispatch(FollowUps f, const std::string& instance_id, std::vector<OutboxRow> outbox) {
+        // Effects into other instances are outbox rows, committed with the batch: delivered now,
+        // or by the sweeper of any replica when this delivery does not happen (a crash).
+        if (settings_.outbox_deliver_inline) {
+            for (auto& row : outbox) {
+                deliver(std::move(row));
             }
-        }
-        for (auto& s : f.signals) {
-            aux_.post([this, s = std::move(s), instance_id] {
-                auto r = broadcast(s.name, s.variables, instance_id, false);
-                if (!r) {
-                    telemetry_.error(r.error().code);
-                }
-            });
-        }
-        for (auto& m : f.messages) {
-            aux_.post([this, m = std::move(m)] {
-                MessageRequest req;
-                req.name = m.name;
-                if (!m.correlation_key.empty()) {
-                    req.correlation_key = m.correlation_key;
-                }
-                req.variables = m.variables;
-                auto r = correlate(std::move(req), false);
-                if (!r) {
-                    telemetry_.error(r.error().code);
-                }
-            });
         }
         if (f.jobs) {
             {
@@ -1089,17 +1103,197 @@ struct InstanceRuntime::Impl {
         }
     }
 
-    void start_child(ChildStart child) {
+    // --- the outbox ------------------------------------------------------------------------------
+
+    /// Turns the follow-ups that act on other instances into outbox rows (written with the
+    /// batch, delivered after it) and takes them out of `p.follow`.
+    void make_outbox(Prepared& p) {
+        FollowUps& f = p.follow;
+        p.outbox.clear();
+        if (f.children.empty() && !f.parent && f.cancel_children.empty() && f.signals.empty() &&
+            f.messages.empty()) {
+            return;  // most commands: nothing to write
+        }
+        const TimePoint at = clock_.now();  // wall time: the grace period ignores clock control
+        auto add = [&](const char* kind, Json payload) {
+            OutboxRow row;
+            row.id = new_uuid();
+            row.kind = kind;
+            row.payload = std::move(payload);
+            row.created_at = at;
+            p.outbox.push_back(std::move(row));
+        };
+        for (auto& c : f.children) {
+            add(kChildStart, {{"parent_id", c.parent_id},
+                              {"wait_id", c.wait_id},
+                              {"process_key", c.process_key},
+                              {"variables", std::move(c.variables)},
+                              {"depth", c.depth},
+                              {"business_key", c.business_key ? Json(*c.business_key) : Json()}});
+        }
+        if (f.parent) {
+            Json payload = {{"parent_id", f.parent->parent_id}};
+            if (auto* cc = std::get_if<engine::CompleteCall>(&f.parent->command)) {
+                payload["wait_id"] = cc->wait_id;
+                payload["complete"] = true;
+                payload["variables"] = std::move(cc->variables);
+            } else if (const auto* fc = std::get_if<engine::FailCall>(&f.parent->command)) {
+                payload["wait_id"] = fc->wait_id;
+                payload["complete"] = false;
+                payload["error_code"] = fc->error_code;
+                payload["message"] = fc->message;
+            }
+            add(kParentNotice, std::move(payload));
+        }
+        for (auto& child : f.cancel_children) {
+            add(kCancelChild, {{"instance_id", std::move(child)}});
+        }
+        for (auto& sig : f.signals) {
+            add(kSignal, {{"name", std::move(sig.name)},
+                          {"variables", std::move(sig.variables)},
+                          {"source", p.next.row.id}});
+        }
+        for (auto& m : f.messages) {
+            add(kMessage,
+                {{"name", std::move(m.name)},
+                 {"correlation_key", m.correlation_key.empty() ? Json() : Json(m.correlation_key)},
+                 {"variables", std::move(m.variables)}});
+        }
+        f.children.clear();
+        f.parent.reset();
+        f.cancel_children.clear();
+        f.signals.clear();
+        f.messages.clear();
+    }
+
+    /// Records outbox rows whose delivery is complete without a commit of its own (a broadcast,
+    /// a target that had nothing left to do): the next batch commit, or the sweeper, deletes them.
+    void mark_outbox_done(std::vector<std::string> ids) {
+        std::lock_guard lock(outbox_mutex_);
+        for (auto& id : ids) {
+            outbox_done_.push_back(std::move(id));
+        }
+    }
+    void mark_outbox_done(const std::string& id) { mark_outbox_done(std::vector<std::string>{id}); }
+
+    std::vector<std::string> take_outbox_done() {
+        std::lock_guard lock(outbox_mutex_);
+        std::vector<std::string> out;
+        out.swap(outbox_done_);
+        return out;
+    }
+
+    /// The completion of a delivery that commits into one instance: a commit deleted the row
+    /// already; a refusal that leaves nothing to do settles it; anything else leaves it for the
+    /// sweeper (a suspended parent, the store down).
+    Callback settle(std::string outbox_id) {
+        return [this, outbox_id = std::move(outbox_id)](Result<Outcome> r) {
+            if (r) {
+                return;
+            }
+            if (delivery_settled(r.error())) {
+                mark_outbox_done(outbox_id);
+            } else if (!is_code(r.error(), "INSTANCE_SUSPENDED")) {
+                telemetry_.error(r.error().code);
+            }
+        };
+    }
+
+    /// Carries out one outbox row (live, right after its commit, or replayed by the sweeper).
+    /// Every kind is safe to replay: see the class comment.
+    void deliver(OutboxRow row) {
+        const Json& p = row.payload;
+        try {
+            if (row.kind == kChildStart) {
+                ChildStart child;
+                child.parent_id = p.at("parent_id").get<std::string>();
+                child.wait_id = p.at("wait_id").get<std::uint64_t>();
+                child.process_key = p.at("process_key").get<std::string>();
+                child.variables = p.value("variables", Json::object());
+                child.depth = p.value("depth", 0u);
+                if (p.contains("business_key") && p["business_key"].is_string()) {
+                    child.business_key = p["business_key"].get<std::string>();
+                }
+                aux_.post([this, child = std::move(child), id = row.id]() mutable {
+                    start_child(std::move(child), id);
+                });
+            } else if (row.kind == kParentNotice) {
+                engine::Command command;
+                const auto wait = p.at("wait_id").get<std::uint64_t>();
+                if (p.value("complete", false)) {
+                    command = engine::CompleteCall{wait, p.value("variables", Json::object())};
+                } else {
+                    command = engine::FailCall{wait, p.value("error_code", std::string()),
+                                               p.value("message", std::string())};
+                }
+                submit_delivery(p.at("parent_id").get<std::string>(),
+                                CommandWork{std::move(command), {}, false}, row.id);
+            } else if (row.kind == kCancelChild) {
+                // Not started yet, or ended already: nothing to cancel, and that is fine.
+                submit_delivery(p.at("instance_id").get<std::string>(),
+                                CommandWork{engine::Cancel{}, {}, false}, row.id);
+            } else if (row.kind == kSignal) {
+                aux_.post([this, name = p.at("name").get<std::string>(),
+                           vars = p.value("variables", Json::object()),
+                           source = p.value("source", std::string()), id = row.id] {
+                    auto r = fan_out(name, vars, source, false, &id);
+                    if (r.transient) {
+                        telemetry_.error(r.transient->code);  // the sweeper delivers again
+                        return;
+                    }
+                    mark_outbox_done(id);
+                });
+            } else if (row.kind == kMessage) {
+                MessageRequest req;
+                req.name = p.at("name").get<std::string>();
+                if (p.contains("correlation_key") && p["correlation_key"].is_string()) {
+                    req.correlation_key = p["correlation_key"].get<std::string>();
+                }
+                req.variables = p.value("variables", Json::object());
+                aux_.post([this, req = std::move(req), id = row.id]() mutable {
+                    auto r = correlate(std::move(req), false, &id);
+                    if (!r) {
+                        if (is_code(r.error(), "MESSAGE_NOT_CORRELATED")) {
+                            mark_outbox_done(id);  // no receiver: a thrown message is lost
+                        } else {
+                            telemetry_.error(r.error().code);
+                        }
+                    }
+                });
+            } else {
+                telemetry_.error("OUTBOX_UNKNOWN_KIND");
+            }
+        } catch (const Json::exception&) {
+            telemetry_.error("OUTBOX_UNREADABLE");  // not ours to fix by replaying: leave it
+        }
+    }
+
+    /// Queues a command that delivers outbox row `outbox_id` into `instance_id`.
+    void submit_delivery(std::string instance_id, Work work, const std::string& outbox_id) {
+        Item item{std::move(instance_id), std::move(work), settle(outbox_id), outbox_id};
+        if (auto st = submit(std::move(item), false); !st) {
+            telemetry_.error(st.error().code);
+        }
+    }
+
+    /// Starts the child of a call wait (outbox row `outbox_id`); its id is derived from the
+    /// parent and the wait, so a replay finds it started and does nothing.
+    void start_child(ChildStart child, const std::string& outbox_id) {
         auto fail_parent = [&](const Error& e) {
-            post(child.parent_id,
-                 CommandWork{engine::FailCall{child.wait_id, "",
-                                              "called process '" + child.process_key +
-                                                  "' could not start: " + e.message},
-                             {},
-                             false});
+            submit_delivery(child.parent_id,
+                            CommandWork{engine::FailCall{child.wait_id, "",
+                                                         "called process '" + child.process_key +
+                                                             "' could not start: " + e.message},
+                                        {},
+                                        false},
+                            outbox_id);
         };
         auto def = definition_for(child.process_key, std::nullopt);
         if (!def) {
+            if (def.error().kind == ErrorKind::kUnavailable) {
+                telemetry_.error(def.error().code);  // the sweeper tries again
+                return;
+            }
             fail_parent(def.error());
             return;
         }
@@ -1111,32 +1305,98 @@ struct InstanceRuntime::Impl {
         s.parent_wait_id = child.wait_id;
         s.call_depth = child.depth;
         s.check_exists = true;
-        Item item{child_instance_id(child.parent_id, child.wait_id), std::move(s),
-                  [this, child](Result<Outcome> r) {
-                      // A conflict: this call's child exists already (a repeated start).
-                      if (!r && r.error().kind != ErrorKind::kConflict) {
-                          telemetry_.error(r.error().code);
-                          post(child.parent_id,
-                               CommandWork{
-                                   engine::FailCall{child.wait_id, "",
-                                                    "called process '" + child.process_key +
-                                                        "' could not start: " + r.error().message},
-                                   {},
-                                   false});
-                      }
-                  }};
+        Item item{
+            child_instance_id(child.parent_id, child.wait_id), std::move(s),
+            [this, child, outbox_id](Result<Outcome> r) {
+                if (r) {
+                    return;  // the child's insert deleted the row
+                }
+                if (r.error().kind == ErrorKind::kConflict) {
+                    mark_outbox_done(outbox_id);  // this call's child exists already
+                    return;
+                }
+                telemetry_.error(r.error().code);
+                if (r.error().kind == ErrorKind::kUnavailable) {
+                    return;  // the sweeper tries again
+                }
+                submit_delivery(
+                    child.parent_id,
+                    CommandWork{engine::FailCall{child.wait_id, "",
+                                                 "called process '" + child.process_key +
+                                                     "' could not start: " + r.error().message},
+                                {},
+                                false},
+                    outbox_id);
+            },
+            outbox_id};
         if (auto st = submit(std::move(item), false); !st) {
-            fail_parent(st.error());
+            telemetry_.error(st.error().code);  // shutting down: the sweeper of the next start
         }
     }
+
+    /// One sweeper pass: deletes the rows delivered since the last commit, then takes the rows
+    /// that outlived outbox_grace_ms (a crash between their commit and their delivery, here or
+    /// on another replica) and delivers them again. Returns how many rows it took.
+    Result<std::size_t> sweep_outbox() {
+        if (auto done = take_outbox_done(); !done.empty()) {
+            if (auto st = store_.delete_outbox(done); !st) {
+                mark_outbox_done(std::move(done));
+                return std::move(st).error();
+            }
+        }
+        const TimePoint wall = clock_.now();
+        auto rows = store_.acquire_outbox(
+            owner_, static_cast<int>(std::max(1u, settings_.outbox_batch_size)),
+            wall - settings_.outbox_grace, wall, wall + settings_.outbox_lock);
+        if (!rows) {
+            return std::move(rows).error();
+        }
+        const std::size_t n = rows->size();
+        for (auto& row : rows.value()) {
+            deliver(std::move(row));
+        }
+        return n;
+    }
+
+    void outbox_loop() {
+        while (!stopping_outbox_) {
+            auto swept = sweep_outbox();
+            if (!swept) {
+                telemetry_.error(swept.error().code);
+            }
+            const bool more = swept && swept.value() >= std::max(1u, settings_.outbox_batch_size);
+            std::unique_lock lock(outbox_wait_mutex_);
+            if (more) {
+                continue;  // a backlog (after a crash): take the next rows at once
+            }
+            outbox_cv_.wait_for(lock, settings_.state_check_interval,
+                                [&] { return stopping_outbox_.load(); });
+        }
+    }
+
+    struct FanOut {
+        Result<SignalResult> result = SignalResult{};
+        std::optional<Error> transient;  // a target that could not be reached (store down, ...)
+    };
 
     /// Fan-out of a signal to every subscription (except `exclude`'s own, already delivered by
     /// the engine) and every signal start event. Waits for the commits; counts what fired.
     Result<SignalResult> broadcast(const std::string& name, const Json& vars,
                                    const std::string& exclude, bool external) {
+        return fan_out(name, vars, exclude, external, nullptr).result;
+    }
+
+    /// broadcast() for outbox row `outbox_id` (when not null): a start event starts an instance
+    /// whose id derives from the row, so that a replay starts none twice; a subscription that
+    /// got the signal already is closed, so a replay skips it.
+    FanOut fan_out(const std::string& name, const Json& vars, const std::string& exclude,
+                   bool external, const std::string* outbox_id) {
+        FanOut out;
         auto subs = store_.signal_subscriptions(name);
         if (!subs) {
-            return std::move(subs).error();
+            out.transient = subs.error();
+            out.result = std::move(subs).error();
+            return out;
         }
         std::vector<std::future<Result<Outcome>>> pending;
         std::optional<Error> first_error;
@@ -1158,7 +1418,12 @@ struct InstanceRuntime::Impl {
                 start.definition = std::move(def).value();
                 start.variables = vars;
                 start.start_event_id = s.element_id;
-                item.instance_id = new_uuid();
+                if (outbox_id != nullptr) {
+                    item.instance_id = outbox_start_id(*outbox_id, *s.definition_id, s.element_id);
+                    start.check_exists = true;
+                } else {
+                    item.instance_id = new_uuid();
+                }
                 item.work = std::move(start);
             } else {
                 item.instance_id = s.instance_id;
@@ -1171,8 +1436,10 @@ struct InstanceRuntime::Impl {
             // half-delivered signal is worse than a briefly longer queue.
             if (auto st = submit(std::move(item), external && pending.size() == 1); !st) {
                 pending.pop_back();
+                out.transient = out.transient.value_or(st.error());
                 if (pending.empty() && external) {
-                    return std::move(st).error();
+                    out.result = std::move(st).error();
+                    return out;
                 }
                 first_error = first_error.value_or(st.error());
             }
@@ -1185,16 +1452,26 @@ struct InstanceRuntime::Impl {
             } else if (r.error().kind == ErrorKind::kUnavailable ||
                        r.error().kind == ErrorKind::kInternal) {
                 first_error = first_error.value_or(r.error());
+                if (r.error().kind == ErrorKind::kUnavailable) {
+                    out.transient = out.transient.value_or(r.error());
+                }
             }
-            // Waits consumed meanwhile, ended and suspended instances: not triggered.
+            // Waits consumed meanwhile, ended and suspended instances, instances an earlier
+            // delivery of the same outbox row started: not triggered.
         }
         if (first_error && result.triggered == 0 && !pending.empty()) {
-            return *first_error;
+            out.result = *first_error;
+            return out;
         }
-        return result;
+        out.result = result;
+        return out;
     }
 
-    Result<MessageCorrelation> correlate(MessageRequest req, bool external) {
+    /// Correlates `req`; for outbox row `outbox_id` (when not null) the delivering command deletes
+    /// the row in its own commit, and a message start event starts an instance whose id derives
+    /// from the row, so that a replay delivers nothing twice.
+    Result<MessageCorrelation> correlate(MessageRequest req, bool external,
+                                         const std::string* outbox_id = nullptr) {
         for (int attempt = 0; attempt < kMessageRetries; ++attempt) {
             auto sub = store_.find_message_subscription(req.name, req.correlation_key);
             if (!sub) {
@@ -1217,7 +1494,16 @@ struct InstanceRuntime::Impl {
                 start.variables = req.variables;
                 start.business_key = req.business_key;
                 start.start_event_id = s.element_id;
-                auto r = run(new_uuid(), std::move(start), external);
+                std::string id = new_uuid();
+                if (outbox_id != nullptr) {
+                    id = outbox_start_id(*outbox_id, *s.definition_id, s.element_id);
+                    start.check_exists = true;
+                }
+                auto r = run(id, std::move(start), external, outbox_id);
+                if (!r && outbox_id != nullptr && is_code(r.error(), "INSTANCE_EXISTS")) {
+                    mark_outbox_done(*outbox_id);  // a replay: the first delivery started it
+                    return MessageCorrelation{id, s.element_id, true};
+                }
                 if (!r) {
                     return std::move(r).error();
                 }
@@ -1225,7 +1511,7 @@ struct InstanceRuntime::Impl {
             }
             auto r = run(s.instance_id,
                          CommandWork{engine::CorrelateMessage{s.wait_id, req.variables}, {}, false},
-                         external);
+                         external, outbox_id);
             if (r) {
                 return MessageCorrelation{s.instance_id, s.element_id, false};
             }
@@ -1621,6 +1907,13 @@ struct InstanceRuntime::Impl {
     std::atomic<int> services_in_flight_{0};
     std::atomic<bool> service_poll_pending_{false};
 
+    std::mutex outbox_mutex_;
+    std::vector<std::string> outbox_done_;  // delivered rows not yet deleted
+    std::mutex outbox_wait_mutex_;
+    std::condition_variable outbox_cv_;
+    std::atomic<bool> stopping_outbox_{false};
+    std::thread outbox_thread_;
+
     std::atomic<std::int64_t> offset_ms_{0};
 
     std::atomic<std::int64_t> started_{0};
@@ -1657,6 +1950,7 @@ void InstanceRuntime::start() {
         w->thread = std::thread([&m, worker] { m.worker_loop(*worker); });
     }
     m.scheduler_ = std::thread([&m] { m.scheduler_loop(); });
+    m.outbox_thread_ = std::thread([&m] { m.outbox_loop(); });
 }
 
 void InstanceRuntime::stop() {
@@ -1673,6 +1967,14 @@ void InstanceRuntime::stop() {
     m.scheduler_cv_.notify_all();
     if (m.scheduler_.joinable()) {
         m.scheduler_.join();
+    }
+    {
+        std::lock_guard o(m.outbox_wait_mutex_);
+        m.stopping_outbox_ = true;
+    }
+    m.outbox_cv_.notify_all();
+    if (m.outbox_thread_.joinable()) {
+        m.outbox_thread_.join();
     }
     m.jobs_cv_.notify_all();
     // Deliveries of committed effects (signals, messages, child starts) still run; queued
@@ -1704,6 +2006,11 @@ void InstanceRuntime::stop() {
         for (auto& item : left) {
             item.done(Error::unavailable("SHUTTING_DOWN", "the engine is shutting down"));
         }
+    }
+    // Delivered outbox rows not yet deleted: delete them now rather than replay them at the
+    // next start (a replay would be harmless, only slower).
+    if (auto done = m.take_outbox_done(); !done.empty()) {
+        (void)m.store_.delete_outbox(done);
     }
 }
 
@@ -2267,6 +2574,23 @@ Result<StatsView> InstanceRuntime::stats() {
 }
 
 // --- deploy hook ---------------------------------------------------------------------------------
+
+Status InstanceRuntime::definitions_redeployed(const std::vector<DefinitionRecord>& existing) {
+    std::vector<DefinitionRecord> missing;
+    for (const auto& record : existing) {
+        auto written = impl_->store_.start_events_written(record.id);
+        if (!written) {
+            return std::move(written).error();
+        }
+        if (!written.value()) {
+            missing.push_back(record);
+        }
+    }
+    if (missing.empty()) {
+        return {};
+    }
+    return definitions_deployed(missing);
+}
 
 Status InstanceRuntime::definitions_deployed(const std::vector<DefinitionRecord>& created) {
     Impl& m = *impl_;

@@ -110,6 +110,10 @@ class InstanceRuntime final : public InstanceService, public DeployObserver {
     // start events of the versions they replace).
     [[nodiscard]] Status definitions_deployed(
         const std::vector<DefinitionRecord>& created) override;
+    // An identical redeploy: writes the start-event rows of those whose first write failed (the
+    // store has no start_events_written mark for them); nothing otherwise.
+    [[nodiscard]] Status definitions_redeployed(
+        const std::vector<DefinitionRecord>& existing) override;
 
   private:
     struct Impl;

@@ -88,6 +88,15 @@ struct EngineSettings {
     std::chrono::milliseconds timer_lock{
         60'000};  ///< timer_lock_ms: lock on an acquired timer until it fired
     std::size_t state_cache_entries =
+    /// outbox_grace_ms: an outbox row (an effect committed but not yet delivered) older than this
+    /// is re-delivered by the outbox sweeper of any replica.
+    std::chrono::milliseconds outbox_grace{10'000};
+    unsigned outbox_batch_size = 100;  ///< outbox_batch_size: rows one sweeper pass takes at once
+    std::chrono::milliseconds outbox_lock{
+        60'000};  ///< outbox_lock_ms: lock on an acquired outbox row until it is delivered
+    /// outbox_deliver_inline: deliver effects right after their commit (true). Diagnostic: false
+    /// leaves every effect to the outbox sweeper (crash-recovery tests); never in production.
+    bool outbox_deliver_inline = true;
         10'000;  ///< instance_state_cache: recent states kept in memory
     std::chrono::seconds idempotency_retention{86'400};  ///< idempotency_retention (seconds)
     unsigned history_retention_days = 0;  ///< history_retention_days: ended instances and their

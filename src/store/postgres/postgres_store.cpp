@@ -914,7 +914,30 @@ class PostgresStore final : public Store {
                                          definitions);
                         }
                         starts.write(tx);
+                        exec_columns(tx,
+                                     "INSERT INTO start_event_marks (definition_id)"
+                                     " SELECT * FROM unnest($1::uuid[])"
+                                     " ON CONFLICT (definition_id) DO NOTHING",
+                                     definitions);
                     }
+                    Columns outbox(4);
+                    for (const app::OutboxRow& row : batch.outbox) {
+                        outbox[0].text(row.id);
+                        outbox[1].text(row.kind);
+                        outbox[2].text(row.payload.dump(-1, ' ', false,
+                                                        nlohmann::json::error_handler_t::replace));
+                        outbox[3].time(row.created_at);
+                    }
+                    exec_columns(tx,
+                                 "INSERT INTO outbox (id, kind, payload, created_at)"
+                                 " SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[],"
+                                 " $4::bigint[])",
+                                 outbox);
+                    Columns done(1);
+                    for (const std::string& id : batch.outbox_done) {
+                        done[0].text(id);
+                    }
+                    exec_columns(tx, "DELETE FROM outbox WHERE id = ANY($1::uuid[])", done);
                 } catch (const pqxx::unique_violation& e) {
                     // A duplicate id does not go away by retrying the batch.
                     return duplicate_id(describe(e));
@@ -1281,6 +1304,83 @@ class PostgresStore final : public Store {
             tx.commit();
             return true;
         }));
+    }
+
+    Result<std::vector<app::OutboxRow>> acquire_outbox(const std::string& owner, int max,
+                                                       TimePoint created_before, TimePoint now,
+                                                       TimePoint lock_until) override {
+        if (max <= 0) {
+            return std::vector<app::OutboxRow>{};
+        }
+        return run<std::vector<app::OutboxRow>>(
+            settings_.pool_timeout, [&](pqxx::connection& connection) {
+                pqxx::work tx(connection);
+                // SKIP LOCKED: replicas sweeping at once take different rows.
+                const pqxx::result rows = tx.exec_params(
+                    "UPDATE outbox SET lock_owner = $1, lock_expires_at = $2 WHERE id IN"
+                    " (SELECT id FROM outbox WHERE created_at <= $3 AND (lock_expires_at IS NULL"
+                    " OR lock_expires_at <= $4) ORDER BY created_at, id LIMIT $5"
+                    " FOR UPDATE SKIP LOCKED)"
+                    " RETURNING id, kind, payload, created_at, lock_owner, lock_expires_at",
+                    owner, to_epoch_ms(lock_until), to_epoch_ms(created_before), to_epoch_ms(now),
+                    max);
+                tx.commit();
+                std::vector<app::OutboxRow> out;
+                for (const auto& r : rows) {
+                    app::OutboxRow row;
+                    row.id = r[0].as<std::string>();
+                    row.kind = r[1].as<std::string>();
+                    row.payload = json_of(r[2].c_str());
+                    row.created_at = time_of(r[3]);
+                    row.lock_owner = optional_text(r[4]);
+                    row.lock_expires_at = optional_time(r[5]);
+                    out.push_back(std::move(row));
+                }
+                std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+                    return std::tie(a.created_at, a.id) < std::tie(b.created_at, b.id);
+                });
+                return out;
+            });
+    }
+
+    Status delete_outbox(const std::vector<std::string>& ids) override {
+        Columns done(1);
+        for (const std::string& id : ids) {
+            if (is_uuid(id)) {
+                done[0].text(id);
+            }
+        }
+        if (done.rows() == 0) {
+            return {};
+        }
+        return status_of(run<bool>(settings_.pool_timeout, [&](pqxx::connection& connection) {
+            pqxx::work tx(connection);
+            exec_columns(tx, "DELETE FROM outbox WHERE id = ANY($1::uuid[])", done);
+            tx.commit();
+            return true;
+        }));
+    }
+
+    Result<std::int64_t> outbox_pending() override {
+        return run<std::int64_t>(settings_.pool_timeout, [](pqxx::connection& connection) {
+            pqxx::read_transaction tx(connection);
+            const std::int64_t n = tx.exec1("SELECT count(*) FROM outbox")[0].as<std::int64_t>();
+            tx.commit();
+            return n;
+        });
+    }
+
+    Result<bool> start_events_written(const std::string& definition_id) override {
+        if (!is_uuid(definition_id)) {
+            return false;
+        }
+        return run<bool>(settings_.pool_timeout, [&](pqxx::connection& connection) {
+            pqxx::read_transaction tx(connection);
+            const pqxx::result r = tx.exec_params(
+                "SELECT 1 FROM start_event_marks WHERE definition_id = $1::uuid", definition_id);
+            tx.commit();
+            return !r.empty();
+        });
     }
 
     Result<app::InstanceCounts> counts() override {

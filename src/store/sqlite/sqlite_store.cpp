@@ -922,6 +922,27 @@ class SqliteStore final : public Store {
                         start.definition_id = definition_id;
                         insert_wait(db, start);
                     }
+                    Statement mark = db.cached(
+                        "INSERT INTO start_event_marks (definition_id) VALUES (?1)"
+                        " ON CONFLICT (definition_id) DO NOTHING");
+                    mark.bind(1, definition_id);
+                    mark.step();
+                }
+                for (const app::OutboxRow& row : batch.outbox) {
+                    Statement s = db.cached(
+                        "INSERT INTO outbox (id, kind, payload, created_at) VALUES (?1, ?2, ?3, "
+                        "?4)");
+                    s.bind(1, row.id)
+                        .bind(2, row.kind)
+                        .bind(3, row.payload.dump(-1, ' ', false,
+                                                  nlohmann::json::error_handler_t::replace))
+                        .bind(4, to_epoch_ms(row.created_at));
+                    s.step();
+                }
+                for (const std::string& id : batch.outbox_done) {
+                    Statement s = db.cached("DELETE FROM outbox WHERE id = ?1");
+                    s.bind(1, id);
+                    s.step();
                 }
             } catch (const SqliteFailure& failure) {
                 // A duplicate id does not go away by retrying the batch.
@@ -1275,6 +1296,72 @@ class SqliteStore final : public Store {
             s.step();
             return true;
         }));
+    }
+
+    Result<std::vector<app::OutboxRow>> acquire_outbox(const std::string& owner, int max,
+                                                       TimePoint created_before, TimePoint now,
+                                                       TimePoint lock_until) override {
+        if (max <= 0) {
+            return std::vector<app::OutboxRow>{};
+        }
+        // The single writer serialises acquisitions: no row is handed to two owners.
+        return write<std::vector<app::OutboxRow>>([&](Connection& db) {
+            std::vector<app::OutboxRow> rows;
+            Statement s = db.cached(
+                "UPDATE outbox SET lock_owner = ?1, lock_expires_at = ?2 WHERE id IN (SELECT id"
+                " FROM outbox WHERE created_at <= ?3 AND (lock_expires_at IS NULL"
+                " OR lock_expires_at <= ?4) ORDER BY created_at, id LIMIT ?5)"
+                " RETURNING id, kind, payload, created_at, lock_owner, lock_expires_at");
+            s.bind(1, owner)
+                .bind(2, to_epoch_ms(lock_until))
+                .bind(3, to_epoch_ms(created_before))
+                .bind(4, to_epoch_ms(now))
+                .bind(5, std::int64_t{max});
+            while (s.step()) {
+                app::OutboxRow row;
+                row.id = s.text(0);
+                row.kind = s.text(1);
+                row.payload = nlohmann::json::parse(s.text(2), nullptr, false);
+                row.created_at = s.time(3);
+                row.lock_owner = s.optional_text(4);
+                row.lock_expires_at = s.optional_time(5);
+                rows.push_back(std::move(row));
+            }
+            std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+                return std::tie(a.created_at, a.id) < std::tie(b.created_at, b.id);
+            });
+            return rows;
+        });
+    }
+
+    Status delete_outbox(const std::vector<std::string>& ids) override {
+        if (ids.empty()) {
+            return {};
+        }
+        return status_of(write<bool>([&](Connection& db) {
+            for (const std::string& id : ids) {
+                Statement s = db.cached("DELETE FROM outbox WHERE id = ?1");
+                s.bind(1, id);
+                s.step();
+            }
+            return true;
+        }));
+    }
+
+    Result<std::int64_t> outbox_pending() override {
+        return read<std::int64_t>([](Connection& db) {
+            Statement s = db.cached("SELECT count(*) FROM outbox");
+            s.step();
+            return s.int64(0);
+        });
+    }
+
+    Result<bool> start_events_written(const std::string& definition_id) override {
+        return read<bool>([&](Connection& db) {
+            Statement s = db.cached("SELECT 1 FROM start_event_marks WHERE definition_id = ?1");
+            s.bind(1, definition_id);
+            return s.step();
+        });
     }
 
     Result<app::InstanceCounts> counts() override {

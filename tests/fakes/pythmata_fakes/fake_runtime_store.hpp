@@ -10,6 +10,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "pythmata/app/ports/runtime_store.hpp"
@@ -75,6 +76,13 @@ class FakeRuntimeStore final : public app::RuntimeStore {
             for (const auto& r : rows) {
                 open_row(r, nullptr, r.created_at);
             }
+            start_event_marks_.insert(definition_id);
+        }
+        for (const auto& row : batch.outbox) {
+            outbox_[row.id] = row;
+        }
+        for (const auto& id : batch.outbox_done) {
+            outbox_.erase(id);
         }
         ++commits;
         return {};
@@ -416,6 +424,72 @@ class FakeRuntimeStore final : public app::RuntimeStore {
         return c;
     }
 
+    Result<std::vector<app::OutboxRow>> acquire_outbox(const std::string& owner, int max,
+                                                       TimePoint created_before, TimePoint now,
+                                                       TimePoint lock_until) override {
+        std::lock_guard lock(mutex_);
+        if (unavailable) {
+            return down();
+        }
+        std::vector<app::OutboxRow*> due;
+        for (auto& [id, row] : outbox_) {
+            if (row.created_at <= created_before &&
+                (!row.lock_expires_at || *row.lock_expires_at <= now)) {
+                due.push_back(&row);
+            }
+        }
+        std::sort(due.begin(), due.end(), [](const auto* a, const auto* b) {
+            return std::tie(a->created_at, a->id) < std::tie(b->created_at, b->id);
+        });
+        std::vector<app::OutboxRow> out;
+        for (auto* row : due) {
+            if (static_cast<int>(out.size()) >= max) {
+                break;
+            }
+            row->lock_owner = owner;
+            row->lock_expires_at = lock_until;
+            out.push_back(*row);
+        }
+        return out;
+    }
+
+    Status delete_outbox(const std::vector<std::string>& ids) override {
+        std::lock_guard lock(mutex_);
+        if (unavailable) {
+            return down();
+        }
+        for (const auto& id : ids) {
+            outbox_.erase(id);
+        }
+        return {};
+    }
+
+    Result<std::int64_t> outbox_pending() override {
+        std::lock_guard lock(mutex_);
+        if (unavailable) {
+            return down();
+        }
+        return static_cast<std::int64_t>(outbox_.size());
+    }
+
+    Result<bool> start_events_written(const std::string& definition_id) override {
+        std::lock_guard lock(mutex_);
+        if (unavailable) {
+            return down();
+        }
+        return start_event_marks_.contains(definition_id);
+    }
+
+    /// The outbox rows not yet delivered (test inspection).
+    std::vector<app::OutboxRow> outbox_rows() {
+        std::lock_guard lock(mutex_);
+        std::vector<app::OutboxRow> out;
+        for (const auto& [id, row] : outbox_) {
+            out.push_back(row);
+        }
+        return out;
+    }
+
     Result<app::RetentionResult> delete_ended_instances(TimePoint cutoff,
                                                         std::size_t max_instances) override {
         std::lock_guard lock(mutex_);
@@ -664,6 +738,8 @@ class FakeRuntimeStore final : public app::RuntimeStore {
     std::map<std::string, app::IncidentRow> incidents_;
     std::vector<app::HistoryRow> history_;
     std::map<std::string, app::IdempotencyRecord> idempotency_;
+    std::map<std::string, app::OutboxRow> outbox_;
+    std::set<std::string> start_event_marks_;
 };
 
 }  // namespace pythmata::fakes

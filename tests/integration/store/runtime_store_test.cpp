@@ -1293,6 +1293,154 @@ TEST_P(RuntimeStoreTest, DeleteKeyWithCascadeRemovesEveryRuntimeRow) {
     EXPECT_EQ(counts.value().pending_timers, 0);
 }
 
+// ---- Outbox -------------------------------------------------------------------------------
+
+app::OutboxRow outbox_row(const std::string& kind, TimePoint created) {
+    app::OutboxRow row;
+    row.id = new_uuid();
+    row.kind = kind;
+    row.payload = {{"name", "go"}, {"variables", {{"text", "o'brien \"quoted\""}}}};
+    row.created_at = created;
+    return row;
+}
+
+TEST_P(RuntimeStoreTest, OutboxRowsAreWrittenWithTheirBatchAndAcquiredOldestFirstWithALock) {
+    app::Batch batch;
+    batch.instances.push_back(new_instance(order_, at(0)));
+    const app::OutboxRow late = outbox_row("signal", at(20));
+    const app::OutboxRow early = outbox_row("message", at(10));
+    const app::OutboxRow young = outbox_row("child_start", at(5'000));  // inside the grace period
+    batch.outbox = {late, early, young};
+    commit_ok(batch);
+    auto pending = store_->outbox_pending();
+    ASSERT_TRUE(pending.ok());
+    EXPECT_EQ(pending.value(), 3);
+
+    auto acquired = store_->acquire_outbox("replica-1", 10, at(1'000), at(1'000), at(61'000));
+    ASSERT_TRUE(acquired.ok()) << acquired.error().internal;
+    ASSERT_EQ(acquired.value().size(), 2u);
+    EXPECT_EQ(acquired.value()[0].id, early.id);
+    EXPECT_EQ(acquired.value()[1].id, late.id);
+    EXPECT_EQ(acquired.value()[0].kind, "message");
+    EXPECT_EQ(acquired.value()[0].payload, early.payload);
+    EXPECT_EQ(acquired.value()[0].created_at, at(10));
+    EXPECT_EQ(acquired.value()[0].lock_owner, "replica-1");
+    EXPECT_EQ(acquired.value()[0].lock_expires_at, at(61'000));
+
+    // Locked: nobody else gets them before the lock expires.
+    auto locked = store_->acquire_outbox("replica-2", 10, at(1'000), at(60'999), at(120'000));
+    ASSERT_TRUE(locked.ok());
+    EXPECT_TRUE(locked.value().empty());
+    // Expired: taken over, oldest first, `max` at most.
+    auto taken = store_->acquire_outbox("replica-2", 1, at(1'000), at(61'000), at(121'000));
+    ASSERT_TRUE(taken.ok());
+    ASSERT_EQ(taken.value().size(), 1u);
+    EXPECT_EQ(taken.value()[0].id, early.id);
+    EXPECT_EQ(taken.value()[0].lock_owner, "replica-2");
+}
+
+TEST_P(RuntimeStoreTest, ABatchThatFailsWritesNoOutboxRow) {
+    app::InstanceWrite stale = update_of(instance_row(order_, at(0)), 7, at(1));  // no such row
+    app::Batch batch;
+    batch.instances.push_back(stale);
+    batch.outbox = {outbox_row("signal", at(0))};
+    EXPECT_FALSE(store_->commit(batch).ok());
+    auto pending = store_->outbox_pending();
+    ASSERT_TRUE(pending.ok());
+    EXPECT_EQ(pending.value(), 0);
+}
+
+TEST_P(RuntimeStoreTest, DeliveredOutboxRowsAreDeletedByABatchOrByDeleteOutbox) {
+    const app::OutboxRow a = outbox_row("signal", at(0));
+    const app::OutboxRow b = outbox_row("message", at(0));
+    const app::OutboxRow c = outbox_row("parent_notice", at(0));
+    app::Batch first;
+    first.outbox = {a, b, c};
+    commit_ok(first);
+
+    app::Batch second;  // the delivering command's batch deletes the row it delivers
+    second.instances.push_back(new_instance(order_, at(1)));
+    second.outbox_done = {a.id, new_uuid()};  // an unknown id is no error
+    commit_ok(second);
+    EXPECT_TRUE(store_->delete_outbox({b.id, "not-a-uuid"}).ok());
+    EXPECT_TRUE(store_->delete_outbox({}).ok());
+
+    auto left = store_->acquire_outbox("replica-1", 10, at(10), at(10), at(100));
+    ASSERT_TRUE(left.ok());
+    ASSERT_EQ(left.value().size(), 1u);
+    EXPECT_EQ(left.value()[0].id, c.id);
+    EXPECT_EQ(sql()->count("SELECT count(*) FROM outbox"), 1);
+}
+
+TEST_P(RuntimeStoreTest, ConcurrentOutboxSweepersNeverGetTheSameRow) {
+    constexpr int kRows = 90;
+    app::Batch batch;
+    for (int i = 0; i < kRows; ++i) {
+        batch.outbox.push_back(outbox_row("signal", at(i)));
+    }
+    commit_ok(batch);
+    metrics::Registry other;
+    auto replica = open(settings_, other);
+    ASSERT_NE(replica, nullptr);
+    std::mutex mutex;
+    std::vector<std::string> handed_out;
+    std::vector<std::future<void>> sweepers;
+    for (int t = 0; t < 4; ++t) {
+        Store* store = t % 2 == 0 ? store_.get() : replica.get();
+        sweepers.push_back(std::async(std::launch::async, [&, store, t] {
+            for (int round = 0; round < 100; ++round) {
+                auto got = store->acquire_outbox("s" + std::to_string(t), 7, at(1'000), at(1'000),
+                                                 at(100'000));
+                if (!got.ok()) {
+                    ADD_FAILURE() << got.error().code << " " << got.error().internal;
+                    return;
+                }
+                if (got.value().empty()) {
+                    return;
+                }
+                std::lock_guard lock(mutex);
+                for (const auto& row : got.value()) {
+                    handed_out.push_back(row.id);
+                }
+            }
+        }));
+    }
+    for (auto& sweeper : sweepers) {
+        ASSERT_EQ(sweeper.wait_for(60s), std::future_status::ready);
+    }
+    std::set<std::string> unique(handed_out.begin(), handed_out.end());
+    EXPECT_EQ(handed_out.size(), static_cast<std::size_t>(kRows));
+    EXPECT_EQ(unique.size(), static_cast<std::size_t>(kRows));
+}
+
+TEST_P(RuntimeStoreTest, StartEventsWrittenIsMarkedByAStartEventWriteEvenOfNoRows) {
+    const app::DefinitionRecord other = deploy("Other", "h2");
+    auto before = store_->start_events_written(order_.id);
+    ASSERT_TRUE(before.ok());
+    EXPECT_FALSE(before.value());
+    app::Batch batch;
+    batch.start_events = {{order_.id, {}}};
+    commit_ok(batch);
+    commit_ok(batch);  // idempotent
+    auto after = store_->start_events_written(order_.id);
+    ASSERT_TRUE(after.ok());
+    EXPECT_TRUE(after.value());
+    auto untouched = store_->start_events_written(other.id);
+    ASSERT_TRUE(untouched.ok());
+    EXPECT_FALSE(untouched.value());
+    auto unknown = store_->start_events_written(new_uuid());
+    ASSERT_TRUE(unknown.ok());
+    EXPECT_FALSE(unknown.value());
+}
+
+TEST_P(RuntimeStoreTest, MigrationFourIsRecorded) {
+    auto applied = store_->applied_migrations();
+    ASSERT_TRUE(applied.ok());
+    ASSERT_GE(applied.value().size(), 4u);
+    EXPECT_EQ(applied.value()[3].version, 4);
+    EXPECT_EQ(applied.value()[3].name, "outbox");
+}
+
 TEST_P(RuntimeStoreTest, MigrationTwoIsRecorded) {
     auto applied = store_->applied_migrations();
     ASSERT_TRUE(applied.ok());

@@ -132,6 +132,19 @@ struct IdempotencyRecord {
     TimePoint created_at{};
 };
 
+/// An effect to carry out after its batch commits (the outbox): written in the SAME transaction
+/// as the state change that caused it, deleted once its delivery is committed, and re-delivered
+/// by any replica (InstanceRuntime's outbox sweeper) when it outlives `outbox_grace_ms`.
+struct OutboxRow {
+    std::string id;  ///< UUID
+    /// "child_start" | "parent_notice" | "cancel_child" | "signal" | "message"
+    std::string kind;
+    nlohmann::json payload = nlohmann::json::object();  ///< kind-specific, written by the app
+    TimePoint created_at{};
+    std::optional<std::string> lock_owner;  ///< set by acquire_outbox
+    std::optional<TimePoint> lock_expires_at;
+};
+
 /// One group commit: every write in ONE transaction, one multi-row statement per table.
 struct Batch {
     std::vector<InstanceWrite> instances;
@@ -140,6 +153,10 @@ struct Batch {
     /// Start-event rows (timer / message / signal start events) of definitions: replaces every
     /// start-event row of each listed definition id.
     std::vector<std::pair<std::string, std::vector<WaitRow>>> start_events;
+    /// Outbox rows the batch's instance writes caused (inserted).
+    std::vector<OutboxRow> outbox;
+    /// Ids of outbox rows whose delivery this batch commits (deleted; an unknown id is no error).
+    std::vector<std::string> outbox_done;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -311,12 +328,32 @@ class RuntimeStore {
 
     [[nodiscard]] virtual Result<InstanceCounts> counts() = 0;
 
+    /// Outbox recovery: locks up to `max` outbox rows created at or before `created_before`
+    /// whose lock is free or expired at `now` (FOR UPDATE SKIP LOCKED, or the SQLite
+    /// single-writer equivalent), oldest first, for `owner` until `lock_until`, and returns them.
+    [[nodiscard]] virtual Result<std::vector<OutboxRow>> acquire_outbox(const std::string& owner,
+                                                                        int max,
+                                                                        TimePoint created_before,
+                                                                        TimePoint now,
+                                                                        TimePoint lock_until) = 0;
+    /// Deletes delivered outbox rows in one statement; unknown ids are ignored.
+    [[nodiscard]] virtual Status delete_outbox(const std::vector<std::string>& ids) = 0;
+    /// Outbox rows not yet delivered (the pending gauge).
+    [[nodiscard]] virtual Result<std::int64_t> outbox_pending() = 0;
+
+    /// True when a Batch::start_events entry of `definition_id` was ever committed (the
+    /// definition's start-event rows were written, even as none). A deploy whose start-event
+    /// write failed has none, and an identical redeploy repairs it.
+    [[nodiscard]] virtual Result<bool> start_events_written(const std::string& definition_id) = 0;
+
     /// History retention: in ONE short transaction, deletes up to `max_instances` instances that
     /// ended (COMPLETED / CANCELLED) before `cutoff` and have no child instance left, oldest
     /// first, with their history rows (tasks, waits and incidents cascade). A parent goes in a
     /// later batch than its children. Call again until it deletes fewer than `max_instances`.
+    /// Only instances whose process key `filter` admits are considered (kOnly with no keys
+    /// deletes nothing; kExcept with no keys is kAll).
     [[nodiscard]] virtual Result<RetentionResult> delete_ended_instances(
-        TimePoint cutoff, std::size_t max_instances) = 0;
+        TimePoint cutoff, std::size_t max_instances, const ProcessKeyFilter& filter) = 0;
 };
 
 }  // namespace pythmata::app
