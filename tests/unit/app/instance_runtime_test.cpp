@@ -1037,5 +1037,210 @@ TEST_F(InstanceRuntimeTest, StopAnswersQueuedWorkAndRefusesNewWork) {
     EXPECT_EQ(r.error().kind, ErrorKind::kUnavailable);
 }
 
+// --- the outbox ----------------------------------------------------------------------------------
+
+const std::string kCallParent = bpmn(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="call"/>
+<callActivity id="call" calledElement="approval"/>
+<sequenceFlow id="f1" sourceRef="call" targetRef="end"/>
+<endEvent id="end"/>)",
+                                     "parent");
+
+const std::string kSignalStart = bpmn(R"(
+<startEvent id="start"><signalEventDefinition signalRef="s"/></startEvent>
+<sequenceFlow id="f0" sourceRef="start" targetRef="task"/>
+<userTask id="task"/>
+<sequenceFlow id="f1" sourceRef="task" targetRef="end"/>
+<endEvent id="end"/>)",
+                                      "on_alarm", R"(<signal id="s" name="alarm"/>)");
+
+/// Straight through: throws signal "alarm" and message "paid" (key ${order_id}), then ends.
+const std::string kThrower =
+    bpmn(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="alarm"/>
+<intermediateThrowEvent id="alarm"><signalEventDefinition signalRef="s"/></intermediateThrowEvent>
+<sequenceFlow id="f1" sourceRef="alarm" targetRef="pay"/>
+<intermediateThrowEvent id="pay"><messageEventDefinition messageRef="m" pythmata:correlationKey="${order_id}"/></intermediateThrowEvent>
+<sequenceFlow id="f2" sourceRef="pay" targetRef="end"/>
+<endEvent id="end"/>)",
+         "thrower", R"(<signal id="s" name="alarm"/><message id="m" name="paid"/>)");
+
+class OutboxTest : public InstanceRuntimeTest {
+  protected:
+    /// A crash of the process: the runtime goes without delivering anything it has not
+    /// delivered yet, and a new one starts on the same stores with `inline_delivery`.
+    void restart(bool inline_delivery) {
+        runtime->stop();
+        catalog->set_deploy_observer(nullptr);
+        runtime.reset();
+        catalog.reset();
+        settings.outbox_deliver_inline = inline_delivery;
+        make();
+    }
+
+    std::int64_t count_of(const std::string& key) {
+        InstanceQuery q;
+        q.process_key = key;
+        auto l = runtime->list_instances(q, {1, 10});
+        return l.ok() ? l.value().total : -1;
+    }
+
+    /// How often `element` has `event` in the instance's history.
+    int history_count(const std::string& id, const std::string& element, const std::string& event) {
+        auto h = runtime->activities(id, {1, 100});
+        int n = 0;
+        for (const auto& a : h.ok() ? h.value().items : std::vector<ActivityView>{}) {
+            n += a.element_id == element && a.event == event ? 1 : 0;
+        }
+        return n;
+    }
+
+    /// Puts delivered rows back (with their locks free), as if the crash had come after their
+    /// deliveries but before their deletes: a replay must change nothing.
+    void replay(std::vector<OutboxRow> rows) {
+        Batch again;
+        for (auto& r : rows) {
+            r.lock_owner.reset();
+            r.lock_expires_at.reset();
+        }
+        again.outbox = std::move(rows);
+        ASSERT_TRUE(store.commit(again).ok());
+    }
+};
+
+TEST_F(OutboxTest, EffectsCommittedButNotDeliveredBeforeACrashAreDeliveredAfterTheRestartOnce) {
+    settings.outbox_deliver_inline = false;  // a crash right after every commit
+    settings.outbox_grace = 1s;
+    make();
+    deploy(kUserTask);  // "approval", the called child
+    deploy(kCallParent);
+    deploy(kSignalCatch);
+    deploy(kSignalStart);
+    deploy(kMessageCatch);
+    deploy(kThrower);
+    const auto listener = start("listener");
+    const auto receiver = start("orders", {{"order_id", "A-1"}});
+    const auto bystander = start("orders", {{"order_id", "B-2"}});
+    const auto parent = start("parent");
+    const auto thrower = start("thrower", {{"order_id", "A-1"}});
+    EXPECT_EQ(thrower.status, "COMPLETED");
+    // Committed with their causes: a child start, a signal, a message.
+    const auto rows = store.outbox_rows();
+    ASSERT_EQ(rows.size(), 3u);
+    std::this_thread::sleep_for(200ms);  // several sweeper passes, all inside the grace period
+    EXPECT_EQ(count_of("approval"), 0);
+    EXPECT_EQ(status(listener.id), "RUNNING");
+    EXPECT_EQ(status(receiver.id), "RUNNING");
+
+    restart(true);
+    clock.advance(2s);  // the rows outlive the grace period: the sweeper takes them
+    ASSERT_TRUE(eventually([&] {
+        return status(listener.id) == "COMPLETED" && status(receiver.id) == "COMPLETED" &&
+               count_of("approval") == 1 && count_of("on_alarm") == 1 &&
+               store.outbox_rows().empty();
+    })) << status(listener.id)
+        << " " << status(receiver.id) << " " << count_of("approval") << " " << count_of("on_alarm")
+        << " " << store.outbox_rows().size();
+    EXPECT_EQ(status(bystander.id), "RUNNING");
+
+    // Replaying every row changes nothing: the child and the signal-started instance exist
+    // (derived ids), the waits are closed, and a message nobody waits for is dropped.
+    replay(rows);
+    clock.advance(2s);
+    ASSERT_TRUE(eventually([&] { return store.outbox_rows().empty(); }));
+    EXPECT_EQ(count_of("approval"), 1);
+    EXPECT_EQ(count_of("on_alarm"), 1);
+    EXPECT_EQ(status(bystander.id), "RUNNING");
+    EXPECT_EQ(history_count(listener.id, "wait", "COMPLETED"), 1);
+    EXPECT_EQ(history_count(receiver.id, "wait", "COMPLETED"), 1);
+
+    // The child's answer to its parent, lost in a crash too, then replayed.
+    restart(false);
+    InstanceQuery q;
+    q.process_key = "approval";
+    const std::string child = runtime->list_instances(q, {1, 10}).value().items[0].id;
+    auto tasks = open_tasks(child);
+    ASSERT_EQ(tasks.size(), 1u);
+    ASSERT_TRUE(runtime->complete_task(tasks[0].id, {{"verdict", "ok"}}).ok());
+    EXPECT_EQ(status(child), "COMPLETED");
+    const auto notice = store.outbox_rows();
+    ASSERT_EQ(notice.size(), 1u);
+    EXPECT_EQ(notice[0].kind, "parent_notice");
+    EXPECT_EQ(status(parent.id), "RUNNING");
+    restart(true);
+    clock.advance(2s);
+    ASSERT_TRUE(eventually([&] { return status(parent.id) == "COMPLETED"; })) << status(parent.id);
+    EXPECT_EQ(runtime->variables(parent.id).value()["verdict"], "ok");
+    replay(notice);
+    clock.advance(2s);
+    ASSERT_TRUE(eventually([&] { return store.outbox_rows().empty(); }));
+    EXPECT_EQ(status(parent.id), "COMPLETED");
+    EXPECT_EQ(history_count(parent.id, "call", "COMPLETED"), 1);
+    EXPECT_EQ(history_count(parent.id, "end", "COMPLETED"), 1);
+}
+
+TEST_F(OutboxTest, LiveDeliveriesDeleteTheirRowsWithoutWaitingForTheSweeper) {
+    settings.outbox_grace = 1h;  // the sweeper takes nothing in this test
+    make();
+    deploy(kUserTask);
+    deploy(kCallParent);
+    deploy(kSignalCatch);
+    deploy(kMessageCatch);
+    deploy(kThrower);
+    const auto listener = start("listener");
+    const auto receiver = start("orders", {{"order_id", "A-1"}});
+    const auto parent = start("parent");
+    start("thrower", {{"order_id", "A-1"}});
+    ASSERT_TRUE(eventually([&] {
+        return status(listener.id) == "COMPLETED" && status(receiver.id) == "COMPLETED" &&
+               count_of("approval") == 1;
+    }));
+    // The child start and the message went with their targets' commits; the signal's delete
+    // rides along with the next commit.
+    deploy(kStraight);
+    start("straight", {{"amount", 1}});
+    EXPECT_TRUE(eventually([&] { return store.outbox_rows().empty(); }))
+        << store.outbox_rows().size() << " rows left";
+    EXPECT_EQ(status(parent.id), "RUNNING");
+}
+
+TEST_F(InstanceRuntimeTest, AnIdenticalRedeployWritesTheStartEventRowsAFailedDeployLeftOut) {
+    make();
+    const std::string xml = bpmn(R"(
+<startEvent id="tick"><timerEventDefinition><timeCycle>R/PT1H</timeCycle></timerEventDefinition></startEvent>
+<sequenceFlow id="f0" sourceRef="tick" targetRef="end"/>
+<startEvent id="mail"><messageEventDefinition messageRef="m"/></startEvent>
+<sequenceFlow id="f1" sourceRef="mail" targetRef="end"/>
+<endEvent id="end"/>)",
+                                 "scheduled", R"(<message id="m" name="kick"/>)");
+    store.fail_commits = 1;  // the store goes down between the definition and its start events
+    auto first = catalog->deploy({xml, std::nullopt, std::nullopt});
+    ASSERT_FALSE(first.ok());
+    EXPECT_TRUE(runtime->list_timers(std::nullopt).value().empty());
+    MessageRequest kick;
+    kick.name = "kick";
+    EXPECT_EQ(runtime->correlate_message(kick).error().code, "MESSAGE_NOT_CORRELATED");
+
+    auto second = catalog->deploy({xml, std::nullopt, std::nullopt});
+    ASSERT_TRUE(second.ok()) << second.error().message;
+    EXPECT_FALSE(second.value().created);  // the definition was stored the first time
+    auto timers = runtime->list_timers(std::nullopt).value();
+    ASSERT_EQ(timers.size(), 1u);
+    EXPECT_EQ(timers[0].due_at, clock.now() + 1h);
+    auto started = runtime->correlate_message(kick);
+    ASSERT_TRUE(started.ok()) << started.error().message;
+    EXPECT_TRUE(started.value().started);
+
+    // Written once: a later identical redeploy leaves the rows (and the schedule) alone.
+    clock.advance(10min);
+    ASSERT_TRUE(catalog->deploy({xml, std::nullopt, std::nullopt}).ok());
+    auto after = runtime->list_timers(std::nullopt).value();
+    ASSERT_EQ(after.size(), 1u);
+    EXPECT_EQ(after[0].id, timers[0].id);
+    EXPECT_EQ(after[0].due_at, timers[0].due_at);
+}
+
 }  // namespace
 }  // namespace pythmata::app
