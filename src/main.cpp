@@ -2,6 +2,8 @@
 // the store and the cache, builds the use cases on top of them and hands them to the HTTP
 // server; everything else depends on interfaces.
 
+#include <sys/resource.h>
+
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -386,6 +388,38 @@ int start(const Options& options, const app::Settings& settings) {
                        "application/json", body.dump());
 }
 
+/// Descriptors the process needs besides its HTTP connections: the store's and Redis's
+/// connections, listening socket, logs, pipes and libraries.
+constexpr rlim_t kFileLimitReserve = 512;
+
+/// Each connection holds a descriptor: raises the soft RLIMIT_NOFILE (often 1024) towards the
+/// hard limit so that http_max_connections can be honoured, and warns when even the hard limit
+/// is below it (connections beyond it then fail to be accepted).
+void raise_file_limit(const app::Settings& settings, spdlog::logger& log) {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0)
+        return;
+    const rlim_t wanted = static_cast<rlim_t>(settings.http.max_connections) + kFileLimitReserve +
+                          settings.db.pool_size + settings.db.max_overflow;
+    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < wanted) {
+        rlimit raised = limit;
+        raised.rlim_cur =
+            limit.rlim_max == RLIM_INFINITY ? wanted : std::min(wanted, limit.rlim_max);
+        if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+            log.info("raised the open file limit from {} to {} for http_max_connections {}",
+                     limit.rlim_cur, raised.rlim_cur, settings.http.max_connections);
+            limit = raised;
+        }
+    }
+    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < wanted) {
+        log.warn(
+            "the open file limit ({}) is below what http_max_connections {} needs ({}); raise the "
+            "hard limit (ulimit -Hn, systemd LimitNOFILE, docker --ulimit nofile) or lower "
+            "http_max_connections",
+            limit.rlim_cur, settings.http.max_connections, wanted);
+    }
+}
+
 /// The two long-running roles share one wiring. `serve` runs the API, the engine and the
 /// executor; `worker` (ops_only) runs the executor without the API: the same store, catalog and
 /// runtime (the runtime's scheduler fires due timers and its service threads run built-in jobs,
@@ -403,6 +437,8 @@ int run_node(app::Settings settings, bool ops_only) {
             "a worker on SQLite shares the file with at most one server on this machine; "
             "use PostgreSQL for replicas");
     }
+
+    raise_file_limit(settings, *log);
 
     metrics::Registry registry;
     auto store = store::open_store(settings.db, registry);
