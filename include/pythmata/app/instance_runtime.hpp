@@ -37,14 +37,27 @@ namespace pythmata::app {
 /// History rows are written unless `history_level` is "none" ("activity" and "full" both keep
 /// every element's STARTED/COMPLETED/... entry).
 ///
-/// Known gap: effects carried out after the commit (thrown signals and messages, child starts,
-/// a child's answer to its parent) are not persisted as an outbox; a crash between the commit
-/// and their delivery loses them.
+/// The outbox: effects on other instances (child starts, a child's answer to its parent,
+/// cancelling a child, thrown signals and messages) are written as OutboxRows in the batch that
+/// caused them, delivered right after the commit (unless `outbox_deliver_inline` is off, a
+/// diagnostic setting), and deleted once delivered: a delivery into one instance deletes its row
+/// in that instance's commit; a broadcast's row goes with the next batch commit (or the sweeper's
+/// delete). An outbox thread re-delivers rows older than `outbox_grace_ms` (a crash between commit
+/// and delivery, here or on another replica), at start-up and every `state_check_interval`, taken
+/// with a lock (`outbox_lock_ms`, `outbox_batch_size` at a time). Replays do nothing twice: the
+/// child's id derives from (parent, call wait); an instance that a signal or message start event
+/// starts for a row gets an id derived from (row, definition, element), so a replay conflicts;
+/// an answer, cancel or signal to a closed wait or an ended instance is refused and settles the
+/// row; a message whose delivery committed has no row left to replay.
+/// Remaining edges: a broadcast replayed after a crash reaches subscriptions opened after the
+/// throw (a late subscriber may get a signal thrown before it subscribed), and a delivery slower
+/// than `outbox_grace_ms` may be replayed while it runs (a thrown message could then reach a
+/// second waiting instance); keep the grace period well above the slowest delivery.
 ///
 /// Lifetime: every reference given to the constructor must outlive the runtime. Call start()
 /// once before serving and stop() (or the destructor) to shut down: the scheduler stops, queued
-/// commands are still processed and answered, follow-up work not yet queued is dropped (timers
-/// and jobs stay in the store and are picked up at the next start).
+/// commands are still processed and answered, follow-up work not yet queued is dropped (timers,
+/// jobs and outbox rows stay in the store and are picked up at the next start).
 class InstanceRuntime final : public InstanceService, public DeployObserver {
   public:
     /// `http` and `log` may be null: `http` service tasks then fail with an incident, `logger`
