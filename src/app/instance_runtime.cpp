@@ -17,6 +17,7 @@
 #include <utility>
 #include <variant>
 
+#include "pythmata/app/history_level.hpp"
 #include "pythmata/bpmn/parser.hpp"
 #include "pythmata/bpmn/timer_spec.hpp"
 #include "pythmata/common/sha256.hpp"
@@ -377,7 +378,8 @@ struct InstanceRuntime::Impl {
         limits_.max_variable_size = settings.max_variable_size;
         limits_.max_total_variables = settings.max_total_variables;
         limits_.max_call_depth = settings.max_call_depth;
-        limits_.history = settings.history_level != "none";
+        history_level_ = history_level_of(settings.history_level).value_or(HistoryLevel::kActivity);
+        limits_.history = history_level_ != HistoryLevel::kNone;
         const unsigned n = std::max(1u, settings.workers);
         const std::size_t per_worker = std::max<std::size_t>(1, settings.state_cache_entries / n);
         for (unsigned i = 0; i < n; ++i) {
@@ -758,6 +760,10 @@ struct InstanceRuntime::Impl {
         if (limits_.history) {
             w.history.reserve(fx.history.size());
             for (const auto& h : fx.history) {
+                // `activity` leaves gateways out; `full` keeps every element.
+                if (!history_records(history_level_, proc.process().elements[h.element].type)) {
+                    continue;
+                }
                 w.history.push_back({c.row.id, proc.element_id(h.element),
                                      proc.element_type(h.element), proc.element_name(h.element),
                                      history_kind(h.event), h.at});
@@ -1877,6 +1883,7 @@ struct InstanceRuntime::Impl {
     ServiceLog* log_;
     InstanceEventSink* events_ = nullptr;
     engine::EngineLimits limits_;
+    HistoryLevel history_level_ = HistoryLevel::kActivity;  ///< history_level
     const std::string owner_;
 
     std::vector<std::unique_ptr<Worker>> workers_;

@@ -3,7 +3,9 @@
 // Backend-neutral pieces of the RuntimeStore adapters: names of enum values as stored, the
 // filter builders (bound parameters only), the grouping of a batch into rounds, and errors.
 
+#include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,6 +53,73 @@ namespace pythmata::store {
         return app::HistoryEventKind::kFailed;
     }
     return app::HistoryEventKind::kStarted;
+}
+
+/// Appends `text` to `out` as a JSON string literal (quotes, backslashes and control characters
+/// escaped; other bytes, UTF-8 included, as they are).
+inline void append_json_string(std::string& out, std::string_view text) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    out += '"';
+    for (const char ch : text) {
+        const auto byte = static_cast<unsigned char>(ch);
+        if (ch == '"' || ch == '\\') {
+            out += '\\';
+            out += ch;
+        } else if (byte < 0x20) {
+            out += "\\u00";
+            out += kHex[byte >> 4];
+            out += kHex[byte & 0xF];
+        } else {
+            out += ch;
+        }
+    }
+    out += '"';
+}
+
+/// One stored history row: the entries one commit recorded for one instance.
+struct HistoryChunk {
+    std::string instance_id;
+    std::int64_t entries = 0;
+    /// JSON array of {"element_id", "element_type", "name", "event", "at" (epoch ms)}, in order.
+    std::string events;
+};
+
+/// The history of `write` as stored: one chunk per instance (an entry with an empty
+/// instance_id belongs to write.instance), chunks in the order of their first entry, entries in
+/// their order.
+[[nodiscard]] inline std::vector<HistoryChunk> history_chunks(const app::InstanceWrite& write) {
+    std::vector<HistoryChunk> chunks;
+    for (const app::HistoryRow& entry : write.history) {
+        const std::string& instance_id =
+            entry.instance_id.empty() ? write.instance.id : entry.instance_id;
+        auto chunk = std::find_if(chunks.begin(), chunks.end(), [&](const HistoryChunk& c) {
+            return c.instance_id == instance_id;
+        });
+        if (chunk == chunks.end()) {
+            chunks.push_back({instance_id, 0, "["});
+            chunk = std::prev(chunks.end());
+        }
+        std::string& out = chunk->events;
+        if (chunk->entries > 0) {
+            out += ',';
+        }
+        out += "{\"element_id\":";
+        append_json_string(out, entry.element_id);
+        out += ",\"element_type\":";
+        append_json_string(out, entry.element_type);
+        out += ",\"name\":";
+        append_json_string(out, entry.name);
+        out += ",\"event\":\"";
+        out += history_event_name(entry.event);
+        out += "\",\"at\":";
+        out += std::to_string(to_epoch_ms(entry.at));
+        out += '}';
+        ++chunk->entries;
+    }
+    for (HistoryChunk& chunk : chunks) {
+        chunk.events += ']';
+    }
+    return chunks;
 }
 
 /// jobs.type of a timer row: instance timers and timer start events are told apart by it.

@@ -34,8 +34,9 @@ namespace pythmata::app {
 ///   `http`) run on service threads (at most `max_parallel_tokens` at once) as jobs of type
 ///   "pythmata:<service>".
 ///
-/// History rows are written unless `history_level` is "none" ("activity" and "full" both keep
-/// every element's STARTED/COMPLETED/... entry).
+/// History entries follow `history_level` (app/history_level.hpp): "none" writes none,
+/// "activity" every activity's and event's STARTED/COMPLETED/... entry but no gateway's, "full"
+/// every element's. The store keeps one history row per instance per commit.
 ///
 /// The outbox: effects on other instances (child starts, a child's answer to its parent,
 /// cancelling a child, thrown signals and messages) are written as OutboxRows in the batch that

@@ -466,7 +466,7 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
     WaitInserts waits;
     Columns closed_tasks(4);
     Columns closed_waits(2);
-    Columns history(6);
+    Columns history(3);
     Columns incidents(10);
     Columns resolved(3);
 
@@ -519,13 +519,10 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
             closed_waits[0].text(row.id);
             closed_waits[1].integer(static_cast<std::int64_t>(wait_id));
         }
-        for (const app::HistoryRow& entry : write->history) {
-            history[0].text(entry.instance_id.empty() ? row.id : entry.instance_id);
-            history[1].text(entry.element_id);
-            history[2].text(entry.element_type);
-            history[3].text(entry.name);
-            history[4].text(history_event_name(entry.event));
-            history[5].time(entry.at);
+        for (const HistoryChunk& chunk : history_chunks(*write)) {
+            history[0].text(chunk.instance_id);
+            history[1].integer(chunk.entries);
+            history[2].text(chunk.events);
         }
         for (const app::IncidentRow& incident : write->incidents_opened) {
             incidents[0].text(incident.id);
@@ -604,13 +601,13 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
     }
     // Opened after the closed ones: a re-armed cycle timer closes and reopens one wait id.
     waits.write(tx);
-    // Ids are assigned in the order of the rows: history reads back in the order it happened.
+    // One history row per instance per commit (its entries as one JSONB array). Ids are
+    // assigned in the order of the rows: history reads back in the order it happened.
     exec_columns(tx,
-                 "INSERT INTO history (instance_id, element_id, element_type, name, event, at)"
-                 " SELECT instance_id, element_id, element_type, name, event, at"
-                 " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],"
-                 " $6::bigint[]) WITH ORDINALITY AS u(instance_id, element_id, element_type, name,"
-                 " event, at, n) ORDER BY n",
+                 "INSERT INTO history (instance_id, entries, events)"
+                 " SELECT instance_id, entries, events"
+                 " FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) WITH ORDINALITY"
+                 " AS u(instance_id, entries, events, n) ORDER BY n",
                  history);
     exec_columns(tx,
                  "INSERT INTO incidents (id, instance_id, engine_incident_id, job_id, element_id,"
@@ -1251,11 +1248,17 @@ class PostgresStore final : public Store {
         if (!is_uuid(instance_id)) {
             return app::PageResult<app::HistoryRow>{};
         }
+        // Rows hold one commit's entries each (a JSONB array): page over the flattened entries,
+        // in row order, then array order.
         Conditions where(Conditions::Style::kPostgres);
-        where.add("instance_id = ", instance_id, "::uuid");
+        where.add("h.instance_id = ", instance_id, "::uuid");
         return page_of<app::HistoryRow>(
-            "FROM history", std::move(where), "id",
-            "instance_id, element_id, element_type, name, event, at", page, [](const pqxx::row& r) {
+            "FROM history h CROSS JOIN LATERAL jsonb_array_elements(h.events) WITH ORDINALITY"
+            " AS e(entry, n)",
+            std::move(where), "h.id, e.n",
+            "h.instance_id, e.entry->>'element_id', e.entry->>'element_type', e.entry->>'name',"
+            " e.entry->>'event', (e.entry->>'at')::bigint",
+            page, [](const pqxx::row& r) {
                 return app::HistoryRow{r[0].as<std::string>(),
                                        r[1].as<std::string>(),
                                        r[2].as<std::string>(),
@@ -1414,10 +1417,11 @@ class PostgresStore final : public Store {
                 "                    WHERE c.parent_instance_id = i.id)"
                 "  ORDER BY i.ended_at LIMIT $2 FOR UPDATE OF i SKIP LOCKED),"
                 " h AS (DELETE FROM history WHERE instance_id IN (SELECT id FROM doomed)"
-                "       RETURNING 1),"
+                "       RETURNING entries),"
                 " d AS (DELETE FROM instances WHERE id IN (SELECT id FROM doomed)"
                 "       RETURNING 1)"
-                " SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM h)",
+                // History counts entries (events), not rows: a row holds one commit's entries.
+                " SELECT (SELECT count(*) FROM d), (SELECT coalesce(sum(entries), 0) FROM h)",
                 to_epoch_ms(cutoff), static_cast<std::int64_t>(max_instances));
             tx.commit();
             app::RetentionResult result;

@@ -602,16 +602,11 @@ Status write_instance(Connection& db, const app::InstanceWrite& write) {
     for (const app::WaitRow& wait : write.waits_opened) {
         insert_wait(db, wait);
     }
-    for (const app::HistoryRow& entry : write.history) {
-        Statement s = db.cached(
-            "INSERT INTO history (instance_id, element_id, element_type, name, event, at)"
-            " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
-        s.bind(1, entry.instance_id.empty() ? row.id : entry.instance_id)
-            .bind(2, entry.element_id)
-            .bind(3, entry.element_type)
-            .bind(4, entry.name)
-            .bind(5, history_event_name(entry.event))
-            .bind(6, to_epoch_ms(entry.at));
+    // One history row per instance per commit: the commit's entries as one JSON array.
+    for (const HistoryChunk& chunk : history_chunks(write)) {
+        Statement s =
+            db.cached("INSERT INTO history (instance_id, entries, events) VALUES (?1, ?2, ?3)");
+        s.bind(1, chunk.instance_id).bind(2, chunk.entries).bind(3, chunk.events);
         s.step();
     }
     for (const app::IncidentRow& incident : write.incidents_opened) {
@@ -1243,11 +1238,16 @@ class SqliteStore final : public Store {
 
     Result<app::PageResult<app::HistoryRow>> history(const std::string& instance_id,
                                                      const app::PageRequest& page) override {
+        // Rows hold one commit's entries each (a JSON array): page over the flattened entries,
+        // in row order, then array order.
         Conditions where(Conditions::Style::kSqlite);
-        where.add("instance_id = ", instance_id);
+        where.add("h.instance_id = ", instance_id);
         return page_of<app::HistoryRow>(
-            "FROM history", std::move(where), "id",
-            "instance_id, element_id, element_type, name, event, at", page, [](const Statement& s) {
+            "FROM history h, json_each(h.events) e", std::move(where), "h.id, e.key",
+            "h.instance_id, json_extract(e.value, '$.element_id'),"
+            " json_extract(e.value, '$.element_type'), json_extract(e.value, '$.name'),"
+            " json_extract(e.value, '$.event'), json_extract(e.value, '$.at')",
+            page, [](const Statement& s) {
                 return app::HistoryRow{
                     s.text(0), s.text(1), s.text(2), s.text(3), history_event_of(s.text(4)),
                     s.time(5)};
@@ -1395,10 +1395,13 @@ class SqliteStore final : public Store {
             pick.bind(1, to_epoch_ms(cutoff)).bind(2, static_cast<std::int64_t>(max_instances));
             pick.step();
             app::RetentionResult result;
+            // history counts entries (events), not rows: a row holds one commit's entries.
             Statement history = db.prepare(
-                "DELETE FROM history WHERE instance_id IN (SELECT id FROM temp.retention_doomed)");
-            history.step();
-            result.history = db.changes();
+                "DELETE FROM history WHERE instance_id IN (SELECT id FROM temp.retention_doomed)"
+                " RETURNING entries");
+            while (history.step()) {
+                result.history += history.int64(0);
+            }
             Statement instances = db.prepare(
                 "DELETE FROM instances WHERE id IN (SELECT id FROM temp.retention_doomed)");
             instances.step();

@@ -195,8 +195,9 @@ TEST_P(RetentionStoreTest, DeletesOnlyInstancesEndedBeforeTheCutoffWithEverythin
     EXPECT_TRUE(exists(recent));
     EXPECT_TRUE(exists(running));
     EXPECT_TRUE(exists(error));
-    // Three instances left, each with its own two history rows, task and incident.
-    EXPECT_EQ(count("SELECT count(*) FROM history"), 6);
+    // Three instances left, each with its own two history entries (one row), task and incident.
+    EXPECT_EQ(count("SELECT count(*) FROM history"), 3);
+    EXPECT_EQ(count("SELECT sum(entries) FROM history"), 6);
     EXPECT_EQ(count("SELECT count(*) FROM user_tasks"), 3);
     EXPECT_EQ(count("SELECT count(*) FROM incidents"), 3);
     // Nothing else is old enough.

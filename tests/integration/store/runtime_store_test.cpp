@@ -74,6 +74,8 @@ class Sql {
   public:
     virtual ~Sql() = default;
     virtual std::int64_t count(const std::string& sql) = 0;
+    /// Runs statements that return nothing (DDL, inserts); throws on failure.
+    virtual void exec(const std::string& sql) = 0;
 };
 
 class SqliteSql final : public Sql {
@@ -97,6 +99,14 @@ class SqliteSql final : public Sql {
         sqlite3_finalize(stmt);
         return value;
     }
+    void exec(const std::string& sql) override {
+        char* message = nullptr;
+        if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
+            const std::string what = message == nullptr ? "?" : message;
+            sqlite3_free(message);
+            throw std::runtime_error(what + " in " + sql);
+        }
+    }
 
   private:
     sqlite3* db_ = nullptr;
@@ -108,6 +118,10 @@ class PostgresSql final : public Sql {
     std::int64_t count(const std::string& sql) override {
         pqxx::nontransaction tx(connection_);
         return tx.exec1(sql)[0].as<std::int64_t>();
+    }
+    void exec(const std::string& sql) override {
+        pqxx::nontransaction tx(connection_);
+        tx.exec(sql);
     }
 
   private:
@@ -1251,6 +1265,204 @@ TEST_P(RuntimeStoreTest, HistoryReadsBackInTheOrderItHappenedAcrossBatchesAndPag
     auto last = store_->history(id, {3, 3});
     ASSERT_TRUE(last.ok());
     EXPECT_EQ(last.value().items.back().event, app::HistoryEventKind::kTerminated);
+}
+
+/// Entries of `element_prefix`0..n-1 with event `kind` at `when`.
+std::vector<app::HistoryRow> history_rows(const std::string& id, const std::string& prefix, int n,
+                                          app::HistoryEventKind kind, TimePoint when) {
+    std::vector<app::HistoryRow> rows;
+    for (int i = 0; i < n; ++i) {
+        rows.push_back(history_row(id, prefix + std::to_string(i), kind, when));
+    }
+    return rows;
+}
+
+TEST_P(RuntimeStoreTest, HistoryIsOneRowPerInstancePerCommitAndPagesOverItsEntries) {
+    // Three commits of 5 ("start" + a0..a3), 2 and 4 entries; another instance in the second
+    // batch keeps its own row.
+    app::InstanceWrite write = new_instance(order_, at(0));
+    const std::string id = write.instance.id;
+    for (auto& row : history_rows(id, "a", 4, app::HistoryEventKind::kStarted, at(1))) {
+        write.history.push_back(std::move(row));
+    }
+    commit_one(write);
+    app::InstanceWrite second = update_of(write.instance, 0, at(2));
+    second.history = history_rows(id, "b", 2, app::HistoryEventKind::kCompleted, at(2));
+    app::InstanceWrite other = new_instance(order_, at(2));
+    app::Batch batch;
+    batch.instances = {second, other};
+    commit_ok(batch);
+    app::InstanceWrite third = update_of(second.instance, 1, at(3));
+    third.history = history_rows(id, "c", 4, app::HistoryEventKind::kCancelled, at(3));
+    commit_one(third);
+
+    auto db = sql();
+    EXPECT_EQ(db->count("SELECT count(*) FROM history WHERE instance_id = '" + id + "'"), 3)
+        << "one row per commit";
+    EXPECT_EQ(db->count("SELECT sum(entries) FROM history WHERE instance_id = '" + id + "'"), 11);
+    EXPECT_EQ(
+        db->count("SELECT count(*) FROM history WHERE instance_id = '" + other.instance.id + "'"),
+        1);
+
+    const std::vector<std::string> all = {"start", "a0", "a1", "a2", "a3", "b0",
+                                          "b1",    "c0", "c1", "c2", "c3"};
+    // Pages of 4 start at entries 0, 4 (the last of the first commit) and 8 (inside the third).
+    for (const int size : {1, 2, 3, 4, 7, 11, 20}) {
+        std::vector<std::string> got;
+        for (int page = 1; page <= (11 + size - 1) / size; ++page) {
+            auto history = store_->history(id, {page, size});
+            ASSERT_TRUE(history.ok()) << history.error().internal;
+            EXPECT_EQ(history.value().total, 11) << "page size " << size;
+            EXPECT_EQ(history.value().items.size(),
+                      static_cast<std::size_t>(std::min(size, 11 - (page - 1) * size)));
+            for (const auto& row : history.value().items) {
+                EXPECT_EQ(row.instance_id, id);
+                got.push_back(row.element_id);
+            }
+        }
+        EXPECT_EQ(got, all) << "page size " << size;
+    }
+    auto middle = store_->history(id, {2, 4});
+    ASSERT_TRUE(middle.ok());
+    ASSERT_EQ(middle.value().items.size(), 4u);
+    EXPECT_EQ(middle.value().items[0].element_id, "a3");
+    EXPECT_EQ(middle.value().items[0].event, app::HistoryEventKind::kStarted);
+    EXPECT_EQ(middle.value().items[0].at, at(1));
+    EXPECT_EQ(middle.value().items[1].event, app::HistoryEventKind::kCompleted);
+    EXPECT_EQ(middle.value().items[1].at, at(2));
+    EXPECT_EQ(middle.value().items[3].element_id, "c0");
+    EXPECT_EQ(middle.value().items[3].event, app::HistoryEventKind::kCancelled);
+    EXPECT_EQ(middle.value().items[3].at, at(3));
+    auto beyond = store_->history(id, {5, 4});
+    ASSERT_TRUE(beyond.ok());
+    EXPECT_TRUE(beyond.value().items.empty());
+    EXPECT_EQ(beyond.value().total, 11);
+    auto own = store_->history(other.instance.id, {1, 20});
+    ASSERT_TRUE(own.ok());
+    ASSERT_EQ(own.value().total, 1);
+    EXPECT_EQ(own.value().items[0].element_id, "start");
+}
+
+TEST_P(RuntimeStoreTest, HistoryTextsReadBackExactly) {
+    app::InstanceWrite write = new_instance(order_, at(0));
+    const std::string id = write.instance.id;
+    app::HistoryRow odd = history_row(id, "el \"1\"\\", app::HistoryEventKind::kFailed, at(-5));
+    odd.element_type = "scriptTask";
+    odd.name =
+        "tab\there, new\nline, \x01, quote \" and Gr\xc3\xbc\xc3\x9f"
+        "e \xe2\x9c\x93";
+    write.history.push_back(odd);
+    app::HistoryRow unnamed = history_row(id, "end", app::HistoryEventKind::kTerminated, at(7));
+    unnamed.name.clear();
+    write.history.push_back(unnamed);
+    commit_one(write);
+    auto history = store_->history(id, {1, 20});
+    ASSERT_TRUE(history.ok());
+    ASSERT_EQ(history.value().items.size(), 3u);
+    const app::HistoryRow& got = history.value().items[1];
+    EXPECT_EQ(got.element_id, odd.element_id);
+    EXPECT_EQ(got.element_type, "scriptTask");
+    EXPECT_EQ(got.name, odd.name);
+    EXPECT_EQ(got.event, app::HistoryEventKind::kFailed);
+    EXPECT_EQ(got.at, at(-5));
+    EXPECT_EQ(history.value().items[2].name, "");
+    EXPECT_EQ(history.value().items[2].event, app::HistoryEventKind::kTerminated);
+}
+
+TEST_P(RuntimeStoreTest, RetentionDeletesHistoryOfEveryCommitAndCountsItsEntries) {
+    app::InstanceWrite ended = new_instance(order_, at(0));
+    ended.history.push_back(
+        history_row(ended.instance.id, "task", app::HistoryEventKind::kStarted, at(0)));
+    commit_one(ended);  // 2 entries
+    app::InstanceWrite done = update_of(ended.instance, 0, at(10));
+    done.instance.status = "COMPLETED";
+    done.instance.ended_at = at(10);
+    done.history =
+        history_rows(ended.instance.id, "z", 3, app::HistoryEventKind::kCompleted, at(10));
+    app::InstanceWrite kept = new_instance(order_, at(0));
+    app::Batch batch;
+    batch.instances = {done, kept};
+    commit_ok(batch);  // 3 more entries
+
+    auto swept = store_->delete_ended_instances(at(100), 10, app::ProcessKeyFilter::all());
+    ASSERT_TRUE(swept.ok()) << swept.error().internal;
+    EXPECT_EQ(swept.value().instances, 1);
+    EXPECT_EQ(swept.value().history, 5) << "entries, not rows (the rows were 2)";
+    auto gone = store_->history(ended.instance.id, {1, 20});
+    ASSERT_TRUE(gone.ok());
+    EXPECT_EQ(gone.value().total, 0);
+    EXPECT_TRUE(gone.value().items.empty());
+    auto db = sql();
+    EXPECT_EQ(db->count("SELECT count(*) FROM history"), 1);
+    EXPECT_EQ(store_->history(kept.instance.id, {1, 20}).value().total, 1);
+}
+
+TEST_P(RuntimeStoreTest, MigrationFiveTurnsPerEventRowsIntoCompactRows) {
+    // Back to the schema of migration 4 with per-event rows, then reopen: migration 5 runs.
+    const std::string a = new_uuid();
+    const std::string b = new_uuid();
+    store_.reset();
+    {
+        auto db = sql();
+        db->exec("DROP TABLE history");
+        db->exec(GetParam() == Backend::kSqlite
+                     ? "CREATE TABLE history (id integer PRIMARY KEY AUTOINCREMENT,"
+                       " instance_id text NOT NULL, element_id text NOT NULL,"
+                       " element_type text NOT NULL, name text, event text NOT NULL,"
+                       " at bigint NOT NULL)"
+                     : "CREATE TABLE history (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+                       " instance_id uuid NOT NULL, element_id text NOT NULL,"
+                       " element_type text NOT NULL, name text, event text NOT NULL,"
+                       " at bigint NOT NULL)");
+        db->exec("CREATE INDEX history_instance_idx ON history (instance_id, id)");
+        const std::string t = std::to_string(to_epoch_ms(at(0)));
+        db->exec(
+            "INSERT INTO history (instance_id, element_id, element_type, name, event, at)"
+            " VALUES ('" +
+            a + "', 'start', 'startEvent', NULL, 'STARTED', " + t +
+            "),"
+            " ('" +
+            b + "', 'start', 'startEvent', 'B', 'STARTED', " + t +
+            "),"
+            " ('" +
+            a + "', 'start', 'startEvent', NULL, 'COMPLETED', " + t +
+            "),"
+            " ('" +
+            a + "', 'task', 'userTask', 'It''s \"it\"', 'STARTED', " + t + " + 5)");
+        db->exec("DELETE FROM schema_migrations WHERE version = 5");
+    }
+    store_ = open(settings_, *registry_);
+    ASSERT_NE(store_, nullptr);
+    auto applied = store_->applied_migrations();
+    ASSERT_TRUE(applied.ok());
+    ASSERT_GE(applied.value().size(), 5u);
+    EXPECT_EQ(applied.value()[4].version, 5);
+    EXPECT_EQ(applied.value()[4].name, "compact_history");
+
+    auto history = store_->history(a, {1, 20});
+    ASSERT_TRUE(history.ok()) << history.error().internal;
+    ASSERT_EQ(history.value().total, 3);
+    ASSERT_EQ(history.value().items.size(), 3u);
+    EXPECT_EQ(history.value().items[0].event, app::HistoryEventKind::kStarted);
+    EXPECT_EQ(history.value().items[0].name, "");
+    EXPECT_EQ(history.value().items[1].event, app::HistoryEventKind::kCompleted);
+    EXPECT_EQ(history.value().items[2].element_id, "task");
+    EXPECT_EQ(history.value().items[2].element_type, "userTask");
+    EXPECT_EQ(history.value().items[2].name, "It's \"it\"");
+    EXPECT_EQ(history.value().items[2].at, at(5));
+    auto page = store_->history(a, {2, 2});
+    ASSERT_TRUE(page.ok());
+    ASSERT_EQ(page.value().items.size(), 1u);
+    EXPECT_EQ(page.value().items[0].element_id, "task");
+    auto other = store_->history(b, {1, 20});
+    ASSERT_TRUE(other.ok());
+    ASSERT_EQ(other.value().total, 1);
+    EXPECT_EQ(other.value().items[0].name, "B");
+
+    // New commits append compact rows after the migrated ones.
+    app::InstanceWrite write = new_instance(order_, at(9));
+    commit_one(write);
+    EXPECT_EQ(store_->history(write.instance.id, {1, 20}).value().total, 1);
 }
 
 TEST_P(RuntimeStoreTest, DeleteKeyWithCascadeRemovesEveryRuntimeRow) {

@@ -263,10 +263,9 @@ class StoreTest : public ::testing::TestWithParam<Backend> {
             "INSERT INTO incidents (id, instance_id, element_id, kind, state, created_at)"
             " VALUES ('40000000" +
             suffix + "', '" + id + "', 'task', 'JOB_FAILED', 'OPEN', 1)");
-        sql.exec(
-            "INSERT INTO history (instance_id, element_id, element_type, event, at) VALUES"
-            " ('" +
-            id + "', 'start', 'startEvent', 'COMPLETED', 1)");
+        sql.exec("INSERT INTO history (instance_id, entries, events) VALUES ('" + id +
+                 "', 1, '[{\"element_id\":\"start\",\"element_type\":\"startEvent\","
+                 "\"name\":\"\",\"event\":\"COMPLETED\",\"at\":1}]')");
     }
 
     app::DbSettings settings_;
@@ -509,8 +508,9 @@ TEST_P(StoreTest, DeleteKeyRefusesWhileInstancesRunUnlessCascade) {
         " '00000007-0000-4000-8000-000000000007', id, key, version, 'RUNNING',"
         " '00000001-0000-4000-8000-000000000001', 1, 1 FROM definitions WHERE key = 'Other'");
     db->exec(
-        "INSERT INTO history (instance_id, element_id, element_type, event, at) VALUES"
-        " ('00000007-0000-4000-8000-000000000007', 's', 'startEvent', 'STARTED', 1)");
+        "INSERT INTO history (instance_id, entries, events) VALUES"
+        " ('00000007-0000-4000-8000-000000000007', 1, '[{\"element_id\":\"s\","
+        "\"element_type\":\"startEvent\",\"name\":\"\",\"event\":\"STARTED\",\"at\":1}]')");
 
     auto refused = store_->delete_key("Order", false);
     ASSERT_FALSE(refused.ok());

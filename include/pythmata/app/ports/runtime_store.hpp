@@ -237,7 +237,9 @@ struct InstanceCounts {
 /// What one history retention batch deleted.
 struct RetentionResult {
     std::int64_t instances = 0;  ///< ended instances (their tasks, waits and incidents cascade)
-    std::int64_t history = 0;    ///< history rows of those instances
+    /// History entries (activities, as GET .../activities lists them) of those instances, not
+    /// stored rows: a stored row holds one commit's entries of one instance.
+    std::int64_t history = 0;
 };
 
 /// Outcome of claiming an Idempotency-Key before running the request.
@@ -313,7 +315,8 @@ class RuntimeStore {
     [[nodiscard]] virtual Result<std::optional<IncidentRow>> incident(const std::string& id) = 0;
     [[nodiscard]] virtual Result<PageResult<IncidentRow>> list_incidents(
         const IncidentFilter& filter, const PageRequest& page) = 0;
-    /// History of one instance in the order it happened.
+    /// History of one instance in the order it happened; `page` counts entries (the store keeps
+    /// one row per instance per commit and flattens them).
     [[nodiscard]] virtual Result<PageResult<HistoryRow>> history(const std::string& instance_id,
                                                                  const PageRequest& page) = 0;
 
