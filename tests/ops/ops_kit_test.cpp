@@ -160,37 +160,6 @@ TEST(OpsKit, NginxAcceptsTheConfigAdaptedToLoopback) {
     EXPECT_NE(broken.code, 0) << broken.output;
 }
 
-/// nginx in the foreground (daemon off) with `conf`, stopped by PID in the destructor.
-class NginxProcess {
-  public:
-    explicit NginxProcess(const fs::path& dir) {
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            const std::string prefix = dir.string();
-            const std::string conf = (dir / "nginx.conf").string();
-            const std::string log = (dir / "nginx.stderr").string();
-            const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-            ::dup2(fd, STDERR_FILENO);
-            ::dup2(fd, STDOUT_FILENO);
-            ::execl(kNginx, kNginx, "-p", prefix.c_str(), "-c", conf.c_str(), "-e", "stderr", "-g",
-                    "daemon off;", static_cast<char*>(nullptr));
-            ::_exit(127);
-        }
-    }
-    ~NginxProcess() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGTERM);
-            int status = 0;
-            ::waitpid(pid_, &status, 0);
-        }
-    }
-    NginxProcess(const NginxProcess&) = delete;
-    NginxProcess& operator=(const NginxProcess&) = delete;
-
-  private:
-    pid_t pid_ = -1;
-};
-
 TEST(OpsKit, NginxInFrontOfThreeServersBalancesKeepsRequestIdsAndUpgradesWebSockets) {
     if (!fs::exists(kNginx) || ::geteuid() != 0) {
         GTEST_SKIP() << "needs nginx and root (nginx drops its workers to nobody)";

@@ -144,6 +144,29 @@ Result<std::string, HarnessFailure> loopback_nginx_conf(
     return out;
 }
 
+NginxProcess::NginxProcess(const fs::path& dir) {
+    const std::string prefix = dir.string();
+    const std::string conf = (dir / "nginx.conf").string();
+    const std::string log = (dir / "nginx.stderr").string();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        ::dup2(fd, STDERR_FILENO);
+        ::dup2(fd, STDOUT_FILENO);
+        ::execl(kNginx, kNginx, "-p", prefix.c_str(), "-c", conf.c_str(), "-e", "stderr", "-g",
+                "daemon off;", static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+}
+
+NginxProcess::~NginxProcess() {
+    if (pid_ > 0) {
+        ::kill(pid_, SIGTERM);
+        int status = 0;
+        ::waitpid(pid_, &status, 0);
+    }
+}
+
 ServerProcess::Options ops_server_options(std::map<std::string, std::string> env) {
     ServerProcess::Options options;
     options.env = {{"PYTHMATA_STATE_CHECK_INTERVAL", "0.2"},
@@ -258,7 +281,9 @@ Result<void, HarnessFailure> produce_every_metric_family(HttpClient& client) {
     if (!tasks) {
         return std::move(tasks).error();
     }
-    for (const auto& task : tasks->json()["data"]["items"]) {
+    // Held in a variable: a range-for over a member of a temporary would dangle.
+    const nlohmann::json items = tasks->json()["data"]["items"];
+    for (const auto& task : items) {
         auto done = expect_status(
             client.send_json("POST", "/api/v1/tasks/" + task["id"].get<std::string>() + "/complete",
                              {{"variables", nlohmann::json::object()}}),

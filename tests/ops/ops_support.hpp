@@ -3,6 +3,8 @@
 // Helpers of the ops tests: running a tool with a bound, temp dirs, nginx.conf adapted to
 // loopback, and traffic that gives every metric family of the server a sample.
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -53,6 +55,20 @@ void write_text(const std::filesystem::path& path, const std::string& text);
 [[nodiscard]] Result<std::string, HarnessFailure> loopback_nginx_conf(
     std::string conf, const std::filesystem::path& dir, std::uint16_t listen_port,
     const std::vector<std::uint16_t>& backends);
+
+/// nginx in the foreground (daemon off) with `dir`/nginx.conf as its prefix and config, its
+/// stderr in `dir`/nginx.stderr. Stopped by PID (SIGTERM, then reaped) in the destructor.
+class NginxProcess {
+  public:
+    explicit NginxProcess(const std::filesystem::path& dir);
+    ~NginxProcess();
+    NginxProcess(const NginxProcess&) = delete;
+    NginxProcess& operator=(const NginxProcess&) = delete;
+    [[nodiscard]] pid_t pid() const { return pid_; }
+
+  private:
+    pid_t pid_ = -1;
+};
 
 /// ServerProcess options for ops tests: fast scheduler and housekeeping (state_check_interval
 /// and maintenance_interval 0.2 s), plus `env`.
