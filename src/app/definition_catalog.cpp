@@ -49,6 +49,15 @@ std::optional<DefinitionRecord> from_json(std::string_view text) {
     }
 }
 
+/// One list query as a map key: lengths keep ("a", "b,c") and ("a,b", "c") apart.
+std::string list_key(const DefinitionFilter& filter, const PageRequest& page) {
+    std::string out = std::to_string(page.page) + ',' + std::to_string(page.page_size);
+    for (const auto& part : {filter.key, filter.name}) {
+        out += part ? ',' + std::to_string(part->size()) + ':' + *part : std::string(",-");
+    }
+    return out;
+}
+
 Error process_not_found(const std::string& key) {
     Error e = Error::not_found("PROCESS_NOT_FOUND", "no process definition with key '" + key + "'");
     e.context = {{"key", key}};
@@ -179,15 +188,6 @@ Result<DeployResult> DefinitionCatalog::deploy(DeployRequest request) {
                 return std::move(observed).error();
             }
         }
-    }
-    return result;
-}
-
-Result<PageResult<DefinitionRecord>> DefinitionCatalog::list(const DefinitionFilter& filter,
-                                                             const PageRequest& page) {
-    return store_.list_latest(filter, page);
-}
-
         // An identical redeploy repairs the start-event rows a failed first deploy left out.
         std::vector<DefinitionRecord> existing;
         for (const auto& outcome : stored.value()) {
@@ -200,6 +200,52 @@ Result<PageResult<DefinitionRecord>> DefinitionCatalog::list(const DefinitionFil
                 return std::move(observed).error();
             }
         }
+    }
+    return result;
+}
+
+Result<PageResult<DefinitionRecord>> DefinitionCatalog::list(const DefinitionFilter& filter,
+                                                             const PageRequest& page) {
+    if (auto hit = cached_list(filter, page)) {
+        return *hit;
+    }
+    std::uint64_t generation = 0;
+    {
+        std::lock_guard lock(mutex_);
+        generation = list_generation_;
+    }
+    auto found = store_.list_latest(filter, page);
+    if (!found || cache_.l1_max_entries == 0) {
+        return found;
+    }
+    auto page_ptr = std::make_shared<const PageResult<DefinitionRecord>>(found.value());
+    std::lock_guard lock(mutex_);
+    // An invalidation while the store answered may have dropped a newer page than this one.
+    if (generation == list_generation_) {
+        if (lists_.size() >= cache_.l1_max_entries) {
+            lists_.clear();  // rare: more distinct queries than the cache holds; start over
+        }
+        lists_[list_key(filter, page)] = {std::move(page_ptr),
+                                          clock_.now() + cache_.definition_ttl};
+    }
+    return found;
+}
+
+std::shared_ptr<const PageResult<DefinitionRecord>> DefinitionCatalog::cached_list(
+    const DefinitionFilter& filter, const PageRequest& page) {
+    const std::string k = list_key(filter, page);
+    std::lock_guard lock(mutex_);
+    auto it = lists_.find(k);
+    if (it == lists_.end()) {
+        return nullptr;
+    }
+    if (clock_.now() >= it->second.expires_at) {
+        lists_.erase(it);
+        return nullptr;
+    }
+    return it->second.page;
+}
+
 Result<DefinitionRecord> DefinitionCatalog::latest(const std::string& key) {
     if (auto hit = l1_latest(key)) {
         telemetry_.definition_cache_lookup(Telemetry::CacheLevel::kL1, true);
@@ -306,6 +352,8 @@ Status DefinitionCatalog::remove(const std::string& key, bool cascade) {
 void DefinitionCatalog::forget(const std::string& key) {
     std::lock_guard lock(mutex_);
     latest_.erase(key);
+    lists_.clear();  // any page may list `key`
+    ++list_generation_;
 }
 
 std::shared_ptr<const DefinitionRecord> DefinitionCatalog::l1_latest(const std::string& key) {

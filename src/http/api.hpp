@@ -3,6 +3,8 @@
 // The REST handlers: Beast-free functions from a parsed Request to a Response. Each API area
 // has its own api_<area>.cpp; src/http/routes.cpp is the one route table binding them to paths.
 
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,6 +40,10 @@ namespace pythmata::http {
 /// JSON_TOO_DEEP, 400 INVALID_ARGUMENT when not an object, 415 when the content type is not JSON.
 [[nodiscard]] Result<nlohmann::json> json_object_body(const Request& request, bool empty_is_object);
 
+/// Rendered GET /processes bodies, by the identity of the catalog's cached page.
+struct ListBodies;
+[[nodiscard]] std::shared_ptr<ListBodies> make_list_bodies();
+
 class Api {
   public:
     Api(const app::HttpSettings& settings, app::DefinitionService& definitions,
@@ -47,6 +53,9 @@ class Api {
     Response deploy(const Request& request, const PathParams& params);
     Response redeploy(const Request& request, const PathParams& params);
     Response list_definitions(const Request& request, const PathParams& params);
+    /// GET /processes from the catalog's memory, on the I/O thread; nullopt on a cache miss.
+    std::optional<Response> list_definitions_cached(const Request& request,
+                                                    const PathParams& params);
     Response latest_definition(const Request& request, const PathParams& params);
     Response definition_versions(const Request& request, const PathParams& params);
     Response definition_version(const Request& request, const PathParams& params);
@@ -106,6 +115,8 @@ class Api {
     metrics::Registry& metrics_;
     app::InstanceService* instances_ = nullptr;
     app::IdempotencyService* idempotency_ = nullptr;
+    /// Rendered bodies of the catalog's cached list pages (api_definitions.cpp).
+    std::shared_ptr<ListBodies> list_bodies_ = make_list_bodies();
 };
 
 /// The route table (routes.cpp): every path of the API bound to its handler.

@@ -1,4 +1,6 @@
 #include <charconv>
+#include <mutex>
+#include <unordered_map>
 
 #include "api.hpp"
 #include "pythmata/http/error_mapping.hpp"
@@ -41,6 +43,22 @@ Result<int> parse_version(const std::string& text) {
         return Error::invalid_argument("version must be a positive integer, not '" + text + "'");
     }
     return value;
+}
+
+/// The filter and page of GET /processes, or the 400 answer.
+Result<std::pair<app::DefinitionFilter, app::PageRequest>> list_query(const Request& request) {
+    auto query = request_query(request);
+    if (!query)
+        return std::move(query).error();
+    auto page = parse_paging(*query);
+    if (!page)
+        return std::move(page).error();
+    app::DefinitionFilter filter;
+    if (auto it = query->find("key"); it != query->end())
+        filter.key = it->second;
+    if (auto it = query->find("name"); it != query->end())
+        filter.name = it->second;
+    return std::pair{std::move(filter), *page};
 }
 
 }  // namespace
@@ -99,21 +117,51 @@ Response Api::redeploy(const Request& request, const PathParams& params) {
 }
 
 Response Api::list_definitions(const Request& request, const PathParams&) {
-    auto query = request_query(request);
+    auto query = list_query(request);
     if (!query)
         return error_response(query.error());
-    auto page = parse_paging(*query);
-    if (!page)
-        return error_response(page.error());
-    app::DefinitionFilter filter;
-    if (auto it = query->find("key"); it != query->end())
-        filter.key = it->second;
-    if (auto it = query->find("name"); it != query->end())
-        filter.name = it->second;
-    auto result = definitions_.list(filter, *page);
+    auto result = definitions_.list(query->first, query->second);
     if (!result)
         return error_response(result.error());
-    return json_response(200, page_json(*result, *page));
+    return json_response(200, page_json(*result, query->second));
+}
+
+/// A cached page is immutable, so its body is rendered once: the body is kept with the page it
+/// renders (which it keeps alive, so the address is never reused) while the catalog still holds
+/// that page; bodies of pages the catalog dropped go at the next insert.
+struct ListBodies {
+    std::mutex mutex;
+    std::unordered_map<const void*, std::pair<std::shared_ptr<const void>, std::string>> bodies;
+};
+
+std::shared_ptr<ListBodies> make_list_bodies() {
+    return std::make_shared<ListBodies>();
+}
+
+std::optional<Response> Api::list_definitions_cached(const Request& request, const PathParams&) {
+    auto query = list_query(request);
+    if (!query)
+        return error_response(query.error());  // cheap: no need for the pool
+    auto cached = definitions_.cached_list(query->first, query->second);
+    if (!cached)
+        return std::nullopt;
+    Response response;
+    response.status = 200;
+    response.set_header("Content-Type", "application/json");
+    {
+        std::lock_guard lock(list_bodies_->mutex);
+        if (auto it = list_bodies_->bodies.find(cached.get()); it != list_bodies_->bodies.end()) {
+            response.body = it->second.second;
+            return response;
+        }
+    }
+    response = json_response(200, page_json(*cached, query->second));
+    std::lock_guard lock(list_bodies_->mutex);
+    auto& bodies = list_bodies_->bodies;
+    // Held only here (and by `cached`): the catalog dropped that page.
+    std::erase_if(bodies, [](const auto& entry) { return entry.second.first.use_count() <= 1; });
+    bodies.emplace(cached.get(), std::pair{std::shared_ptr<const void>(cached), response.body});
+    return response;
 }
 
 Response Api::latest_definition(const Request&, const PathParams& params) {

@@ -17,7 +17,9 @@ Router make_router(Api& api, bool ops_only) {
     // Auth (http/auth): GET needs viewer, anything else operator, unless a role is given.
     const auto add = [&](const char* method, const char* pattern, Execution execution,
                          Response (Api::*handler)(const Request&, const PathParams&),
-                         std::optional<Role> role = std::nullopt) {
+                         std::optional<Role> role = std::nullopt,
+                         std::optional<Response>(Api::*inline_answer)(
+                             const Request&, const PathParams&) = nullptr) {
         Handler h = bind(handler);
         // Every mutating POST honours Idempotency-Key (API.md).
         if (std::string_view(method) == "POST") {
@@ -27,10 +29,17 @@ Router make_router(Api& api, bool ops_only) {
         }
         const Role required =
             role.value_or(std::string_view(method) == "GET" ? Role::kViewer : Role::kOperator);
-        router.add(Route{method, pattern, execution, std::move(h), required});
+        InlineHandler answer;
+        if (inline_answer != nullptr) {
+            answer = [&api, inline_answer](const Request& request, const PathParams& params) {
+                return (api.*inline_answer)(request, params);
+            };
+        }
+        router.add(Route{method, pattern, execution, std::move(h), required, std::move(answer)});
     };
     constexpr auto kBlocking = Execution::kBlocking;
     constexpr auto kInline = Execution::kInline;
+    constexpr auto kInlineFirst = Execution::kInlineFirst;
     constexpr auto kAdmin = Role::kAdmin;
 
     // Operations.
@@ -42,7 +51,9 @@ Router make_router(Api& api, bool ops_only) {
 
     // Process definitions.
     add("POST", "/api/v1/processes", kBlocking, &Api::deploy, kAdmin);
-    add("GET", "/api/v1/processes", kBlocking, &Api::list_definitions);
+    // The list is answered from the catalog's memory on the I/O thread; a miss goes to the pool.
+    add("GET", "/api/v1/processes", kInlineFirst, &Api::list_definitions, std::nullopt,
+        &Api::list_definitions_cached);
     add("GET", "/api/v1/processes/{key}", kBlocking, &Api::latest_definition);
     add("PUT", "/api/v1/processes/{key}", kBlocking, &Api::redeploy, kAdmin);
     add("DELETE", "/api/v1/processes/{key}", kBlocking, &Api::delete_definition, kAdmin);

@@ -243,6 +243,17 @@ struct Server::Impl {
         }
     }
 
+    /// A kInlineFirst route's attempt on the I/O thread; an exception is a 500 like invoke's.
+    std::optional<Response> invoke_inline(const Route& route, const Request& request,
+                                          const PathParams& params) {
+        try {
+            return route.inline_answer(request, params);
+        } catch (const std::exception& e) {
+            log->error("unhandled exception in {} {}: {}", route.method, route.pattern, e.what());
+            return error_response(Error::internal_error(e.what()));
+        }
+    }
+
     asio::awaitable<Response> dispatch(Request request) {
         const auto q = request.target.find('?');
         const std::string_view path = std::string_view(request.target).substr(0, q);
@@ -253,7 +264,13 @@ struct Server::Impl {
         if (auto denied = auth->check(route, request))  // 401/403 when auth is on (http/auth)
             co_return std::move(*denied);
         Response response;
-        if (route.execution == Execution::kInline) {
+        std::optional<Response> answered;
+        if (route.execution == Execution::kInlineFirst && route.inline_answer) {
+            answered = invoke_inline(route, request, match->params);
+        }
+        if (answered) {
+            response = std::move(*answered);
+        } else if (route.execution == Execution::kInline) {
             response = invoke(route, request, match->params);
         } else {
             if (queued.fetch_add(1) >= settings.max_queued_requests) {

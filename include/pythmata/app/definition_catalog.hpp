@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -24,8 +25,14 @@ namespace pythmata::app {
 /// then the store. Deploys and deletes drop the key from this replica's L1, erase it from L2,
 /// and publish the key on kInvalidationChannel so other replicas drop theirs.
 ///
+/// The list of latest versions is kept in process too, one page per (filter, page) query, at
+/// most `l1_max_entries` pages, each for at most `definition_ttl`: every invalidation of any key
+/// (a deploy that creates a version, a delete, or another replica's message on
+/// kInvalidationChannel) drops every page, and a page read from the store while an invalidation
+/// happened is not kept, so no page older than the last invalidation is ever served.
+///
 /// Thread-safe. The store, cache, telemetry and clock must outlive the catalog. Blocking: calls
-/// go to the store and the cache synchronously.
+/// go to the store and the cache synchronously, except `cached_list`.
 class DefinitionCatalog final : public DefinitionService {
   public:
     static constexpr const char* kInvalidationChannel = "pythmata:definitions:invalidate";
@@ -42,11 +49,14 @@ class DefinitionCatalog final : public DefinitionService {
                                                                 const PageRequest& page) override;
     [[nodiscard]] Result<DefinitionRecord> version(const std::string& key, int version) override;
     [[nodiscard]] Status remove(const std::string& key, bool cascade) override;
+    [[nodiscard]] std::shared_ptr<const PageResult<DefinitionRecord>> cached_list(
+        const DefinitionFilter& filter, const PageRequest& page) override;
 
     /// A definition by id (cached), for the runtime: instances name their definition by id.
     [[nodiscard]] Result<DefinitionRecord> by_id(const std::string& id);
 
-    /// Drops `key`'s latest-version entry from this replica's L1 (what an invalidation does).
+    /// Drops `key`'s latest-version entry and every cached list page from this replica's L1
+    /// (what an invalidation does).
     void forget(const std::string& key);
 
     /// Registers the one observer told about newly created versions (null: none). Call before
@@ -56,6 +66,10 @@ class DefinitionCatalog final : public DefinitionService {
   private:
     struct LatestEntry {
         std::shared_ptr<const DefinitionRecord> record;
+        TimePoint expires_at;
+    };
+    struct ListEntry {
+        std::shared_ptr<const PageResult<DefinitionRecord>> page;
         TimePoint expires_at;
     };
 
@@ -78,6 +92,8 @@ class DefinitionCatalog final : public DefinitionService {
     std::unordered_map<std::string, LatestEntry> latest_;  // key -> latest
     std::unordered_map<std::string, std::shared_ptr<const DefinitionRecord>> by_id_;
     std::list<std::string> by_id_order_;  // insertion order, oldest first, for eviction
+    std::unordered_map<std::string, ListEntry> lists_;  // list_key(filter, page) -> page
+    std::uint64_t list_generation_ = 0;                 // bumped by every invalidation
 };
 
 }  // namespace pythmata::app

@@ -40,6 +40,13 @@ class DefinitionService {
         const std::string& key, const PageRequest& page) = 0;
     [[nodiscard]] virtual Result<DefinitionRecord> version(const std::string& key, int version) = 0;
     [[nodiscard]] virtual Status remove(const std::string& key, bool cascade) = 0;
+
+    /// The page `list(filter, page)` answers, when this replica holds it in memory; null when
+    /// not (then call `list`). Never blocks on the store or the network: safe on an I/O thread.
+    [[nodiscard]] virtual std::shared_ptr<const PageResult<DefinitionRecord>> cached_list(
+        const DefinitionFilter& /*filter*/, const PageRequest& /*page*/) {
+        return nullptr;
+    }
 };
 
 }  // namespace pythmata::app

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -29,7 +30,12 @@ using Handler = std::function<Response(const Request&, const PathParams&)>;
 
 /// Where a handler runs: kInline on the connection's I/O thread (cheap, never blocks), kBlocking
 /// on the bounded blocking pool (anything that touches the store, the engine or a lock).
-enum class Execution { kInline, kBlocking };
+/// kInlineFirst: the route's `inline_answer` runs on the I/O thread first (it must never block,
+/// e.g. it answers from memory); when it has no answer, `handler` runs as for kBlocking.
+enum class Execution { kInline, kBlocking, kInlineFirst };
+
+/// A kInlineFirst route's non-blocking attempt: a response, or nullopt to go to the pool.
+using InlineHandler = std::function<std::optional<Response>(const Request&, const PathParams&)>;
 
 /// The least role a route needs when auth is on (http/auth): viewer < operator < admin.
 enum class Role { kViewer = 1, kOperator = 2, kAdmin = 3 };
@@ -39,7 +45,8 @@ struct Route {
     std::string pattern;  ///< e.g. "/api/v1/processes/{key}/versions/{version}"
     Execution execution = Execution::kBlocking;
     Handler handler;
-    Role role = Role::kViewer;  ///< required role (auth)
+    Role role = Role::kViewer;    ///< required role (auth)
+    InlineHandler inline_answer;  ///< kInlineFirst only
 };
 
 /// A match: the route and its parameters. Unknown paths and methods are values, not exceptions:

@@ -243,6 +243,47 @@ TEST_P(DefinitionsApi, TheListShowsTheLatestVersionOfEachKeyPagedAndFiltered) {
     EXPECT_TRUE(prefix_only.json()["data"]["items"].empty());
 }
 
+TEST_P(DefinitionsApi, TheListFromMemoryFollowsEveryDeployAndDelete) {
+    const std::string token = unique_name("MemoToken");
+    const std::string a = unique_name("MemoA");
+    const std::string b = unique_name("MemoB");
+    const std::string target = std::string(kBase) + "?name=" + token;
+    ASSERT_EQ(deploy(bpmn::user_task_process(a, token + " a", "1")).status, 201);
+    const auto first = get(target);
+    ASSERT_EQ(first.status, 200) << first.describe();
+    const auto again = get(target);  // the page is now held in memory
+    ASSERT_EQ(again.status, 200) << again.describe();
+    EXPECT_EQ(again.body, first.body) << "the same answer from memory";
+    EXPECT_EQ(again.header("Content-Type"), first.header("Content-Type"));
+    const json d = again.json()["data"];
+    EXPECT_EQ(d["total"], 1);
+    EXPECT_EQ(d["page"], 1);
+    EXPECT_EQ(d["pageSize"], 20);
+    EXPECT_EQ(d["totalPages"], 1);
+    ASSERT_EQ(d["items"].size(), 1u);
+    std::set<std::string> fields;
+    for (const auto& [field, value] : d["items"][0].items()) {
+        fields.insert(field);
+    }
+    EXPECT_EQ(fields, (std::set<std::string>{"id", "key", "name", "version", "created_at"}));
+
+    // A new version, a new key and a delete each show in the very next list.
+    ASSERT_EQ(deploy(bpmn::user_task_process(a, token + " a", "2")).status, 201);
+    auto listed = get(target).json()["data"];
+    ASSERT_EQ(listed["items"].size(), 1u);
+    EXPECT_EQ(listed["items"][0]["version"], 2);
+    ASSERT_EQ(deploy(bpmn::user_task_process(b, token + " b")).status, 201);
+    EXPECT_EQ(get(target).json()["data"]["total"], 2);
+    ASSERT_EQ(call(client_->request("DELETE", std::string(kBase) + "/" + a)).status, 204);
+    listed = get(target).json()["data"];
+    EXPECT_EQ(listed["total"], 1);
+    ASSERT_EQ(listed["items"].size(), 1u);
+    EXPECT_EQ(listed["items"][0]["key"], b);
+
+    // A bad query is refused the same way whether or not the page is cached.
+    EXPECT_TRUE(is_error(get(target + "&page=0"), 400, "INVALID_ARGUMENT"));
+}
+
 TEST_P(DefinitionsApi, BadPagingParametersAre400) {
     for (const char* query :
          {"?page=0", "?page=-1", "?page_size=0", "?page_size=1001", "?page_size=ten", "?page=1x"}) {

@@ -177,6 +177,38 @@ TEST_P(TwoReplicas, ASurvivingReplicaTakesOverTheWorkOfAKilledOne) {
     EXPECT_EQ(done.json()["data"]["status"], "COMPLETED");
 }
 
+TEST_P(TwoReplicas, ADeployIsInBothReplicasListsAndADeleteLeavesBoth) {
+    const std::string first_key = unique_name("Listed");
+    const std::string second_key = unique_name("Listed");
+    const auto keys_on = [&](bool other) {
+        const auto r = other ? on_other("GET", "/processes?page_size=1000")
+                             : call(client_->request("GET", api("/processes?page_size=1000")));
+        std::set<std::string> keys;
+        const json body = r.json();
+        for (const auto& item : body["data"]["items"]) {
+            keys.insert(item.value("key", ""));
+        }
+        return keys;
+    };
+    deploy(models::user_task(first_key));
+    // Both replicas list it, and now hold the page in memory.
+    ASSERT_TRUE(keys_on(false).contains(first_key));
+    ASSERT_TRUE(keys_on(true).contains(first_key));
+    ASSERT_TRUE(keys_on(true).contains(first_key));
+
+    deploy(models::user_task(second_key));
+    EXPECT_TRUE(keys_on(false).contains(second_key)) << "the deploying replica lists it at once";
+    EXPECT_TRUE(eventually(5s, [&] { return keys_on(true).contains(second_key); }))
+        << "the other replica lists it after the invalidation";
+
+    const auto deleted = on_other("DELETE", "/processes/" + first_key);
+    ASSERT_EQ(deleted.status, 204) << deleted.describe();
+    EXPECT_FALSE(keys_on(true).contains(first_key)) << "the deleting replica drops it at once";
+    EXPECT_TRUE(eventually(5s, [&] { return !keys_on(false).contains(first_key); }))
+        << "the other replica drops it after the invalidation";
+    EXPECT_TRUE(keys_on(false).contains(second_key));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, TwoReplicas, ::testing::Values(Backend::kPostgresRedis),
                          backend_name);
 

@@ -1,5 +1,9 @@
 #include "pythmata/app/definition_catalog.hpp"
 
+#include <algorithm>
+#include <functional>
+#include <utility>
+
 #include <gtest/gtest.h>
 
 #include "pythmata_fakes/fake_definition_store.hpp"
@@ -202,6 +206,186 @@ TEST_F(DefinitionCatalogTest, ConditionThatDoesNotCompileIs422NamingTheFlow) {
     EXPECT_NE(r.error().context.dump().find("bad_flow"), std::string::npos)
         << r.error().context.dump();
     EXPECT_EQ(store.calls, 0);
+}
+
+// --- the cached list ---------------------------------------------------------------------------
+
+std::vector<std::string> keys_of(const PageResult<DefinitionRecord>& page) {
+    std::vector<std::string> keys;
+    for (const auto& r : page.items) {
+        keys.push_back(r.key);
+    }
+    std::sort(keys.begin(), keys.end());
+    return keys;
+}
+
+TEST_F(DefinitionCatalogTest, ListIsServedFromMemoryAfterTheFirstCall) {
+    auto catalog = make(nullptr);
+    ASSERT_TRUE(catalog.deploy({two_step_process("A"), {}, {}}));
+    ASSERT_TRUE(catalog.deploy({two_step_process("B"), {}, {}}));
+    const PageRequest page{1, 20};
+    EXPECT_EQ(catalog.cached_list({}, page), nullptr) << "nothing cached before the first list";
+    const int before = store.calls;
+    auto first = catalog.list({}, page);
+    ASSERT_TRUE(first);
+    auto second = catalog.list({}, page);
+    ASSERT_TRUE(second);
+    EXPECT_EQ(store.calls - before, 1);
+    auto cached = catalog.cached_list({}, page);
+    ASSERT_NE(cached, nullptr);
+    EXPECT_EQ(cached->total, 2);
+    EXPECT_EQ(keys_of(*cached), (std::vector<std::string>{"A", "B"}));
+    // Another page, page size or filter is another query.
+    EXPECT_EQ(catalog.cached_list({}, PageRequest{2, 20}), nullptr);
+    EXPECT_EQ(catalog.cached_list({}, PageRequest{1, 1}), nullptr);
+    EXPECT_EQ(catalog.cached_list({std::string("A"), std::nullopt}, page), nullptr);
+    auto only_a = catalog.list({std::string("A"), std::nullopt}, page);
+    ASSERT_TRUE(only_a);
+    EXPECT_EQ(keys_of(*only_a), (std::vector<std::string>{"A"}));
+    // (key "A", no name) and (no key, name "A") are different queries.
+    EXPECT_EQ(catalog.cached_list({std::nullopt, std::string("A")}, page), nullptr);
+}
+
+TEST_F(DefinitionCatalogTest, ADeployIsInThisReplicasListAtOnce) {
+    auto catalog = make(nullptr);
+    ASSERT_TRUE(catalog.deploy({two_step_process("A"), {}, {}}));
+    ASSERT_EQ(catalog.list({}, {})->total, 1);
+    ASSERT_TRUE(catalog.deploy({two_step_process("B"), {}, {}}));
+    EXPECT_EQ(catalog.cached_list({}, {}), nullptr);
+    auto after = catalog.list({}, {});
+    ASSERT_TRUE(after);
+    EXPECT_EQ(keys_of(*after), (std::vector<std::string>{"A", "B"}));
+    // A new version replaces the latest in the list.
+    ASSERT_TRUE(catalog.deploy({two_step_process("A", "A v2"), {}, {}}));
+    auto v2 = catalog.list({std::string("A"), std::nullopt}, {});
+    ASSERT_TRUE(v2);
+    ASSERT_EQ(v2->items.size(), 1u);
+    EXPECT_EQ(v2->items[0].version, 2);
+}
+
+TEST_F(DefinitionCatalogTest, AnIdenticalRedeployKeepsTheCachedList) {
+    auto catalog = make(nullptr);
+    ASSERT_TRUE(catalog.deploy({two_step_process("A"), {}, {}}));
+    ASSERT_TRUE(catalog.list({}, {}));
+    ASSERT_TRUE(catalog.deploy({two_step_process("A"), {}, {}}));  // 200, nothing created
+    EXPECT_NE(catalog.cached_list({}, {}), nullptr);
+}
+
+TEST_F(DefinitionCatalogTest, ADeployOnAnotherReplicaReachesThisListByInvalidation) {
+    auto first = make(&remote);
+    fakes::FakeRemoteCache other_remote{hub};
+    auto second = make(&other_remote);
+    ASSERT_TRUE(first.deploy({two_step_process("A"), {}, {}}));
+    ASSERT_EQ(second.list({}, {})->total, 1);  // cached on the second replica
+    ASSERT_NE(second.cached_list({}, {}), nullptr);
+    ASSERT_TRUE(first.deploy({two_step_process("B"), {}, {}}));
+    EXPECT_EQ(second.cached_list({}, {}), nullptr) << "the invalidation dropped the page";
+    auto after = second.list({}, {});
+    ASSERT_TRUE(after);
+    EXPECT_EQ(keys_of(*after), (std::vector<std::string>{"A", "B"}));
+}
+
+TEST_F(DefinitionCatalogTest, NoStaleListAfterADelete) {
+    auto first = make(&remote);
+    fakes::FakeRemoteCache other_remote{hub};
+    auto second = make(&other_remote);
+    ASSERT_TRUE(first.deploy({two_step_process("A"), {}, {}}));
+    ASSERT_TRUE(first.deploy({two_step_process("B"), {}, {}}));
+    ASSERT_EQ(first.list({}, {})->total, 2);
+    ASSERT_EQ(second.list({}, {})->total, 2);
+    ASSERT_TRUE(first.remove("A", true));
+    for (auto* catalog : {&first, &second}) {
+        EXPECT_EQ(catalog->cached_list({}, {}), nullptr);
+        auto after = catalog->list({}, {});
+        ASSERT_TRUE(after);
+        EXPECT_EQ(keys_of(*after), (std::vector<std::string>{"B"}));
+    }
+}
+
+TEST_F(DefinitionCatalogTest, CachedListPagesExpireAfterTheTtl) {
+    auto catalog = make(nullptr);
+    ASSERT_TRUE(catalog.deploy({two_step_process("A"), {}, {}}));
+    ASSERT_TRUE(catalog.list({}, {}));
+    clock.advance(cache.definition_ttl - Millis{1});
+    EXPECT_NE(catalog.cached_list({}, {}), nullptr);
+    clock.advance(Millis{1});
+    EXPECT_EQ(catalog.cached_list({}, {}), nullptr);
+}
+
+TEST_F(DefinitionCatalogTest, TheListIsNotCachedWhenTheCacheIsOff) {
+    cache.l1_max_entries = 0;
+    auto catalog = make(nullptr);
+    ASSERT_TRUE(catalog.deploy({two_step_process("A"), {}, {}}));
+    ASSERT_TRUE(catalog.list({}, {}));
+    EXPECT_EQ(catalog.cached_list({}, {}), nullptr);
+}
+
+TEST_F(DefinitionCatalogTest, StoreErrorsOfTheListAreNotCached) {
+    auto catalog = make(nullptr);
+    store.unavailable = true;
+    EXPECT_EQ(catalog.list({}, {}).error().code, "DB_UNAVAILABLE");
+    EXPECT_EQ(catalog.cached_list({}, {}), nullptr);
+    store.unavailable = false;
+    EXPECT_TRUE(catalog.list({}, {}));
+}
+
+/// A store whose list_latest runs `during_list` after it read its answer: an invalidation that
+/// lands while the store answers.
+class RacingStore final : public DefinitionStore {
+  public:
+    explicit RacingStore(DefinitionStore& inner) : inner_(inner) {}
+    std::function<void()> during_list;
+
+    Result<std::vector<DeployedDefinition>> deploy(const std::vector<NewDefinition>& d,
+                                                   TimePoint now) override {
+        return inner_.deploy(d, now);
+    }
+    Result<std::optional<DefinitionRecord>> latest(const std::string& key) override {
+        return inner_.latest(key);
+    }
+    Result<std::optional<DefinitionRecord>> version(const std::string& key, int v) override {
+        return inner_.version(key, v);
+    }
+    Result<std::optional<DefinitionRecord>> by_id(const std::string& id) override {
+        return inner_.by_id(id);
+    }
+    Result<PageResult<DefinitionRecord>> list_latest(const DefinitionFilter& filter,
+                                                     const PageRequest& page) override {
+        auto r = inner_.list_latest(filter, page);
+        if (during_list) {
+            std::exchange(during_list, nullptr)();
+        }
+        return r;
+    }
+    Result<PageResult<DefinitionRecord>> versions(const std::string& key,
+                                                  const PageRequest& page) override {
+        return inner_.versions(key, page);
+    }
+    Result<std::int64_t> count_unfinished_instances(const std::string& key) override {
+        return inner_.count_unfinished_instances(key);
+    }
+    Result<std::int64_t> delete_key(const std::string& key, bool cascade) override {
+        return inner_.delete_key(key, cascade);
+    }
+
+  private:
+    DefinitionStore& inner_;
+};
+
+TEST_F(DefinitionCatalogTest, AListReadWhileADeployLandsIsNotKept) {
+    RacingStore racing(store);
+    DefinitionCatalog catalog(racing, nullptr, telemetry, clock, cache, engine);
+    ASSERT_TRUE(catalog.deploy({two_step_process("A"), {}, {}}));
+    // The list reads {A}; before it returns, B is deployed (which invalidates).
+    racing.during_list = [&] { ASSERT_TRUE(catalog.deploy({two_step_process("B"), {}, {}})); };
+    auto raced = catalog.list({}, {});
+    ASSERT_TRUE(raced);
+    EXPECT_EQ(raced->total, 1);  // the answer of its moment
+    EXPECT_EQ(catalog.cached_list({}, {}), nullptr) << "but it is not cached";
+    auto next = catalog.list({}, {});
+    ASSERT_TRUE(next);
+    EXPECT_EQ(keys_of(*next), (std::vector<std::string>{"A", "B"}));
+    EXPECT_NE(catalog.cached_list({}, {}), nullptr);
 }
 
 }  // namespace
