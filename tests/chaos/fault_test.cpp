@@ -657,6 +657,13 @@ TEST(Faults, SqliteOnADiskTurnedReadOnlyAnswers503AndLosesNothing) {
     auto health = client.get("/health");
     EXPECT_TRUE(health.ok() && health.value().status == 200);
     EXPECT_TRUE(server->running());
+    // What was committed before can still be read.
+    auto read = client.get("/api/v1/instances/" + log.acknowledged.front());
+    EXPECT_TRUE(read.ok() && read.value().status == 200)
+        << (read.ok() ? read.value().describe() : read.error().message);
+    auto listed = client.get("/api/v1/instances?process_key=Disk");
+    EXPECT_TRUE(listed.ok() && listed.value().status == 200)
+        << (listed.ok() ? listed.value().describe() : listed.error().message);
     std::cout << "read-only disk: " << log.refused_starts.size() << " starts refused with "
               << log.answers.back().response.json().value("code", "") << ": "
               << log.answers.back().response.json().value("detail", "") << "\n";
