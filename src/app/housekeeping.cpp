@@ -1,6 +1,9 @@
 #include "pythmata/app/housekeeping.hpp"
 
 #include <chrono>
+#include <map>
+#include <string>
+#include <vector>
 
 namespace pythmata::app {
 
@@ -43,14 +46,35 @@ Result<RetentionResult> Housekeeping::run_once() {
         return std::move(counts).error();
     }
     RetentionResult total;
-    if (settings_.history_retention_days == 0) {
-        return total;
+    // Overridden keys grouped by their days; 0 days keeps that key forever.
+    std::map<unsigned, std::vector<std::string>> by_days;
+    std::vector<std::string> overridden;
+    for (const auto& [key, days] : settings_.history_retention_overrides) {
+        overridden.push_back(key);
+        if (days > 0) {
+            by_days[days].push_back(key);
+        }
     }
-    const TimePoint cutoff =
-        clock_.now() - std::chrono::hours(24) * settings_.history_retention_days;
+    for (auto& [days, keys] : by_days) {
+        if (auto swept = sweep(days, ProcessKeyFilter::only(std::move(keys)), total); !swept) {
+            return std::move(swept).error();
+        }
+    }
+    if (settings_.history_retention_days > 0) {
+        if (auto swept = sweep(settings_.history_retention_days,
+                               ProcessKeyFilter::except(std::move(overridden)), total);
+            !swept) {
+            return std::move(swept).error();
+        }
+    }
+    return total;
+}
+
+Status Housekeeping::sweep(unsigned days, const ProcessKeyFilter& filter, RetentionResult& total) {
+    const TimePoint cutoff = clock_.now() - std::chrono::hours(24) * days;
     const std::size_t batch_size = settings_.retention_batch_size;
     while (!stop_requested_) {
-        auto batch = store_.delete_ended_instances(cutoff, batch_size);
+        auto batch = store_.delete_ended_instances(cutoff, batch_size, filter);
         if (!batch) {
             telemetry_.error(batch.error().code);
             return std::move(batch).error();
@@ -62,7 +86,7 @@ Result<RetentionResult> Housekeeping::run_once() {
             break;
         }
     }
-    return total;
+    return {};
 }
 
 void Housekeeping::loop() {

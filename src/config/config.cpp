@@ -5,7 +5,9 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <sstream>
+#include <string_view>
 #include <variant>
 
 #include <toml++/toml.h>
@@ -24,6 +26,8 @@ struct Key {
     std::vector<std::string> choices = {};  // kString: allowed values, empty = any
     std::function<void(app::Settings&, const Raw&)> set = {};
     std::function<std::string(const app::Settings&)> show = {};
+    /// kString: why the text is not acceptable (empty when it is), beyond `choices`.
+    std::function<std::string(const std::string&)> text_error = {};
 };
 
 std::string quote(const std::string& s) {
@@ -121,6 +125,46 @@ Key bool_key(const char* name, Section app::Settings::*sec, bool Section::*field
         [=](const app::Settings& s) { return std::string((s.*sec).*field ? "true" : "false"); }};
 }
 
+constexpr unsigned kMaxRetentionDays = 36'500;
+
+/// "Key=days,Key2=days" (spaces around items allowed; an empty text is no override) parsed into
+/// a map, or why it cannot be.
+Result<std::map<std::string, unsigned>, std::string> parse_retention_overrides(
+    const std::string& text) {
+    std::map<std::string, unsigned> out;
+    const auto trim = [](std::string_view v) {
+        while (!v.empty() && std::isspace(static_cast<unsigned char>(v.front()))) {
+            v.remove_prefix(1);
+        }
+        while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) {
+            v.remove_suffix(1);
+        }
+        return v;
+    };
+    std::string_view rest = text;
+    while (!trim(rest).empty()) {
+        const auto comma = rest.find(',');
+        const std::string_view item = trim(rest.substr(0, comma));
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+        const auto eq = item.find('=');
+        const std::string_view key = trim(item.substr(0, eq));
+        const std::string_view days =
+            eq == std::string_view::npos ? std::string_view{} : trim(item.substr(eq + 1));
+        unsigned value = 0;
+        const auto [end, ec] = std::from_chars(days.data(), days.data() + days.size(), value);
+        if (key.empty() || days.empty() || ec != std::errc() || end != days.data() + days.size() ||
+            value > kMaxRetentionDays) {
+            return "must be a comma-separated list of PROCESS_KEY=DAYS (DAYS from 0 to " +
+                   std::to_string(kMaxRetentionDays) + "), e.g. \"OrderProcess=7,Audit=0\"; " +
+                   quote(std::string(item)) + " is not";
+        }
+        if (!out.emplace(std::string(key), value).second) {
+            return "names the process key " + quote(std::string(key)) + " twice";
+        }
+    }
+    return out;
+}
+
 constexpr std::int64_t kKiB = 1024;
 constexpr std::int64_t kMiB = 1024 * kKiB;
 constexpr std::int64_t kGiB = 1024 * kMiB;
@@ -216,6 +260,28 @@ const std::vector<Key>& keys() {
          },
          [](const S& s) { return std::to_string(s.engine.idempotency_retention.count()); }},
         int_key<E>("history_retention_days", &S::engine, &E::history_retention_days, 0, 36'500),
+        {"history_retention_overrides",
+         Key::Kind::kString,
+         0,
+         0,
+         {},
+         [](S& s, const Raw& v) {
+             // Checked by text_error before set is called.
+             auto parsed = parse_retention_overrides(std::get<std::string>(v));
+             s.engine.history_retention_overrides =
+                 parsed ? std::move(parsed).value() : std::map<std::string, unsigned>{};
+         },
+         [](const S& s) {
+             std::string text;
+             for (const auto& [key, days] : s.engine.history_retention_overrides) {
+                 text += (text.empty() ? "" : ",") + key + "=" + std::to_string(days);
+             }
+             return quote(text);
+         },
+         [](const std::string& text) {
+             auto parsed = parse_retention_overrides(text);
+             return parsed ? std::string() : parsed.error();
+         }},
         int_key<E>("retention_batch_size", &S::engine, &E::retention_batch_size, 1, 100'000),
         seconds_key<E>("maintenance_interval", &S::engine, &E::maintenance_interval, 10,
                        24 * kHourMs),
@@ -304,6 +370,11 @@ Result<Raw, std::string> check(const Key& k, Raw v) {
             if (!k.choices.empty() &&
                 std::find(k.choices.begin(), k.choices.end(), *s) == k.choices.end()) {
                 return describe(k);
+            }
+            if (k.text_error) {
+                if (std::string why = k.text_error(*s); !why.empty()) {
+                    return why;
+                }
             }
             return v;
         }

@@ -22,6 +22,10 @@ namespace pythmata::app {
 ///   instances per transaction, until a batch comes back short. Each batch is its own short
 ///   transaction, so traffic waits at most for one batch; on PostgreSQL, replicas that run
 ///   retention at the same time skip each other's rows.
+///   `history_retention_overrides` gives some process keys their own days: each group of keys
+///   with the same days is swept with its own cutoff (a key with 0 days is never swept), and the
+///   default sweep (history_retention_days) excludes every overridden key. Overrides apply even
+///   when history_retention_days is 0.
 /// Store failures are counted (Telemetry::error) and the pass is tried again next interval.
 ///
 /// Lifetime: the references must outlive the object. start() once; stop() (or the destructor)
@@ -45,6 +49,10 @@ class Housekeeping {
 
   private:
     void loop();
+    /// Batches of delete_ended_instances(cutoff `days` ago, `filter`) until a short one,
+    /// added into `total`.
+    [[nodiscard]] Status sweep(unsigned days, const ProcessKeyFilter& filter,
+                               RetentionResult& total);
 
     RuntimeStore& store_;
     Telemetry& telemetry_;

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -87,7 +88,6 @@ struct EngineSettings {
         20'000};  ///< max_job_wait_ms: cap of POST /jobs/activate wait_ms
     std::chrono::milliseconds timer_lock{
         60'000};  ///< timer_lock_ms: lock on an acquired timer until it fired
-    std::size_t state_cache_entries =
     /// outbox_grace_ms: an outbox row (an effect committed but not yet delivered) older than this
     /// is re-delivered by the outbox sweeper of any replica.
     std::chrono::milliseconds outbox_grace{10'000};
@@ -97,10 +97,14 @@ struct EngineSettings {
     /// outbox_deliver_inline: deliver effects right after their commit (true). Diagnostic: false
     /// leaves every effect to the outbox sweeper (crash-recovery tests); never in production.
     bool outbox_deliver_inline = true;
+    std::size_t state_cache_entries =
         10'000;  ///< instance_state_cache: recent states kept in memory
     std::chrono::seconds idempotency_retention{86'400};  ///< idempotency_retention (seconds)
     unsigned history_retention_days = 0;  ///< history_retention_days: ended instances and their
                                           ///< history kept this long (0 = forever)
+    /// history_retention_overrides ("OrderProcess=7,Audit=0"): days kept per process key,
+    /// instead of history_retention_days (0 = forever for that key).
+    std::map<std::string, unsigned> history_retention_overrides;
     std::size_t retention_batch_size =
         1000;  ///< retention_batch_size: ended instances deleted per transaction
     std::chrono::milliseconds maintenance_interval{

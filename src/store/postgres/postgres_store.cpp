@@ -1403,8 +1403,16 @@ class PostgresStore final : public Store {
         });
     }
 
-    Result<app::RetentionResult> delete_ended_instances(TimePoint cutoff,
-                                                        std::size_t max_instances) override {
+    Result<app::RetentionResult> delete_ended_instances(
+        TimePoint cutoff, std::size_t max_instances, const app::ProcessKeyFilter& filter) override {
+        // The filter as $3 (mode: 0 all, 1 only, 2 except) and $4 (text[] of keys).
+        ArrayParam keys;
+        for (const auto& key : filter.keys) {
+            keys.text(key);
+        }
+        const int mode = filter.mode == app::ProcessKeyFilter::Mode::kOnly     ? 1
+                         : filter.mode == app::ProcessKeyFilter::Mode::kExcept ? 2
+                                                                               : 0;
         return run<app::RetentionResult>(settings_.pool_timeout, [&](pqxx::connection& connection) {
             pqxx::work tx(connection);
             // SKIP LOCKED: two replicas running retention at once take different rows.
@@ -1413,6 +1421,9 @@ class PostgresStore final : public Store {
                 "  SELECT i.id FROM instances i"
                 "  WHERE i.ended_at IS NOT NULL AND i.ended_at < $1"
                 "    AND i.status IN ('COMPLETED', 'CANCELLED')"
+                "    AND ($3::int = 0"
+                "         OR ($3::int = 1 AND i.process_key = ANY($4::text[]))"
+                "         OR ($3::int = 2 AND NOT (i.process_key = ANY($4::text[]))))"
                 "    AND NOT EXISTS (SELECT 1 FROM instances c"
                 "                    WHERE c.parent_instance_id = i.id)"
                 "  ORDER BY i.ended_at LIMIT $2 FOR UPDATE OF i SKIP LOCKED),"
@@ -1422,7 +1433,8 @@ class PostgresStore final : public Store {
                 "       RETURNING 1)"
                 // History counts entries (events), not rows: a row holds one commit's entries.
                 " SELECT (SELECT count(*) FROM d), (SELECT coalesce(sum(entries), 0) FROM h)",
-                to_epoch_ms(cutoff), static_cast<std::int64_t>(max_instances));
+                to_epoch_ms(cutoff), static_cast<std::int64_t>(max_instances), mode,
+                keys.literal());
             tx.commit();
             app::RetentionResult result;
             result.instances = r[0].as<std::int64_t>();

@@ -1380,8 +1380,22 @@ class SqliteStore final : public Store {
         });
     }
 
-    Result<app::RetentionResult> delete_ended_instances(TimePoint cutoff,
-                                                        std::size_t max_instances) override {
+    Result<app::RetentionResult> delete_ended_instances(
+        TimePoint cutoff, std::size_t max_instances, const app::ProcessKeyFilter& filter) override {
+        if (filter.mode == app::ProcessKeyFilter::Mode::kOnly && filter.keys.empty()) {
+            return app::RetentionResult{};
+        }
+        // The process keys as parameters ?3, ?4, ... of an IN list.
+        std::string key_condition;
+        if (filter.mode != app::ProcessKeyFilter::Mode::kAll && !filter.keys.empty()) {
+            key_condition = filter.mode == app::ProcessKeyFilter::Mode::kOnly
+                                ? "   AND i.process_key IN ("
+                                : "   AND i.process_key NOT IN (";
+            for (std::size_t k = 0; k < filter.keys.size(); ++k) {
+                key_condition += (k == 0 ? "?" : ", ?") + std::to_string(k + 3);
+            }
+            key_condition += ")";
+        }
         return write<app::RetentionResult>([&](Connection& db) -> Result<app::RetentionResult> {
             // One short write transaction per batch: the single writer is held only this long.
             db.exec("DROP TABLE IF EXISTS temp.retention_doomed");
@@ -1389,10 +1403,16 @@ class SqliteStore final : public Store {
                 "CREATE TEMP TABLE retention_doomed AS"
                 " SELECT i.id FROM instances i"
                 " WHERE i.ended_at IS NOT NULL AND i.ended_at < ?1"
-                "   AND i.status IN ('COMPLETED', 'CANCELLED')"
+                "   AND i.status IN ('COMPLETED', 'CANCELLED')" +
+                key_condition +
                 "   AND NOT EXISTS (SELECT 1 FROM instances c WHERE c.parent_instance_id = i.id)"
                 " ORDER BY i.ended_at LIMIT ?2");
             pick.bind(1, to_epoch_ms(cutoff)).bind(2, static_cast<std::int64_t>(max_instances));
+            if (!key_condition.empty()) {
+                for (std::size_t k = 0; k < filter.keys.size(); ++k) {
+                    pick.bind(static_cast<int>(k + 3), filter.keys[k]);
+                }
+            }
             pick.step();
             app::RetentionResult result;
             // history counts entries (events), not rows: a row holds one commit's entries.

@@ -490,8 +490,8 @@ class FakeRuntimeStore final : public app::RuntimeStore {
         return out;
     }
 
-    Result<app::RetentionResult> delete_ended_instances(TimePoint cutoff,
-                                                        std::size_t max_instances) override {
+    Result<app::RetentionResult> delete_ended_instances(
+        TimePoint cutoff, std::size_t max_instances, const app::ProcessKeyFilter& filter) override {
         std::lock_guard lock(mutex_);
         if (unavailable) {
             return down();
@@ -502,7 +502,7 @@ class FakeRuntimeStore final : public app::RuntimeStore {
                 instances_.begin(), instances_.end(),
                 [&](const auto& other) { return other.second.parent_instance_id == id; });
             if ((r.status == "COMPLETED" || r.status == "CANCELLED") && r.ended_at &&
-                *r.ended_at < cutoff && !has_child) {
+                *r.ended_at < cutoff && !has_child && filter.admits(r.process_key)) {
                 ended.push_back(&r);
             }
         }

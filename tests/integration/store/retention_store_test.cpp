@@ -2,7 +2,7 @@
 // and a real PostgreSQL 15 (tests/support/postgres, one schema per test). Only instances that
 // ended before the cutoff go, with their history and everything that cascades; batches are
 // bounded and oldest first; a parent goes after its children; concurrent sweeps on PostgreSQL
-// delete every row once.
+// delete every row once; a process-key filter (only / except) limits a sweep to some processes.
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -106,6 +106,12 @@ class RetentionStoreTest : public ::testing::TestWithParam<Backend> {
         auto deployed = store_->deploy({{"Order", "Order", "<definitions id=\"h\"/>", "h"}}, at(0));
         ASSERT_TRUE(deployed.ok());
         definition_ = deployed.value()[0].record;
+        for (const char* key : {"Invoice", "Audit"}) {
+            auto other = store_->deploy(
+                {{key, key, std::string("<definitions id=\"") + key + "\"/>", key}}, at(0));
+            ASSERT_TRUE(other.ok());
+            others_.push_back(other.value()[0].record);
+        }
     }
 
     void TearDown() override {
@@ -120,12 +126,19 @@ class RetentionStoreTest : public ::testing::TestWithParam<Backend> {
     /// task, an incident and two history rows.
     std::string add(const std::string& status, std::optional<TimePoint> ended,
                     std::optional<std::string> parent = std::nullopt) {
+        return add_of(definition_, status, ended, parent);
+    }
+
+    /// As add(), for an instance of `definition`.
+    std::string add_of(const app::DefinitionRecord& definition, const std::string& status,
+                       std::optional<TimePoint> ended,
+                       std::optional<std::string> parent = std::nullopt) {
         app::InstanceWrite w;
         w.insert = true;
         w.instance.id = new_uuid();
-        w.instance.definition_id = definition_.id;
-        w.instance.process_key = definition_.key;
-        w.instance.process_version = definition_.version;
+        w.instance.definition_id = definition.id;
+        w.instance.process_key = definition.key;
+        w.instance.process_version = definition.version;
         w.instance.status = status;
         w.instance.state = "state";
         w.instance.parent_instance_id = parent;
@@ -165,8 +178,9 @@ class RetentionStoreTest : public ::testing::TestWithParam<Backend> {
         return count_rows(settings_.url, sqlite_path_, sql);
     }
 
-    app::RetentionResult sweep(TimePoint cutoff, std::size_t max) {
-        auto result = store_->delete_ended_instances(cutoff, max);
+    app::RetentionResult sweep(TimePoint cutoff, std::size_t max,
+                               const app::ProcessKeyFilter& filter = app::ProcessKeyFilter::all()) {
+        auto result = store_->delete_ended_instances(cutoff, max, filter);
         EXPECT_TRUE(result.ok()) << result.error().message << " / " << result.error().internal;
         return result.ok() ? result.value() : app::RetentionResult{};
     }
@@ -177,7 +191,8 @@ class RetentionStoreTest : public ::testing::TestWithParam<Backend> {
     test::PostgresServer* postgres_ = nullptr;
     metrics::Registry registry_;
     std::unique_ptr<Store> store_;
-    app::DefinitionRecord definition_;
+    app::DefinitionRecord definition_;           ///< process key Order
+    std::vector<app::DefinitionRecord> others_;  ///< Invoice, Audit
 };
 
 TEST_P(RetentionStoreTest, DeletesOnlyInstancesEndedBeforeTheCutoffWithEverythingTheyOwn) {
@@ -240,7 +255,8 @@ TEST_P(RetentionStoreTest, ConcurrentSweepsDeleteEveryInstanceOnce) {
     auto worker = [this] {
         std::int64_t deleted = 0;
         while (true) {
-            auto batch = store_->delete_ended_instances(at(100'000), 7);
+            auto batch =
+                store_->delete_ended_instances(at(100'000), 7, app::ProcessKeyFilter::all());
             if (!batch.ok()) {
                 ADD_FAILURE() << batch.error().message << " / " << batch.error().internal;
                 return deleted;
@@ -255,6 +271,57 @@ TEST_P(RetentionStoreTest, ConcurrentSweepsDeleteEveryInstanceOnce) {
     auto b = std::async(std::launch::async, worker);
     EXPECT_EQ(a.get() + b.get(), kInstances);
     EXPECT_EQ(count("SELECT count(*) FROM instances"), 0);
+}
+
+TEST_P(RetentionStoreTest, AnOnlyFilterDeletesInstancesOfTheListedProcessesAlone) {
+    const auto order = add("COMPLETED", at(100));
+    const auto invoice = add_of(others_[0], "COMPLETED", at(100));
+    const auto audit = add_of(others_[1], "CANCELLED", at(100));
+    const auto invoice_recent = add_of(others_[0], "COMPLETED", at(5000));
+
+    const auto result = sweep(at(1000), 100, app::ProcessKeyFilter::only({"Invoice", "Nope"}));
+    EXPECT_EQ(result.instances, 1);
+    EXPECT_EQ(result.history, 2);
+    EXPECT_FALSE(exists(invoice));
+    EXPECT_TRUE(exists(order));
+    EXPECT_TRUE(exists(audit));
+    EXPECT_TRUE(exists(invoice_recent)) << "the cutoff still applies inside the filter";
+    // An empty "only" list selects nothing.
+    EXPECT_EQ(sweep(at(1000), 100, app::ProcessKeyFilter::only({})).instances, 0);
+    EXPECT_TRUE(exists(order));
+    EXPECT_TRUE(exists(audit));
+}
+
+TEST_P(RetentionStoreTest, AnExceptFilterSparesTheListedProcesses) {
+    const auto order = add("COMPLETED", at(100));
+    const auto invoice = add_of(others_[0], "COMPLETED", at(100));
+    const auto audit = add_of(others_[1], "CANCELLED", at(100));
+
+    const auto result = sweep(at(1000), 100, app::ProcessKeyFilter::except({"Order", "Audit"}));
+    EXPECT_EQ(result.instances, 1);
+    EXPECT_FALSE(exists(invoice));
+    EXPECT_TRUE(exists(order));
+    EXPECT_TRUE(exists(audit));
+    // An empty "except" list is every process; batches stay bounded under a filter.
+    EXPECT_EQ(sweep(at(1000), 1, app::ProcessKeyFilter::except({})).instances, 1);
+    EXPECT_EQ(sweep(at(1000), 1, app::ProcessKeyFilter::except({})).instances, 1);
+    EXPECT_EQ(sweep(at(1000), 1, app::ProcessKeyFilter::except({})).instances, 0);
+    EXPECT_EQ(count("SELECT count(*) FROM instances"), 0);
+}
+
+TEST_P(RetentionStoreTest, AKeyWithQuotesOrCommasIsMatchedExactly) {
+    // The keys travel as an array literal on PostgreSQL and as bound parameters on SQLite.
+    const auto odd_key =
+        store_->deploy({{"Odd,\"key\"\\x", "odd", "<definitions id=\"odd\"/>", "odd"}}, at(0));
+    ASSERT_TRUE(odd_key.ok());
+    const auto odd = add_of(odd_key.value()[0].record, "COMPLETED", at(100));
+    const auto order = add("COMPLETED", at(100));
+    EXPECT_EQ(sweep(at(1000), 100, app::ProcessKeyFilter::only({"Odd"})).instances, 0);
+    EXPECT_EQ(sweep(at(1000), 100, app::ProcessKeyFilter::except({"Odd,\"key\"\\x"})).instances, 1);
+    EXPECT_TRUE(exists(odd));
+    EXPECT_FALSE(exists(order));
+    EXPECT_EQ(sweep(at(1000), 100, app::ProcessKeyFilter::only({"Odd,\"key\"\\x"})).instances, 1);
+    EXPECT_FALSE(exists(odd));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, RetentionStoreTest,

@@ -1,5 +1,6 @@
 // Housekeeping over the fake store: the open-incidents gauge, and history retention deleting
-// only instances that ended before the cutoff, in batches of retention_batch_size.
+// only instances that ended before the cutoff, in batches of retention_batch_size, with
+// per-process overrides (history_retention_overrides) taking their keys out of the default.
 #include "pythmata/app/housekeeping.hpp"
 
 #include <gtest/gtest.h>
@@ -28,7 +29,7 @@ class HousekeepingTest : public ::testing::Test {
         w.insert = true;
         w.instance.id = id;
         w.instance.definition_id = "def";
-        w.instance.process_key = "p";
+        w.instance.process_key = process_key;
         w.instance.process_version = 1;
         w.instance.status = status;
         w.instance.parent_instance_id = parent;
@@ -64,6 +65,7 @@ class HousekeepingTest : public ::testing::Test {
         return row.ok() && row.value().has_value();
     }
 
+    std::string process_key = "p";  ///< of the instances add() creates
     fakes::FakeRuntimeStore store;
     fakes::FakeTelemetry telemetry;
     fakes::ManualClock clock;
@@ -131,6 +133,47 @@ TEST_F(HousekeepingTest, AParentGoesOnlyAfterItsChildren) {
     // Batch 1 takes the child (the parent still has one), batch 2 the parent, batch 3 is empty.
     EXPECT_EQ(result.value().instances, 2);
     EXPECT_FALSE(exists("parent"));
+}
+
+TEST_F(HousekeepingTest, APerProcessOverrideAppliesItsOwnDaysAndTheDefaultTheRest) {
+    process_key = "Order";  // 7 days
+    add("order-10d", "COMPLETED", hours(24 * 10));
+    add("order-5d", "COMPLETED", hours(24 * 5));
+    process_key = "Audit";  // kept forever
+    add("audit-400d", "COMPLETED", hours(24 * 400));
+    process_key = "Quote";  // 7 days as well: swept with Order in one filter
+    add("quote-8d", "CANCELLED", hours(24 * 8));
+    process_key = "p";  // the default, 30 days
+    add("p-40d", "COMPLETED", hours(24 * 40));
+    add("p-10d", "COMPLETED", hours(24 * 10));
+    settings.history_retention_days = 30;
+    settings.history_retention_overrides = {{"Order", 7}, {"Audit", 0}, {"Quote", 7}};
+    settings.retention_batch_size = 1;  // several batches per sweep
+    Housekeeping housekeeping(store, telemetry, clock, settings);
+    auto result = housekeeping.run_once();
+    ASSERT_TRUE(result.ok());
+    EXPECT_EQ(result.value().instances, 3);
+    EXPECT_FALSE(exists("order-10d"));
+    EXPECT_TRUE(exists("order-5d"));
+    EXPECT_TRUE(exists("audit-400d")) << "0 days keeps that process forever";
+    EXPECT_FALSE(exists("quote-8d"));
+    EXPECT_FALSE(exists("p-40d"));
+    EXPECT_TRUE(exists("p-10d")) << "the 7-day override must not leak into the default";
+}
+
+TEST_F(HousekeepingTest, OverridesApplyWhenTheDefaultRetentionIsOff) {
+    process_key = "Order";
+    add("order-10d", "COMPLETED", hours(24 * 10));
+    process_key = "p";
+    add("p-4000d", "COMPLETED", hours(24 * 4000));
+    settings.history_retention_days = 0;
+    settings.history_retention_overrides = {{"Order", 1}};
+    Housekeeping housekeeping(store, telemetry, clock, settings);
+    auto result = housekeeping.run_once();
+    ASSERT_TRUE(result.ok());
+    EXPECT_EQ(result.value().instances, 1);
+    EXPECT_FALSE(exists("order-10d"));
+    EXPECT_TRUE(exists("p-4000d"));
 }
 
 TEST_F(HousekeepingTest, AStoreFailureIsCountedAndReturned) {

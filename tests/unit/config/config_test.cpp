@@ -143,5 +143,41 @@ TEST_F(ConfigTest, DumpRoundTripsThroughTheLoader) {
     EXPECT_EQ(s->log.format, "json");
 }
 
+TEST_F(ConfigTest, RetentionOverridesAreReadFromTheFileAndTheEnvironment) {
+    auto s = load(write("history_retention_overrides = \"OrderProcess=7, Audit = 0\"\n"), env);
+    ASSERT_TRUE(s) << s.error();
+    EXPECT_EQ(s->engine.history_retention_overrides,
+              (std::map<std::string, unsigned>{{"OrderProcess", 7}, {"Audit", 0}}));
+    // A TOML array of "KEY=DAYS" strings works too; the environment wins over the file.
+    env_vars["PYTHMATA_HISTORY_RETENTION_OVERRIDES"] = "Invoice=90";
+    s = load(write("history_retention_overrides = [\"OrderProcess=7\", \"Audit=0\"]\n"), env);
+    ASSERT_TRUE(s) << s.error();
+    EXPECT_EQ(s->engine.history_retention_overrides,
+              (std::map<std::string, unsigned>{{"Invoice", 90}}));
+    // dump() writes it back in a form the loader reads.
+    env_vars.clear();
+    app::Settings custom;
+    custom.engine.history_retention_overrides = {{"A", 1}, {"B", 0}};
+    s = load(write(dump(custom)), env);
+    ASSERT_TRUE(s) << s.error();
+    EXPECT_EQ(s->engine.history_retention_overrides, custom.engine.history_retention_overrides);
+}
+
+TEST_F(ConfigTest, ABadRetentionOverrideStopsStartUpNamingTheKey) {
+    for (const char* bad : {"OrderProcess", "OrderProcess=", "=7", "OrderProcess=-1",
+                            "OrderProcess=7x", "OrderProcess=99999", "A=1,A=2"}) {
+        env_vars["PYTHMATA_HISTORY_RETENTION_OVERRIDES"] = bad;
+        auto s = load(std::nullopt, env);
+        ASSERT_FALSE(s) << bad;
+        EXPECT_NE(s.error().find("history_retention_overrides"), std::string::npos) << s.error();
+        EXPECT_NE(s.error().find("PYTHMATA_HISTORY_RETENTION_OVERRIDES"), std::string::npos)
+            << s.error();
+    }
+    env_vars["PYTHMATA_HISTORY_RETENTION_OVERRIDES"] = "";
+    auto empty = load(std::nullopt, env);
+    ASSERT_TRUE(empty) << empty.error();
+    EXPECT_TRUE(empty->engine.history_retention_overrides.empty());
+}
+
 }  // namespace
 }  // namespace pythmata::config

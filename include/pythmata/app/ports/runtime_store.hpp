@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -232,6 +233,28 @@ struct IncidentFilter {
 struct InstanceCounts {
     std::int64_t running = 0, suspended = 0, error = 0, completed = 0, cancelled = 0;
     std::int64_t open_tasks = 0, pending_jobs = 0, pending_timers = 0, open_incidents = 0;
+};
+
+/// Which process keys a history retention batch may touch: every key, only `keys`, or every key
+/// but `keys` (per-process retention overrides sweep their own keys and exclude them from the
+/// default sweep).
+struct ProcessKeyFilter {
+    enum class Mode { kAll, kOnly, kExcept };
+    Mode mode = Mode::kAll;
+    std::vector<std::string> keys;
+
+    [[nodiscard]] static ProcessKeyFilter all() { return {}; }
+    [[nodiscard]] static ProcessKeyFilter only(std::vector<std::string> keys) {
+        return {Mode::kOnly, std::move(keys)};
+    }
+    [[nodiscard]] static ProcessKeyFilter except(std::vector<std::string> keys) {
+        return {Mode::kExcept, std::move(keys)};
+    }
+    /// Whether an instance of `process_key` passes the filter.
+    [[nodiscard]] bool admits(const std::string& process_key) const {
+        const bool listed = std::find(keys.begin(), keys.end(), process_key) != keys.end();
+        return mode == Mode::kAll || (mode == Mode::kOnly ? listed : !listed);
+    }
 };
 
 /// What one history retention batch deleted.
