@@ -1294,6 +1294,13 @@ struct InstanceRuntime::Impl {
                                         false},
                             outbox_id);
         };
+        // A parent that ended meanwhile (cancelled before a replayed start got here) calls
+        // nobody: its cancel of this child may have found nothing to cancel.
+        if (auto parent = store_.instance(child.parent_id, false);
+            parent && (!parent.value() || parent.value()->ended_at)) {
+            mark_outbox_done(outbox_id);
+            return;
+        }
         auto def = definition_for(child.process_key, std::nullopt);
         if (!def) {
             if (def.error().kind == ErrorKind::kUnavailable) {

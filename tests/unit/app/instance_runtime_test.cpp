@@ -1181,6 +1181,23 @@ TEST_F(OutboxTest, EffectsCommittedButNotDeliveredBeforeACrashAreDeliveredAfterT
     EXPECT_EQ(history_count(parent.id, "end", "COMPLETED"), 1);
 }
 
+TEST_F(OutboxTest, AParentCancelledBeforeItsChildStartWasDeliveredGetsNoChild) {
+    settings.outbox_deliver_inline = false;
+    settings.outbox_grace = 1s;
+    make();
+    deploy(kUserTask);
+    deploy(kCallParent);
+    const auto parent = start("parent");
+    ASSERT_EQ(runtime->cancel_instance(parent.id).value().status, "CANCELLED");
+    ASSERT_EQ(store.outbox_rows().size(), 2u);  // the child's start, then its cancel
+    restart(true);
+    clock.advance(2s);
+    ASSERT_TRUE(eventually([&] { return store.outbox_rows().empty(); }))
+        << store.outbox_rows().size();
+    EXPECT_EQ(count_of("approval"), 0);
+    EXPECT_EQ(status(parent.id), "CANCELLED");
+}
+
 TEST_F(OutboxTest, LiveDeliveriesDeleteTheirRowsWithoutWaitingForTheSweeper) {
     settings.outbox_grace = 1h;  // the sweeper takes nothing in this test
     make();
