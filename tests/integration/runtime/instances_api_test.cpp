@@ -333,7 +333,48 @@ TEST_P(InstancesApi, VariablesCanBeReadAndMerged) {
         << "a refused PATCH changed nothing";
 }
 
+TEST_P(InstancesApi, HistoryLevelDecidesWhichElementsActivitiesLists) {
+    // One store, three servers in turn: each level applies to what is written while it runs.
+    auto elements_of = [&](const std::string& id) {
+        std::vector<std::string> out;
+        for (const auto& a : items("/instances/" + id + "/activities?page_size=100")) {
+            out.push_back(a.value("element_id", "") + ":" + a.value("event", ""));
+        }
+        return out;
+    };
+    deploy(models::route("Routed"));
+    const json by_default = start("Routed", {{"variables", {{"amount", 500}}}});
+    EXPECT_EQ(elements_of(by_default.value("id", "")),
+              (std::vector<std::string>{"start:STARTED", "start:COMPLETED", "end_big:STARTED",
+                                        "end_big:COMPLETED"}))
+        << "activity (the default) leaves the gateway out";
+
+    ASSERT_NO_FATAL_FAILURE(start_server({{"PYTHMATA_HISTORY_LEVEL", "full"}}));
+    const json full = start("Routed", {{"variables", {{"amount", 5}}}});
+    EXPECT_EQ(
+        elements_of(full.value("id", "")),
+        (std::vector<std::string>{"start:STARTED", "start:COMPLETED", "is_big:STARTED",
+                                  "is_big:COMPLETED", "end_small:STARTED", "end_small:COMPLETED"}));
+    const auto paged = get("/instances/" + full.value("id", "") + "/activities?page=2&page_size=4");
+    ASSERT_TRUE(is_page(paged));
+    EXPECT_EQ(paged.json()["data"]["total"], 6);
+    EXPECT_EQ(paged.json()["data"]["items"].size(), 2u);
+
+    ASSERT_NO_FATAL_FAILURE(start_server({{"PYTHMATA_HISTORY_LEVEL", "none"}}));
+    const json none = start("Routed", {{"variables", {{"amount", 500}}}});
+    EXPECT_EQ(none["status"], "COMPLETED");
+    const auto nothing = get("/instances/" + none.value("id", "") + "/activities");
+    ASSERT_TRUE(is_page(nothing));
+    EXPECT_EQ(nothing.json()["data"]["total"], 0);
+    EXPECT_TRUE(nothing.json()["data"]["items"].empty());
+    EXPECT_EQ(elements_of(by_default.value("id", "")).size(), 4u)
+        << "what was written before stays";
+}
+
 TEST_P(InstancesApi, TokensAndActivitiesFollowAParallelSplitAndJoin) {
+    // The activities below include the gateways (split, join): only history_level = full
+    // records gateways.
+    ASSERT_NO_FATAL_FAILURE(start_server({{"PYTHMATA_HISTORY_LEVEL", "full"}}));
     deploy(models::fork_join("Fork"));
     const json started = start("Fork");
     const std::string id = started.value("id", "");
