@@ -1248,24 +1248,39 @@ class PostgresStore final : public Store {
         if (!is_uuid(instance_id)) {
             return app::PageResult<app::HistoryRow>{};
         }
-        // Rows hold one commit's entries each (a JSONB array): page over the flattened entries,
-        // in row order, then array order.
-        Conditions where(Conditions::Style::kPostgres);
-        where.add("h.instance_id = ", instance_id, "::uuid");
-        return page_of<app::HistoryRow>(
-            "FROM history h CROSS JOIN LATERAL jsonb_array_elements(h.events) WITH ORDINALITY"
-            " AS e(entry, n)",
-            std::move(where), "h.id, e.n",
-            "h.instance_id, e.entry->>'element_id', e.entry->>'element_type', e.entry->>'name',"
-            " e.entry->>'event', (e.entry->>'at')::bigint",
-            page, [](const pqxx::row& r) {
-                return app::HistoryRow{r[0].as<std::string>(),
-                                       r[1].as<std::string>(),
-                                       r[2].as<std::string>(),
-                                       r[3].is_null() ? std::string() : r[3].as<std::string>(),
-                                       history_event_of(r[4].c_str()),
-                                       time_of(r[5])};
-            });
+        // Rows hold one commit's entries each (a JSONB array). The total is the sum of their
+        // `entries`; a page unpacks only the rows it overlaps (a row's first entry is the sum of
+        // `entries` before it), in row order, then array order. One snapshot.
+        static constexpr const char* kTotal =
+            "SELECT coalesce(sum(entries), 0) FROM history WHERE instance_id = $1::uuid";
+        static constexpr const char* kPage =
+            "WITH c AS (SELECT id, entries, events,"
+            "  sum(entries) OVER (ORDER BY id) - entries AS first"
+            "  FROM history WHERE instance_id = $1::uuid)"
+            " SELECT e.entry->>'element_id', e.entry->>'element_type', e.entry->>'name',"
+            "  e.entry->>'event', (e.entry->>'at')::bigint"
+            " FROM c CROSS JOIN LATERAL jsonb_array_elements(c.events)"
+            "  WITH ORDINALITY AS e(entry, n)"
+            " WHERE c.first + c.entries > $2::bigint AND c.first < $2::bigint + $3::bigint"
+            "  AND c.first + e.n - 1 >= $2::bigint"
+            " ORDER BY c.id, e.n LIMIT $3::bigint";
+        const Window w = window_of(page);
+        using Page = app::PageResult<app::HistoryRow>;
+        return run<Page>(settings_.pool_timeout, [&](pqxx::connection& connection) {
+            pqxx::read_transaction tx(connection);
+            Page result;
+            result.total = tx.exec_params1(kTotal, instance_id)[0].as<std::int64_t>();
+            if (w.offset < result.total) {
+                for (const auto& r : tx.exec_params(kPage, instance_id, w.offset, w.limit)) {
+                    result.items.push_back({instance_id, r[0].as<std::string>(),
+                                            r[1].as<std::string>(),
+                                            r[2].is_null() ? std::string() : r[2].as<std::string>(),
+                                            history_event_of(r[3].c_str()), time_of(r[4])});
+                }
+            }
+            tx.commit();
+            return result;
+        });
     }
 
     Result<app::IdempotencyClaim> claim_idempotency_key(const std::string& key,

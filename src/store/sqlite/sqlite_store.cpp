@@ -1238,20 +1238,40 @@ class SqliteStore final : public Store {
 
     Result<app::PageResult<app::HistoryRow>> history(const std::string& instance_id,
                                                      const app::PageRequest& page) override {
-        // Rows hold one commit's entries each (a JSON array): page over the flattened entries,
-        // in row order, then array order.
-        Conditions where(Conditions::Style::kSqlite);
-        where.add("h.instance_id = ", instance_id);
-        return page_of<app::HistoryRow>(
-            "FROM history h, json_each(h.events) e", std::move(where), "h.id, e.key",
-            "h.instance_id, json_extract(e.value, '$.element_id'),"
-            " json_extract(e.value, '$.element_type'), json_extract(e.value, '$.name'),"
-            " json_extract(e.value, '$.event'), json_extract(e.value, '$.at')",
-            page, [](const Statement& s) {
-                return app::HistoryRow{
-                    s.text(0), s.text(1), s.text(2), s.text(3), history_event_of(s.text(4)),
-                    s.time(5)};
-            });
+        // Rows hold one commit's entries each (a JSON array). The total is the sum of their
+        // `entries`; a page unpacks only the rows it overlaps (a row's first entry is the sum of
+        // `entries` before it), in row order, then array order.
+        const Window w = window_of(page);
+        return read<app::PageResult<app::HistoryRow>>([&](Connection& db) {
+            app::PageResult<app::HistoryRow> result;
+            {
+                Statement total = db.cached(
+                    "SELECT coalesce(sum(entries), 0) FROM history WHERE instance_id = ?1");
+                total.bind(1, instance_id);
+                total.step();
+                result.total = total.int64(0);
+            }
+            if (w.offset >= result.total) {
+                return result;
+            }
+            Statement rows = db.cached(
+                "WITH c AS (SELECT id, entries, events,"
+                "  sum(entries) OVER (ORDER BY id) - entries AS first"
+                "  FROM history WHERE instance_id = ?1)"
+                " SELECT json_extract(e.value, '$.element_id'),"
+                "  json_extract(e.value, '$.element_type'), json_extract(e.value, '$.name'),"
+                "  json_extract(e.value, '$.event'), json_extract(e.value, '$.at')"
+                " FROM c, json_each(c.events) e"
+                " WHERE c.first + c.entries > ?2 AND c.first < ?2 + ?3 AND c.first + e.key >= ?2"
+                " ORDER BY c.id, e.key LIMIT ?3");
+            rows.bind(1, instance_id).bind(2, w.offset).bind(3, w.limit);
+            while (rows.step()) {
+                result.items.push_back(app::HistoryRow{instance_id, rows.text(0), rows.text(1),
+                                                       rows.text(2), history_event_of(rows.text(3)),
+                                                       rows.time(4)});
+            }
+            return result;
+        });
     }
 
     Result<app::IdempotencyClaim> claim_idempotency_key(const std::string& key,
