@@ -1368,6 +1368,9 @@ struct InstanceRuntime::Impl {
         for (auto& row : rows.value()) {
             deliver(std::move(row));
         }
+        if (auto pending = store_.outbox_pending(); pending) {
+            telemetry_.outbox_pending(pending.value());
+        }
         return n;
     }
 

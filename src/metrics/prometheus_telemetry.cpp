@@ -76,6 +76,13 @@ PrometheusTelemetry::PrometheusTelemetry(Registry& registry) {
                              "store: the job queue depth (refreshed by housekeeping)")
                          .Register(r)
                          .Add({});
+    outbox_pending_ = &prometheus::BuildGauge()
+                           .Name("pythmata_outbox_pending")
+                           .Help(
+                               "Effects committed but not yet delivered (outbox rows; refreshed "
+                               "by the outbox sweeper)")
+                           .Register(r)
+                           .Add({});
     timers_pending_ = &prometheus::BuildGauge()
                            .Name("pythmata_timers_pending")
                            .Help("Timers not yet fired in the store (refreshed by housekeeping)")
@@ -135,6 +142,10 @@ void PrometheusTelemetry::open_incidents(std::int64_t count) {
 void PrometheusTelemetry::pending_work(std::int64_t jobs, std::int64_t timers) {
     jobs_pending_->Set(static_cast<double>(jobs));
     timers_pending_->Set(static_cast<double>(timers));
+}
+
+void PrometheusTelemetry::outbox_pending(std::int64_t rows) {
+    outbox_pending_->Set(static_cast<double>(rows));
 }
 
 void PrometheusTelemetry::retention_deleted(std::int64_t instances, std::int64_t history) {

@@ -40,6 +40,7 @@ class PrometheusTelemetry final : public app::Telemetry {
     void active_instances_counted(std::int64_t count) override;
     void open_incidents(std::int64_t count) override;
     void pending_work(std::int64_t jobs, std::int64_t timers) override;
+    void outbox_pending(std::int64_t rows) override;
     void retention_deleted(std::int64_t instances, std::int64_t history) override;
 
   private:
@@ -58,6 +59,7 @@ class PrometheusTelemetry final : public app::Telemetry {
     prometheus::Histogram* timer_lateness_;
     prometheus::Gauge* open_incidents_;
     prometheus::Gauge* jobs_pending_;
+    prometheus::Gauge* outbox_pending_;
     prometheus::Gauge* timers_pending_;
     prometheus::Counter* retention_instances_;
     prometheus::Counter* retention_history_;

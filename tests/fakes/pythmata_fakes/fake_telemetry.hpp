@@ -55,6 +55,8 @@ class FakeTelemetry final : public app::Telemetry {
         timers_pending = timers;
     }
     std::int64_t jobs_pending = 0;
+    void outbox_pending(std::int64_t rows) override { outbox_rows_pending = rows; }
+    std::atomic<std::int64_t> outbox_rows_pending{-1};
     std::int64_t timers_pending = 0;
     void retention_deleted(std::int64_t instances, std::int64_t history) override {
         retained_instances_deleted += instances;

@@ -1130,6 +1130,7 @@ TEST_F(OutboxTest, EffectsCommittedButNotDeliveredBeforeACrashAreDeliveredAfterT
     const auto rows = store.outbox_rows();
     ASSERT_EQ(rows.size(), 3u);
     std::this_thread::sleep_for(200ms);  // several sweeper passes, all inside the grace period
+    EXPECT_EQ(telemetry.outbox_rows_pending, 3);  // pythmata_outbox_pending
     EXPECT_EQ(count_of("approval"), 0);
     EXPECT_EQ(status(listener.id), "RUNNING");
     EXPECT_EQ(status(receiver.id), "RUNNING");
@@ -1179,6 +1180,7 @@ TEST_F(OutboxTest, EffectsCommittedButNotDeliveredBeforeACrashAreDeliveredAfterT
     EXPECT_EQ(status(parent.id), "COMPLETED");
     EXPECT_EQ(history_count(parent.id, "call", "COMPLETED"), 1);
     EXPECT_EQ(history_count(parent.id, "end", "COMPLETED"), 1);
+    EXPECT_TRUE(eventually([&] { return telemetry.outbox_rows_pending == 0; }));
 }
 
 TEST_F(OutboxTest, AParentCancelledBeforeItsChildStartWasDeliveredGetsNoChild) {

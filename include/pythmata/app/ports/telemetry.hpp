@@ -43,6 +43,9 @@ class Telemetry {
     /// The store holds `jobs` external/service jobs and `timers` timers not yet done
     /// (pythmata_jobs_pending, pythmata_timers_pending: the job queue depth).
     virtual void pending_work(std::int64_t jobs, std::int64_t timers) = 0;
+    /// The store holds `rows` outbox rows: effects committed but not yet delivered
+    /// (pythmata_outbox_pending; refreshed by every outbox sweeper pass).
+    virtual void outbox_pending(std::int64_t rows) = 0;
     /// History retention deleted `instances` ended instances and `history` history rows
     /// (pythmata_retention_deleted_total{kind="instances"|"history"}).
     virtual void retention_deleted(std::int64_t instances, std::int64_t history) = 0;
