@@ -41,6 +41,8 @@ constexpr std::size_t kAuxThreads = 2;  // follow-up deliveries (signals, messag
 constexpr std::size_t kScanFactor = 4;  // queue items a worker looks at per batch slot
 // Pause between scheduler passes when a due timer cannot fire yet (locked, suspended).
 constexpr std::chrono::milliseconds kMinSchedulerSleep{50};
+// Outbox batches the sweeper takes back to back at most before it waits for the next pass.
+constexpr int kOutboxPassesPerWake = 10;
 
 double seconds_since(Steady::time_point t0) {
     return std::chrono::duration<double>(Steady::now() - t0).count();
@@ -1375,6 +1377,7 @@ struct InstanceRuntime::Impl {
     }
 
     void outbox_loop() {
+        int passes = 0;
         while (!stopping_outbox_) {
             auto swept = sweep_outbox();
             if (!swept) {
@@ -1382,9 +1385,12 @@ struct InstanceRuntime::Impl {
             }
             const bool more = swept && swept.value() >= std::max(1u, settings_.outbox_batch_size);
             std::unique_lock lock(outbox_wait_mutex_);
-            if (more) {
-                continue;  // a backlog (after a crash): take the next rows at once
+            // A backlog (after a crash): take the next rows at once, but only a few batches
+            // ahead of the deliveries, so that none waits in a queue until its lock expires.
+            if (more && ++passes < kOutboxPassesPerWake) {
+                continue;
             }
+            passes = 0;
             outbox_cv_.wait_for(lock, settings_.state_check_interval,
                                 [&] { return stopping_outbox_.load(); });
         }
