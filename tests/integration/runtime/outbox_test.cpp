@@ -151,5 +151,40 @@ INSTANTIATE_TEST_SUITE_P(Backends, Outbox,
                          ::testing::Values(Backend::kSqlite, Backend::kPostgresRedis),
                          backend_name);
 
+/// A replica that committed effects but never delivers them (it stands for one that died right
+/// after its commits), and a second replica on the same PostgreSQL whose sweeper delivers them.
+class OutboxReplicas : public Outbox {};
+
+TEST_P(OutboxReplicas, AnotherReplicaDeliversWhatACrashedOneCommitted) {
+    ASSERT_NO_FATAL_FAILURE(start_server(kCrashAfterEveryCommit));
+    const std::string child = unique_name("child");
+    const std::string parent = unique_name("parent");
+    const std::string listener = unique_name("listener");
+    const std::string sender = unique_name("thrower");
+    deploy(models::user_task(child));
+    deploy(models::parent(parent, child));
+    deploy(models::signal_catch(listener));
+    deploy(thrower(sender));
+    const std::string listening = start(listener).value("id", "");
+    const std::string calling = start(parent).value("id", "");
+    start(sender, {{"variables", {{"order_id", "nobody"}}}});
+
+    auto started = ServerProcess::start(server_options(kRecovering));
+    ASSERT_TRUE(started.ok()) << started.error().message;
+    std::unique_ptr<ServerProcess> other = std::move(started).value();
+    await_status(listening, "COMPLETED");
+    ASSERT_TRUE(eventually(10s, [&] { return total_of(child) == 1; })) << total_of(child);
+    const json children = items("/instances?process_key=" + child);
+    ASSERT_EQ(children.size(), 1u);
+    EXPECT_EQ(children[0].value("parent_instance_id", ""), calling);
+    if (HasFailure()) {
+        std::cerr << "second replica stderr:\n" << other->stderr_tail(4000) << "\n";
+    }
+}
+
+// SQLite is a single-node store: replicas share PostgreSQL only.
+INSTANTIATE_TEST_SUITE_P(Postgres, OutboxReplicas, ::testing::Values(Backend::kPostgresRedis),
+                         backend_name);
+
 }  // namespace
 }  // namespace pythmata::test::runtime
