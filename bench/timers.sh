@@ -47,6 +47,10 @@ grep RESULT "$OUT/wrk.txt" | tee -a "$OUT/report.txt"
 q() { sqlite3 -readonly "$DB" "PRAGMA busy_timeout=5000; $1" | tail -1; }
 WAITING=$(q "SELECT count(*) FROM instances WHERE process_key='timerbench' AND status='RUNNING'")
 echo "waiting before DUE: $WAITING (start phase took $(echo "$(date +%s.%N) - $T0" | bc) s)" | tee -a "$OUT/report.txt"
+batch_metrics() {
+    curl -sf "$BASE/metrics" | grep -E '^pythmata_batch_(size|commit_seconds)_(sum|count) ' || true
+}
+METRICS_BEFORE=$(batch_metrics)
 while [ "$(date +%s)" -lt $((DUE_MS / 1000)) ]; do sleep 0.5; done
 for _ in $(seq 1 $((WAIT / 2))); do
     left=$(q "SELECT count(*) FROM instances WHERE process_key='timerbench' AND status='RUNNING'")
@@ -61,9 +65,23 @@ pct() {
        FROM instances WHERE process_key='timerbench' AND status='COMPLETED')"
 }
 EARLY=$(q "SELECT count(*) FROM instances WHERE process_key='timerbench' AND status='COMPLETED' AND ended_at < $DUE_MS")
-TWICE=$(q "SELECT count(*) FROM (SELECT instance_id FROM history WHERE element_id='wait'
-           AND event='COMPLETED' GROUP BY instance_id HAVING count(*) > 1)")
+# History is one row per instance per commit, its entries a JSON array (migration 0005).
+TWICE=$(q "SELECT count(*) FROM (SELECT h.instance_id FROM history h, json_each(h.events) e
+           WHERE json_extract(e.value, '\$.element_id') = 'wait'
+             AND json_extract(e.value, '\$.event') = 'COMPLETED'
+           GROUP BY h.instance_id HAVING count(*) > 1)")
+# Group commits of the firing phase (metrics after minus before DUE): how many firings each
+# carried and how long each took.
+METRICS_AFTER=$(batch_metrics)
 {
+    printf '%s\n%s\n' "$METRICS_BEFORE" "$METRICS_AFTER" | awk '
+        { if ($1 in v) d[$1] = $2 - v[$1]; else v[$1] = $2 }
+        END {
+            n = d["pythmata_batch_size_count"]
+            if (n > 0)
+                printf "firing phase: commits=%d mean_batch=%.1f mean_commit_ms=%.2f\n", n,
+                    d["pythmata_batch_size_sum"] / n,
+                    1000 * d["pythmata_batch_commit_seconds_sum"] / d["pythmata_batch_commit_seconds_count"] }'
     echo "instances=$TOTAL fired=$FIRED early=$EARLY fired_twice=$TWICE"
     echo "lateness_ms p50=$(pct 50) p99=$(pct 99) max=$(pct 100) min=$(pct 0)"
 } | tee -a "$OUT/report.txt"

@@ -35,7 +35,7 @@ using Steady = std::chrono::steady_clock;
 constexpr const char* kSuspended = "SUSPENDED";
 constexpr const char* kServicePrefix = "pythmata:";
 constexpr int kMessageRetries = 3;      // a matched subscription consumed by a racing message
-constexpr int kTimerRounds = 1000;      // bound of acquire rounds in one scheduler pass
+constexpr int kTimerRounds = 1000;      // bound of acquisitions in one scheduler pass
 constexpr int kTimerCatchUp = 1000;     // bound of skipped past firings of a start timer
 constexpr std::size_t kAuxThreads = 2;  // follow-up deliveries (signals, messages, children)
 constexpr std::size_t kScanFactor = 4;  // queue items a worker looks at per batch slot
@@ -1591,48 +1591,103 @@ struct InstanceRuntime::Impl {
         }
     }
 
+    /// Timer firings of one fire_due_timers pass handed to the engine workers, not yet done.
+    struct TimerFlight {
+        std::mutex mutex;
+        std::condition_variable cv;
+        std::size_t in_flight = 0;
+        std::vector<std::pair<std::string, Error>> failed;  // timer row id, why
+    };
+
+    /// Fires every due timer. Timers are acquired `round` at a time (what the engine workers
+    /// commit in one batch each: token_batch_size x engine_workers) and handed to the workers
+    /// without waiting, so that the next acquisition overlaps the firing of the previous one; at
+    /// most two rounds are in flight. Each firing is its instance's command, committed in the
+    /// worker's batch together with the deletion of the timer row. Returns when all have fired.
     Status fire_due_timers() {
         std::lock_guard tick(tick_mutex_);
-        const int batch = static_cast<int>(std::max(1u, settings_.token_batch_size));
-        for (int round = 0; round < kTimerRounds; ++round) {
+        const std::size_t round =
+            std::size_t{std::max(1u, settings_.token_batch_size)} * workers_.size();
+        const std::size_t max_in_flight = 2 * round;
+        auto flight = std::make_shared<TimerFlight>();
+        Status result;
+        for (int pass = 0; pass < kTimerRounds; ++pass) {
+            {
+                std::unique_lock lock(flight->mutex);
+                flight->cv.wait(lock, [&] { return flight->in_flight + round <= max_in_flight; });
+            }
+            settle_failed_timers(*flight);
             const TimePoint now = this->now();
-            auto rows = store_.acquire_timers(owner_, batch, now, now + settings_.timer_lock);
+            auto rows = store_.acquire_timers(owner_, static_cast<int>(round), now,
+                                              now + settings_.timer_lock);
             if (!rows) {
-                return std::move(rows).error();
+                result = std::move(rows).error();
+                break;
             }
             if (rows->empty()) {
-                return {};
+                // A firing still in flight may re-arm a timer that is due already (a cycle):
+                // it is acquirable once that firing committed.
+                std::unique_lock lock(flight->mutex);
+                if (flight->in_flight == 0) {
+                    break;
+                }
+                flight->cv.wait(lock, [&] { return flight->in_flight == 0; });
+                continue;
             }
-            std::vector<std::pair<const JobRow*, std::future<Result<Outcome>>>> pending;
             for (const auto& row : rows.value()) {
                 telemetry_.timer_fired(std::max(0.0, seconds_between(row.due_at, now)));
                 if (row.instance_id.empty()) {
                     fire_start_timer(row, now);
                     continue;
                 }
-                auto promise = std::make_shared<std::promise<Result<Outcome>>>();
-                pending.emplace_back(&row, promise->get_future());
+                {
+                    std::lock_guard lock(flight->mutex);
+                    ++flight->in_flight;
+                }
                 Item item{row.instance_id, CommandWork{engine::FireTimer{row.wait_id}, {}, false},
-                          [promise](Result<Outcome> r) { promise->set_value(std::move(r)); }};
+                          [flight, id = row.id](Result<Outcome> r) {
+                              std::lock_guard lock(flight->mutex);
+                              --flight->in_flight;
+                              if (!r) {
+                                  flight->failed.emplace_back(id, std::move(r).error());
+                              }
+                              flight->cv.notify_all();
+                          }};
                 if (auto st = submit(std::move(item), false); !st) {
-                    return st;
+                    std::lock_guard lock(flight->mutex);
+                    --flight->in_flight;  // not queued: its callback never runs
+                    result = std::move(st);
+                    break;
                 }
             }
-            for (auto& [row, f] : pending) {
-                auto r = f.get();
-                if (r) {
-                    continue;
-                }
-                const Error& e = r.error();
-                if (is_code(e, "WAIT_NOT_FOUND") || is_code(e, "INSTANCE_NOT_RUNNING") ||
-                    is_code(e, "INSTANCE_NOT_FOUND")) {
-                    (void)store_.reschedule_timer(row->id, std::nullopt, 0);  // a stale row
-                } else if (!is_code(e, "INSTANCE_SUSPENDED")) {
-                    telemetry_.error(e.code);  // stays locked; retried after timer_lock
-                }
+            if (!result) {
+                break;
             }
         }
-        return {};
+        {
+            std::unique_lock lock(flight->mutex);
+            flight->cv.wait(lock, [&] { return flight->in_flight == 0; });
+        }
+        settle_failed_timers(*flight);
+        return result;
+    }
+
+    /// The firings that failed: a stale row (its wait or instance is gone) is deleted; others
+    /// stay locked and are retried after timer_lock.
+    void settle_failed_timers(TimerFlight& flight) {
+        std::vector<std::pair<std::string, Error>> failed;
+        {
+            std::lock_guard lock(flight.mutex);
+            failed.swap(flight.failed);
+        }
+        for (const auto& [id, e] : failed) {
+            if (is_code(e, "WAIT_NOT_FOUND") || is_code(e, "INSTANCE_NOT_RUNNING") ||
+                is_code(e, "INSTANCE_NOT_FOUND")) {
+                (void)store_.reschedule_timer(id, std::nullopt, 0);
+            } else if (!is_code(e, "INSTANCE_SUSPENDED")) {
+                telemetry_.error(e.code);
+            }
+        }
     }
 
     void fire_start_timer(const JobRow& row, TimePoint now) {

@@ -1122,7 +1122,7 @@ class PostgresStore final : public Store {
         return acquire(
             "kind = 'timer' AND due_at <= $3"
             " AND (lock_expires_at IS NULL OR lock_expires_at <= $3)",
-            nullptr, owner, max, now, lock_until);
+            nullptr, owner, max, now, lock_until, kTimerOrder);
     }
 
     Result<std::optional<app::JobRow>> job(const std::string& id) override {
@@ -1485,9 +1485,14 @@ class PostgresStore final : public Store {
 
     /// Locks up to `max` due rows matching `condition` ($3 = now, $5 = type) for `owner` in one
     /// statement; rows another transaction holds are skipped, not waited for.
+    /// Timers are acquired in due order only: a tie-break (created_at) is not in the timer index,
+    /// so with many timers due at once every acquisition would sort all of them.
+    static constexpr const char* kTimerOrder = "due_at";
+
     Result<std::vector<app::JobRow>> acquire(const char* condition, const std::string* type,
                                              const std::string& owner, int max, TimePoint now,
-                                             TimePoint lock_until) {
+                                             TimePoint lock_until,
+                                             const char* order = "due_at, created_at") {
         if (max <= 0) {
             return std::vector<app::JobRow>{};
         }
@@ -1495,7 +1500,7 @@ class PostgresStore final : public Store {
                                     "UPDATE jobs SET lock_owner = $1, lock_expires_at = $2"
                                     " WHERE id IN (SELECT id FROM jobs WHERE ") +
                                 condition +
-                                " ORDER BY due_at, created_at LIMIT $4 FOR UPDATE SKIP LOCKED)"
+                                " ORDER BY " + order + " LIMIT $4 FOR UPDATE SKIP LOCKED)"
                                 " RETURNING " +
                                 kJobColumns;
         return run<std::vector<app::JobRow>>(
