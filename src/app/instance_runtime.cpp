@@ -351,10 +351,12 @@ constexpr const char* kSignal = "signal";
 constexpr const char* kMessage = "message";
 
 /// Errors that say an outbox delivery has nothing left to do: the wait it answers is closed, the
-/// instance it targets ended or is gone, the instance it starts exists already.
+/// instance it targets ended or is gone, the instance it starts exists already, another delivery
+/// of the same row committed.
 bool delivery_settled(const Error& e) {
     return is_code(e, "WAIT_NOT_FOUND") || is_code(e, "INSTANCE_NOT_RUNNING") ||
-           is_code(e, "INSTANCE_NOT_FOUND") || is_code(e, "INSTANCE_EXISTS");
+           is_code(e, "INSTANCE_NOT_FOUND") || is_code(e, "INSTANCE_EXISTS") ||
+           is_code(e, "OUTBOX_DELIVERED");
 }
 
 }  // namespace
@@ -833,6 +835,18 @@ struct InstanceRuntime::Impl {
     }
 
     Result<Prepared> prepare(Worker& w, Item& item, TimePoint now, bool fresh) {
+        // A delivery whose row is gone was committed by another delivery of the same row (the
+        // live one and the sweeper's, racing): a second one could reach another target.
+        if (item.outbox_id) {
+            auto pending = store_.outbox_row_exists(*item.outbox_id);
+            if (!pending) {
+                return std::move(pending).error();
+            }
+            if (!pending.value()) {
+                return Error::conflict("OUTBOX_DELIVERED",
+                                       "outbox row " + *item.outbox_id + " was delivered already");
+            }
+        }
         if (auto* s = std::get_if<StartWork>(&item.work)) {
             if (s->check_exists) {
                 auto existing = store_.instance(item.instance_id, false);
@@ -1263,7 +1277,7 @@ struct InstanceRuntime::Impl {
                     if (!r) {
                         if (is_code(r.error(), "MESSAGE_NOT_CORRELATED")) {
                             mark_outbox_done(id);  // no receiver: a thrown message is lost
-                        } else {
+                        } else if (!is_code(r.error(), "OUTBOX_DELIVERED")) {
                             telemetry_.error(r.error().code);
                         }
                     }

@@ -49,11 +49,13 @@ namespace pythmata::app {
 /// child's id derives from (parent, call wait); an instance that a signal or message start event
 /// starts for a row gets an id derived from (row, definition, element), so a replay conflicts;
 /// an answer, cancel or signal to a closed wait or an ended instance is refused and settles the
-/// row; a message whose delivery committed has no row left to replay.
-/// Remaining edges: a broadcast replayed after a crash reaches subscriptions opened after the
-/// throw (a late subscriber may get a signal thrown before it subscribed), and a delivery slower
-/// than `outbox_grace_ms` may be replayed while it runs (a thrown message could then reach a
-/// second waiting instance); keep the grace period well above the slowest delivery.
+/// row; a command that delivers a row first checks that the row is still there (a delivery
+/// slower than `outbox_grace_ms` replayed while it runs stops there), so a thrown message whose
+/// delivery committed never reaches a second waiting instance.
+/// Remaining edge: a broadcast replayed after a crash reaches subscriptions opened after the
+/// throw (a late subscriber may get a signal thrown before it subscribed); the fan-out's own
+/// targets are not checked against the row, and two deliveries of one row that race to the
+/// check itself (same instant, different targets) are not excluded.
 ///
 /// Lifetime: every reference given to the constructor must outlive the runtime. Call start()
 /// once before serving and stop() (or the destructor) to shut down: the scheduler stops, queued

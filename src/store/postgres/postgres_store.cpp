@@ -1379,6 +1379,18 @@ class PostgresStore final : public Store {
         }));
     }
 
+    Result<bool> outbox_row_exists(const std::string& id) override {
+        if (!is_uuid(id)) {
+            return false;
+        }
+        return run<bool>(settings_.pool_timeout, [&](pqxx::connection& connection) {
+            pqxx::read_transaction tx(connection);
+            const pqxx::result r = tx.exec_params("SELECT 1 FROM outbox WHERE id = $1::uuid", id);
+            tx.commit();
+            return !r.empty();
+        });
+    }
+
     Result<std::int64_t> outbox_pending() override {
         return run<std::int64_t>(settings_.pool_timeout, [](pqxx::connection& connection) {
             pqxx::read_transaction tx(connection);

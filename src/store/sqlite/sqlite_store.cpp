@@ -1368,6 +1368,14 @@ class SqliteStore final : public Store {
         }));
     }
 
+    Result<bool> outbox_row_exists(const std::string& id) override {
+        return read<bool>([&](Connection& db) {
+            Statement s = db.cached("SELECT 1 FROM outbox WHERE id = ?1");
+            s.bind(1, id);
+            return s.step();
+        });
+    }
+
     Result<std::int64_t> outbox_pending() override {
         return read<std::int64_t>([](Connection& db) {
             Statement s = db.cached("SELECT count(*) FROM outbox");

@@ -25,13 +25,15 @@ namespace pythmata::fakes {
 /// Knobs: `fail_commits` fails that many next commits with `commit_error` (DB_UNAVAILABLE by
 /// default) without writing anything; `unavailable` fails every call; `commit_delay` makes each
 /// commit take that long (as a real fsync would), to let batches form; `commits` counts the
-/// successful commits.
+/// successful commits; `hand_out_outbox_twice` makes acquire_outbox return each row twice.
 class FakeRuntimeStore final : public app::RuntimeStore {
   public:
     std::atomic<int> commits{0};
     std::atomic<int> fail_commits{0};
     std::atomic<bool> unavailable{false};
     std::atomic<std::chrono::milliseconds> commit_delay{std::chrono::milliseconds{0}};
+    /// acquire_outbox hands every row out twice (two deliveries of one row racing).
+    std::atomic<bool> hand_out_outbox_twice{false};
     Error commit_error = Error::unavailable("DB_UNAVAILABLE", "the database is unavailable");
 
     Status commit(const app::Batch& batch) override {
@@ -449,6 +451,9 @@ class FakeRuntimeStore final : public app::RuntimeStore {
             row->lock_owner = owner;
             row->lock_expires_at = lock_until;
             out.push_back(*row);
+            if (hand_out_outbox_twice) {
+                out.push_back(*row);
+            }
         }
         return out;
     }
@@ -462,6 +467,14 @@ class FakeRuntimeStore final : public app::RuntimeStore {
             outbox_.erase(id);
         }
         return {};
+    }
+
+    Result<bool> outbox_row_exists(const std::string& id) override {
+        std::lock_guard lock(mutex_);
+        if (unavailable) {
+            return down();
+        }
+        return outbox_.contains(id);
     }
 
     Result<std::int64_t> outbox_pending() override {

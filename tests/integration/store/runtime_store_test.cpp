@@ -1582,6 +1582,12 @@ TEST_P(RuntimeStoreTest, DeliveredOutboxRowsAreDeletedByABatchOrByDeleteOutbox) 
     ASSERT_EQ(left.value().size(), 1u);
     EXPECT_EQ(left.value()[0].id, c.id);
     EXPECT_EQ(sql()->count("SELECT count(*) FROM outbox"), 1);
+    for (const auto& [id, there] : std::vector<std::pair<std::string, bool>>{
+             {c.id, true}, {a.id, false}, {b.id, false}, {"not-a-uuid", false}}) {
+        auto exists = store_->outbox_row_exists(id);
+        ASSERT_TRUE(exists.ok()) << exists.error().internal;
+        EXPECT_EQ(exists.value(), there) << id;
+    }
 }
 
 TEST_P(RuntimeStoreTest, ConcurrentOutboxSweepersNeverGetTheSameRow) {

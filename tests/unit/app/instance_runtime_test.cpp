@@ -1200,6 +1200,24 @@ TEST_F(OutboxTest, AParentCancelledBeforeItsChildStartWasDeliveredGetsNoChild) {
     EXPECT_EQ(status(parent.id), "CANCELLED");
 }
 
+TEST_F(OutboxTest, TwoDeliveriesOfOneThrownMessageReachOneReceiver) {
+    settings.outbox_deliver_inline = false;
+    settings.outbox_grace = 1s;
+    make();
+    deploy(kMessageCatch);
+    deploy(kThrower);
+    deploy(kSignalCatch);
+    const auto first = start("orders", {{"order_id", "A-1"}});
+    const auto second = start("orders", {{"order_id", "A-1"}});
+    start("thrower", {{"order_id", "A-1"}});
+    store.hand_out_outbox_twice = true;  // the live delivery and the sweeper's, racing
+    clock.advance(2s);
+    ASSERT_TRUE(eventually([&] { return store.outbox_rows().empty(); }));
+    std::this_thread::sleep_for(100ms);  // the second delivery has run its course
+    EXPECT_EQ(status(first.id), "COMPLETED");
+    EXPECT_EQ(status(second.id), "RUNNING");
+}
+
 TEST_F(OutboxTest, LiveDeliveriesDeleteTheirRowsWithoutWaitingForTheSweeper) {
     settings.outbox_grace = 1h;  // the sweeper takes nothing in this test
     make();

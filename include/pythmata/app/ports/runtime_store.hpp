@@ -364,6 +364,8 @@ class RuntimeStore {
                                                                         TimePoint lock_until) = 0;
     /// Deletes delivered outbox rows in one statement; unknown ids are ignored.
     [[nodiscard]] virtual Status delete_outbox(const std::vector<std::string>& ids) = 0;
+    /// Whether outbox row `id` is still there (not yet delivered).
+    [[nodiscard]] virtual Result<bool> outbox_row_exists(const std::string& id) = 0;
     /// Outbox rows not yet delivered (the pending gauge).
     [[nodiscard]] virtual Result<std::int64_t> outbox_pending() = 0;
 
