@@ -188,8 +188,8 @@ TEST_F(Hostile, SlowlorisIsClosedByTheReadTimeout) {
 }
 
 TEST_F(Hostile, ConnectionsBeyondTheCapGet503AndTheServerKeepsServing) {
-    // 2,000 connections with the cap lowered to 1,000 (the same path as 10,000 over 10,000,
-    // within the fds a CI runner has); our own fd limit is raised for the client side.
+    // 2,000 connections with the cap lowered to 1,000: the refusal path beyond the cap. 10,000
+    // connections accepted under a cap above them are tests/chaos/connections_test.cpp's.
     rlimit limit{};
     ::getrlimit(RLIMIT_NOFILE, &limit);
     limit.rlim_cur = std::min<rlim_t>(limit.rlim_max, 8192);
