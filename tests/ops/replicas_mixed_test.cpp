@@ -5,7 +5,8 @@
 // completed by a client-side job worker (long-poll activate, complete). One replica is killed
 // with SIGKILL halfway through the timer starts and the load keeps going through nginx; a new
 // version of a model is deployed right after the kill. Afterwards:
-// - every instance that got a 201 exists, and none is in a state it could not reach;
+// - every instance that got a 201 exists, and none is in a state it could not reach; the store
+//   holds no more instances than starts were sent (none ran twice);
 // - every timer instance finished, and its timer completed exactly once in its history;
 // - no element of any instance completed twice (no instance advanced twice);
 // - every job got at most one 200 for its completion, and a second completion is refused;
@@ -18,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -617,6 +619,29 @@ TEST_F(ReplicasMixedLoad, KillingAReplicaMidRunLosesNothingAndDoesNothingTwice) 
     EXPECT_GE(ledger.task_ok.size(),
               static_cast<std::size_t>(per_kind[Kind::kTask]) - ledger.task_retried.size());
     EXPECT_GT(ledger.signals_triggered, 0);
+
+    // No start ran twice (nginx never retries a POST that reached a replica): the store holds
+    // the 201'd instances, plus at most the starts whose answer was lost.
+    {
+        std::vector<std::string> keys = {"rx_straight", "rx_task", "rx_message", "rx_signal",
+                                         "rx_job"};
+        for (const int seconds : kTimerSeconds) {
+            keys.push_back("rx_timer_" + std::to_string(seconds));
+        }
+        HttpClient direct(ports_[0]);
+        std::int64_t stored = 0;
+        for (const auto& key : keys) {
+            auto listed = direct.get("/api/v1/processes/" + key + "/instances?page_size=1");
+            ASSERT_TRUE(listed && listed->status == 200);
+            stored += listed->json()["data"].value("total", std::int64_t{0});
+        }
+        const auto lost_starts =
+            std::count_if(ledger.lost.begin(), ledger.lost.end(),
+                          [](const std::string& l) { return l.starts_with("start "); });
+        EXPECT_GE(stored, static_cast<std::int64_t>(ledger.started.size()));
+        EXPECT_LE(stored, static_cast<std::int64_t>(ledger.started.size()) + lost_starts)
+            << "more instances in the store than starts sent: a start ran twice";
+    }
 
     // A second completion of a completed job is refused, through nginx and on each replica.
     int refused = 0;
