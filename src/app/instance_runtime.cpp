@@ -93,6 +93,9 @@ struct Item {
     /// The outbox row this command delivers: deleted in the same commit as the command, so that
     /// a delivery is never committed twice.
     std::optional<std::string> outbox_id = std::nullopt;
+    /// A due timer's firing (fire_due_timers): a batch that starts with one takes up to
+    /// timer_batch_size commands instead of token_batch_size.
+    bool timer_firing = false;
 };
 
 /// An instance as a worker knows it: the stored row (without the state text and the variables,
@@ -579,7 +582,8 @@ struct InstanceRuntime::Impl {
     // --- the engine workers ------------------------------------------------------------------
 
     void worker_loop(Worker& w) {
-        const std::size_t batch_size = std::max(1u, settings_.token_batch_size);
+        const std::size_t command_batch = std::max(1u, settings_.token_batch_size);
+        const std::size_t timer_batch = std::max(command_batch, timer_batch_size());
         for (;;) {
             std::vector<Item> items;
             {
@@ -589,6 +593,8 @@ struct InstanceRuntime::Impl {
                     w.closed = true;
                     return;
                 }
+                const std::size_t batch_size =
+                    w.queue.front().timer_firing ? timer_batch : command_batch;
                 // One command per instance per batch: a second one waits for the next batch, so
                 // that every InstanceWrite is one step from the stored version.
                 std::unordered_set<std::string> ids;
@@ -1613,15 +1619,19 @@ struct InstanceRuntime::Impl {
         std::vector<std::pair<std::string, Error>> failed;  // timer row id, why
     };
 
+    /// Due timers an engine worker fires in one commit at most (setting timer_batch_size).
+    std::size_t timer_batch_size() const {
+        return std::max<std::size_t>(1, settings_.timer_batch_size);
+    }
+
     /// Fires every due timer. Timers are acquired `round` at a time (what the engine workers
-    /// commit in one batch each: token_batch_size x engine_workers) and handed to the workers
+    /// commit in one batch each: timer_batch_size x engine_workers) and handed to the workers
     /// without waiting, so that the next acquisition overlaps the firing of the previous one; at
     /// most two rounds are in flight. Each firing is its instance's command, committed in the
     /// worker's batch together with the deletion of the timer row. Returns when all have fired.
     Status fire_due_timers() {
         std::lock_guard tick(tick_mutex_);
-        const std::size_t round =
-            std::size_t{std::max(1u, settings_.token_batch_size)} * workers_.size();
+        const std::size_t round = timer_batch_size() * workers_.size();
         const std::size_t max_in_flight = 2 * round;
         auto flight = std::make_shared<TimerFlight>();
         Status result;
@@ -1666,7 +1676,9 @@ struct InstanceRuntime::Impl {
                                   flight->failed.emplace_back(id, std::move(r).error());
                               }
                               flight->cv.notify_all();
-                          }};
+                          },
+                          std::nullopt,
+                          /*timer_firing=*/true};
                 if (auto st = submit(std::move(item), false); !st) {
                     std::lock_guard lock(flight->mutex);
                     --flight->in_flight;  // not queued: its callback never runs

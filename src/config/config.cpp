@@ -225,6 +225,7 @@ const std::vector<Key>& keys() {
         int_key<C>("definition_cache_max_entries", &S::cache, &C::l1_max_entries, 0, 10'000'000),
 
         int_key<E>("token_batch_size", &S::engine, &E::token_batch_size, 1, 100'000),
+        int_key<E>("timer_batch_size", &S::engine, &E::timer_batch_size, 1, 100'000),
         int_key<E>("max_parallel_tokens", &S::engine, &E::max_parallel_tokens, 1, 100'000),
         seconds_key<E>("state_check_interval", &S::engine, &E::state_check_interval, 10, kHourMs),
         int_key<E>("max_variable_size", &S::engine, &E::max_variable_size, 1, 1 * kGiB),

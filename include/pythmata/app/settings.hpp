@@ -88,6 +88,9 @@ struct EngineSettings {
         20'000};  ///< max_job_wait_ms: cap of POST /jobs/activate wait_ms
     std::chrono::milliseconds timer_lock{
         60'000};  ///< timer_lock_ms: lock on an acquired timer until it fired
+    /// timer_batch_size: due timers an engine worker fires in one commit at most (a burst of
+    /// timers due together is acquired timer_batch_size x engine_workers at a time).
+    unsigned timer_batch_size = 1000;
     /// outbox_grace_ms: an outbox row (an effect committed but not yet delivered) older than this
     /// is re-delivered by the outbox sweeper of any replica.
     std::chrono::milliseconds outbox_grace{10'000};
