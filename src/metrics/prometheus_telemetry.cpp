@@ -88,8 +88,10 @@ PrometheusTelemetry::PrometheusTelemetry(Registry& registry) {
                            .Help("Timers not yet fired in the store (refreshed by housekeeping)")
                            .Register(r)
                            .Add({});
-    auto& retention = counter_family(r, "pythmata_retention_deleted_total",
-                                     "Rows deleted by history retention (history_retention_days)");
+    auto& retention =
+        counter_family(r, "pythmata_retention_deleted_total",
+                       "Deleted by history retention: ended instances (kind=instances) and their "
+                       "history entries, one per element event (kind=history)");
     retention_instances_ = &retention.Add({{"kind", "instances"}});
     retention_history_ = &retention.Add({{"kind", "history"}});
 }
