@@ -454,6 +454,35 @@ TEST_F(InstanceRuntimeTest, TimersFireWhenTheClockIsAdvanced) {
     EXPECT_EQ(runtime->advance_clock("soon").error().code, "INVALID_ARGUMENT");
 }
 
+TEST_F(InstanceRuntimeTest, TimersDueTogetherFireOnceInBatchesOfTimerBatchSize) {
+    settings.workers = 1;
+    settings.token_batch_size = 10;   // commands of a request commit 10 at a time at most ...
+    settings.timer_batch_size = 400;  // ... due timers 400 at a time
+    make();
+    deploy(kTimer);
+    constexpr int kInstances = 300;
+    std::vector<std::string> ids;
+    for (int i = 0; i < kInstances; ++i) {
+        ids.push_back(start("timed").id);
+    }
+    const auto before = runtime->stats().value().batches_committed;
+    ASSERT_TRUE(runtime->advance_clock("PT2H").ok());  // all 300 due at once; fired when it returns
+    const auto batches = runtime->stats().value().batches_committed - before;
+    for (const auto& id : ids) {
+        ASSERT_EQ(status(id), "COMPLETED") << id;
+        int fired = 0;
+        for (const auto& a : runtime->activities(id, {1, 100}).value().items) {
+            fired += a.element_id == "pause" && a.event == "COMPLETED" ? 1 : 0;
+        }
+        EXPECT_EQ(fired, 1) << id;
+    }
+    EXPECT_TRUE(runtime->list_timers(std::nullopt).value().empty());
+    EXPECT_EQ(telemetry.timers_fired, kInstances);
+    // token_batch_size alone would take at least 30 commits.
+    EXPECT_GE(batches, 1);
+    EXPECT_LE(batches, 3) << "the firings were not committed in timer batches";
+}
+
 TEST_F(InstanceRuntimeTest, CycleTimerBoundaryReArmsWithANewRowUntilItsRepetitionsEnd) {
     make();
     deploy(bpmn(R"(
