@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Timers due in the same second (issue 5): start N instances of bench/models/timer.bpmn whose
 # timer is due at one instant DUE, wait, and report how late they fired (p50/p99/max of
-# ended_at - DUE), how many fired, and whether any fired twice (two COMPLETED history rows for
-# the timer element). Runs its own `pythmata serve` on SQLite in a temp dir (stopped by PID).
+# ended_at - DUE), how many fired, whether any fired twice (two COMPLETED history entries of
+# the timer element) and the group commits of the firing phase (from /metrics). Runs its own
+# `pythmata serve` on SQLite in a temp dir (stopped by PID); PYTHMATA_* settings in the
+# environment reach it (e.g. PYTHMATA_TIMER_BATCH_SIZE).
 #   bash bench/timers.sh [N=100000]      env: TIMER_LEAD_S (seconds from now to DUE),
-#                                             TIMER_WAIT_S (longest wait after DUE, 300)
+#                                             TIMER_WAIT_S (longest wait after DUE, 300),
+#                                             PYTHMATA_BIN (the binary, build/release/pythmata)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 N=${1:-100000}
