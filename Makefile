@@ -25,9 +25,13 @@ run: build
 	exec ./$(BUILD_DIR)/pythmata serve --config $(CONFIG)
 
 ## make test: install, build, run every test (unit, integration with real PostgreSQL and Redis,
-## conformance); the harnesses start and stop their own servers on free loopback ports.
+## conformance, chaos, ops); the harnesses start and stop their own servers on free loopback
+## ports. Then every libFuzzer target replays its saved regressions and fuzzes briefly
+## (FUZZ_SECONDS each, default 10; FUZZ_SECONDS=0 skips it).
+FUZZ_SECONDS ?= 10
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) --timeout 600
+	if [ "$(FUZZ_SECONDS)" != "0" ]; then bash tests/fuzz/run.sh $(FUZZ_SECONDS); fi
 
 unit: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) -L unit

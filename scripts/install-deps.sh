@@ -7,6 +7,7 @@ set -euo pipefail
 PACKAGES=(
     # toolchain
     build-essential cmake ninja-build ccache pkg-config clang clang-format
+    libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes (only recommended by clang)
     # libraries
     libboost1.81-dev libpqxx-dev libpq-dev libhiredis-dev nlohmann-json3-dev
     prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
