@@ -634,23 +634,52 @@ struct InstanceRuntime::Impl {
         if (!row.value()) {
             return instance_not_found(id);
         }
-        auto state = engine::InstanceState::deserialize(row.value()->state);
+        return cache_row(w, std::move(*row.value()));
+    }
+
+    /// Puts a stored row (with its state) into the worker's cache: the state parsed, the
+    /// definition resolved.
+    Result<Cached*> cache_row(Worker& w, InstanceRow row) {
+        const std::string id = row.id;
+        auto state = engine::InstanceState::deserialize(row.state);
         if (!state) {
             return Error::internal_error("instance " + id +
                                          ": stored state unreadable: " + state.error());
         }
-        auto def = definition_by_id(row.value()->definition_id);
+        auto def = definition_by_id(row.definition_id);
         if (!def) {
             return std::move(def).error();
         }
         Cached c;
-        c.row = std::move(*row.value());
+        c.row = std::move(row);
         c.row.state.clear();
         c.row.variables = nullptr;  // the state holds them; fill_row() copies them back
         c.state = std::move(state).value();
         c.definition = std::move(def).value();
         w.cache.put(std::move(c));
         return w.cache.find(id);
+    }
+
+    /// Reads the instances of the batch's timer firings that the worker does not hold in ONE
+    /// store call, instead of one round trip per firing. A failure here is no error: each item
+    /// then reads its instance itself (and reports what fails).
+    void prefetch_timer_instances(Worker& w, const std::vector<Item>& items) {
+        std::vector<std::string> missing;
+        for (const auto& item : items) {
+            if (item.timer_firing && w.cache.find(item.instance_id) == nullptr) {
+                missing.push_back(item.instance_id);
+            }
+        }
+        if (missing.size() < 2) {
+            return;
+        }
+        auto rows = store_.instances(missing, true);
+        if (!rows) {
+            return;
+        }
+        for (auto& row : rows.value()) {
+            (void)cache_row(w, std::move(row));
+        }
     }
 
     void fill_row(Cached& c, bool suspended, TimePoint now) {
@@ -949,6 +978,7 @@ struct InstanceRuntime::Impl {
         std::vector<std::size_t> in_batch;
         // Outbox rows delivered since the last commit ride along (no round trip of their own).
         std::vector<std::string> done_ids = take_outbox_done();
+        prefetch_timer_instances(w, items);
         bool committed_batch = false;
         for (int attempt = 0; attempt < 2; ++attempt) {
             batch = Batch{};

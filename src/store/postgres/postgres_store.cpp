@@ -961,6 +961,33 @@ class PostgresStore final : public Store {
             {id}, [with_state](const pqxx::row& r) { return read_instance(r, with_state); });
     }
 
+    Result<std::vector<app::InstanceRow>> instances(const std::vector<std::string>& ids,
+                                                    bool with_state) override {
+        ArrayParam wanted;
+        for (const auto& id : ids) {
+            if (is_uuid(id)) {
+                wanted.text(id);
+            }
+        }
+        if (wanted.size() == 0) {
+            return std::vector<app::InstanceRow>{};
+        }
+        return run<std::vector<app::InstanceRow>>(
+            settings_.pool_timeout, [&](pqxx::connection& connection) {
+                pqxx::read_transaction tx(connection);
+                const pqxx::result rows = tx.exec_params(
+                    std::string("SELECT ") + kInstanceColumns + (with_state ? ", i.state" : "") +
+                        " FROM instances i WHERE i.id = ANY($1::uuid[])",
+                    wanted.literal());
+                tx.commit();
+                std::vector<app::InstanceRow> out;
+                for (const auto& r : rows) {
+                    out.push_back(read_instance(r, with_state));
+                }
+                return out;
+            });
+    }
+
     Result<app::PageResult<app::InstanceRow>> list_instances(
         const app::InstanceFilter& filter, const app::PageRequest& page) override {
         Conditions where(Conditions::Style::kPostgres);
@@ -1511,8 +1538,8 @@ class PostgresStore final : public Store {
         const std::string sql = std::string(
                                     "UPDATE jobs SET lock_owner = $1, lock_expires_at = $2"
                                     " WHERE id IN (SELECT id FROM jobs WHERE ") +
-                                condition +
-                                " ORDER BY " + order + " LIMIT $4 FOR UPDATE SKIP LOCKED)"
+                                condition + " ORDER BY " + order +
+                                " LIMIT $4 FOR UPDATE SKIP LOCKED)"
                                 " RETURNING " +
                                 kJobColumns;
         return run<std::vector<app::JobRow>>(

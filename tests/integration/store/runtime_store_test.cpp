@@ -405,6 +405,40 @@ TEST_P(RuntimeStoreTest, CommitWritesEveryRowKindAndReadsThemBack) {
     EXPECT_EQ(history.value().items[2].at, at(11));
 }
 
+TEST_P(RuntimeStoreTest, SeveralInstancesAreReadInOneCallWithOrWithoutState) {
+    std::vector<std::string> ids;
+    app::Batch batch;
+    for (int i = 0; i < 5; ++i) {
+        app::InstanceWrite write = new_instance(order_, at(10 + i));
+        ids.push_back(write.instance.id);
+        batch.instances.push_back(std::move(write));
+    }
+    commit_ok(batch);
+    // Two of them, an unknown id and a text that is no UUID: the two come back.
+    auto some = store_->instances({ids[1], new_uuid(), ids[3], "not-a-uuid"}, true);
+    ASSERT_TRUE(some.ok()) << some.error().message;
+    ASSERT_EQ(some.value().size(), 2u);
+    std::set<std::string> found;
+    for (const auto& row : some.value()) {
+        found.insert(row.id);
+        const app::InstanceRow one = stored(row.id, true);
+        EXPECT_EQ(row.state, one.state) << "with_state reads the state";
+        EXPECT_FALSE(row.state.empty());
+        EXPECT_EQ(row.version, one.version);
+        EXPECT_EQ(row.process_key, one.process_key);
+    }
+    EXPECT_EQ(found, (std::set<std::string>{ids[1], ids[3]}));
+    auto all = store_->instances(ids, false);
+    ASSERT_TRUE(all.ok()) << all.error().message;
+    EXPECT_EQ(all.value().size(), ids.size());
+    for (const auto& row : all.value()) {
+        EXPECT_TRUE(row.state.empty()) << "without state";
+    }
+    auto none = store_->instances({}, true);
+    ASSERT_TRUE(none.ok());
+    EXPECT_TRUE(none.value().empty());
+}
+
 TEST_P(RuntimeStoreTest, UpdateClosesWaitsAndBumpsTheVersion) {
     app::InstanceWrite first = new_instance(order_, at(0));
     const std::string id = first.instance.id;

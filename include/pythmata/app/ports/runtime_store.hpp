@@ -286,6 +286,22 @@ class RuntimeStore {
 
     [[nodiscard]] virtual Result<std::optional<InstanceRow>> instance(const std::string& id,
                                                                       bool with_state) = 0;
+    /// The instances of `ids` in one call (unknown ids are left out; any order). A store with
+    /// round trips overrides it with one query; this default asks `instance` once per id.
+    [[nodiscard]] virtual Result<std::vector<InstanceRow>> instances(
+        const std::vector<std::string>& ids, bool with_state) {
+        std::vector<InstanceRow> rows;
+        for (const auto& id : ids) {
+            auto row = instance(id, with_state);
+            if (!row) {
+                return std::move(row).error();
+            }
+            if (row.value()) {
+                rows.push_back(std::move(*row.value()));
+            }
+        }
+        return rows;
+    }
     /// Newest first, without state.
     [[nodiscard]] virtual Result<PageResult<InstanceRow>> list_instances(
         const InstanceFilter& filter, const PageRequest& page) = 0;
