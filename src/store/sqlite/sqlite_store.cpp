@@ -1482,11 +1482,11 @@ class SqliteStore final : public Store {
         }
         return write<std::vector<app::JobRow>>([&](Connection& db) {
             std::vector<app::JobRow> rows;
-            Statement s = db.cached(
-                std::string("UPDATE jobs SET lock_owner = ?1,"
-                            " lock_expires_at = ?2 WHERE id IN (SELECT id"
-                            " FROM jobs WHERE ") +
-                condition + " ORDER BY " + order + " LIMIT ?4) RETURNING " + kJobColumns);
+            Statement s =
+                db.cached(std::string("UPDATE jobs SET lock_owner = ?1,"
+                                      " lock_expires_at = ?2 WHERE id IN (SELECT id"
+                                      " FROM jobs WHERE ") +
+                          condition + " ORDER BY " + order + " LIMIT ?4) RETURNING " + kJobColumns);
             s.bind(1, owner)
                 .bind(2, to_epoch_ms(lock_until))
                 .bind(3, to_epoch_ms(now))
