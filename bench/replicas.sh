@@ -52,39 +52,8 @@ echo "config,replicas,run,rps,ops_per_s,p50_ms,p99_ms,max_ms,good,bad,socket_err
 log() { echo "[replicas $(date -u +%H:%M:%S)] $*" | tee -a "$OUT/run.log" >&2; }
 
 # ---- process bookkeeping: every PID we start is stopped on exit ------------------------------
-PIDS=()
-TMP=$(mktemp -d /tmp/pythmata-replicas-XXXXXX)
-chmod 755 "$TMP"
-stop_pid() {
-    local pid=$1
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]:-}"; do
-        [ -n "$pid" ] && stop_pid "$pid"
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-wait_http() {  # url pid
-    for _ in $(seq 1 150); do
-        curl -sf "$1" >/dev/null 2>&1 && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
+source "$ROOT/bench/lib.sh"
+bench_begin pythmata-replicas
 
 BIN=$TMP/pythmata
 cp "$SRC_BIN" "$BIN"
@@ -93,22 +62,6 @@ cp "$SRC_BIN" "$BIN"
 # used by process trees (PID and its children: the postmaster and its backends, nginx and its
 # workers) over the measured run, divided by the good answers = CPU milliseconds per start.
 CLK_TCK=$(getconf CLK_TCK)
-tree_ticks() {  # PID...
-    local pids="$*" frontier="$*" next p t total=0
-    while [ -n "$frontier" ]; do
-        next=""
-        for p in $frontier; do
-            next="$next $(pgrep -P "$p" 2>/dev/null | tr '\n' ' ')"
-        done
-        frontier=$(echo $next)
-        pids="$pids $frontier"
-    done
-    for p in $pids; do
-        t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$p/stat" 2>/dev/null || echo 0)
-        total=$((total + ${t:-0}))
-    done
-    echo "$total"
-}
 
 {
     echo "date_utc=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -135,38 +88,9 @@ batch_totals() {
 }
 
 # ---- PostgreSQL (fsync on) and Redis ---------------------------------------------------------
-PG_PORT=$(free_port)
-PG_DIR=$TMP/pg
-mkdir -p "$PG_DIR"
-RUNAS=()
-if [ "$(id -u)" = 0 ]; then
-    chown postgres: "$PG_DIR"
-    RUNAS=(runuser -u postgres --)
-fi
-"${RUNAS[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 --locale=C \
-    >"$OUT/initdb.log" 2>&1
-"${RUNAS[@]}" "$PG_BIN/postgres" -D "$PG_DIR/data" -p "$PG_PORT" -c listen_addresses=127.0.0.1 \
-    -c unix_socket_directories= -c fsync=on -c synchronous_commit=on -c max_connections=100 \
-    -c shared_buffers=128MB -c logging_collector=off >"$OUT/postgres.log" 2>&1 &
-PG_PID=$!
-PIDS+=("$PG_PID")
-for _ in $(seq 1 100); do
-    "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break
-    sleep 0.1
-done
-"$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" || { echo "PostgreSQL did not start" >&2; exit 1; }
-log "PostgreSQL pid $PG_PID on port $PG_PORT (fsync=on, synchronous_commit=on)"
+start_postgres
 
-REDIS_PORT=$(free_port)
-redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
-    --dir "$TMP" >"$OUT/redis.log" 2>&1 &
-REDIS_PID=$!
-PIDS+=("$REDIS_PID")
-for _ in $(seq 1 50); do
-    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
-    sleep 0.1
-done
-log "redis pid $REDIS_PID on port $REDIS_PORT"
+start_redis
 
 # ---- one configuration ------------------------------------------------------------------------
 RUN_PIDS=()  # the replicas and nginx of the configuration being measured

@@ -59,39 +59,8 @@ skipped() { [[ " $SKIP " == *" $1 "* ]]; }
 log() { echo "[bench $(date -u +%H:%M:%S)] $*" | tee -a "$OUT/run.log" >&2; }
 
 # ---- process bookkeeping: every PID we start is stopped on exit ------------------------------
-PIDS=()
-TMP=$(mktemp -d /tmp/pythmata-bench-XXXXXX)
-chmod 755 "$TMP"
-stop_pid() {
-    local pid=$1
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]:-}"; do
-        [ -n "$pid" ] && stop_pid "$pid"
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-wait_http() {  # url pid
-    for _ in $(seq 1 150); do
-        curl -sf "$1" >/dev/null 2>&1 && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
+source "$ROOT/bench/lib.sh"
+bench_begin pythmata-bench
 
 # The binary may be rebuilt by someone else while we measure: use a copy taken now.
 BIN=$TMP/pythmata
@@ -112,66 +81,17 @@ cp "$SRC_BIN" "$BIN"
 cat "$OUT/machine.txt" >&2
 
 # ---- PostgreSQL (fsync on) and Redis ---------------------------------------------------------
-PG_PORT=$(free_port)
-PG_DIR=$TMP/pg
-mkdir -p "$PG_DIR"
-RUNAS=()
-if [ "$(id -u)" = 0 ]; then
-    chown postgres: "$PG_DIR"
-    RUNAS=(runuser -u postgres --)
-fi
-log "initdb in $PG_DIR"
-"${RUNAS[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 --locale=C \
-    >"$OUT/initdb.log" 2>&1
-"${RUNAS[@]}" "$PG_BIN/postgres" -D "$PG_DIR/data" -p "$PG_PORT" -c listen_addresses=127.0.0.1 \
-    -c unix_socket_directories= -c fsync=on -c synchronous_commit=on -c max_connections=100 \
-    -c shared_buffers=128MB -c logging_collector=off >"$OUT/postgres.log" 2>&1 &
-PG_PID=$!
-PIDS+=("$PG_PID")
-for _ in $(seq 1 100); do
-    "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break
-    sleep 0.1
-done
-"$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" || { echo "PostgreSQL did not start" >&2; exit 1; }
+start_postgres
 for db in bench_pg bench_pg_redis "bench_pg_memory_$$"; do
     "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$db"
 done
-log "PostgreSQL pid $PG_PID on port $PG_PORT (fsync=on, synchronous_commit=on)"
 
-REDIS_PORT=$(free_port)
-redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
-    --dir "$TMP" >"$OUT/redis.log" 2>&1 &
-REDIS_PID=$!
-PIDS+=("$REDIS_PID")
-for _ in $(seq 1 50); do
-    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
-    sleep 0.1
-done
-log "redis pid $REDIS_PID on port $REDIS_PORT"
+start_redis
 
 # ---- wrk cases --------------------------------------------------------------------------------
 SERVER_PID=""
 BASE=""
 
-# CPU accounting: clock ticks used by a process tree (PID and its children, i.e. the postmaster
-# and its backends) and the machine's busy ticks, read before and after a measured run.
-tree_ticks() {  # PID
-    local pids=$1 frontier=$1 next p t total=0
-    while [ -n "$frontier" ]; do  # the whole tree: runuser -> postmaster -> backends
-        next=""
-        for p in $frontier; do
-            next="$next $(pgrep -P "$p" 2>/dev/null | tr '\n' ' ')"
-        done
-        frontier=$(echo $next)
-        pids="$pids $frontier"
-    done
-    for p in $pids; do
-        # utime + stime, plus cutime + cstime: the CPU of backends that exited and were reaped
-        t=$(awk '{print $14 + $15 + $16 + $17}' "/proc/$p/stat" 2>/dev/null || echo 0)
-        total=$((total + ${t:-0}))
-    done
-    echo "$total"
-}
 machine_ticks() {  # prints "busy total"
     awk '/^cpu /{busy = $2 + $3 + $4 + $7 + $8 + $9; total = busy + $5 + $6; print busy, total}' /proc/stat
 }

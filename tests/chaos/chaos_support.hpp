@@ -9,10 +9,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <deque>
 #include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,18 @@ namespace pythmata::test::chaos {
 using nlohmann::json;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+
+/// The next entry of a load thread's work queue, taken under its mutex; nullopt when empty.
+template <class T>
+std::optional<T> take_next(std::mutex& mutex, std::deque<T>& queue) {
+    std::lock_guard lock(mutex);
+    if (queue.empty()) {
+        return std::nullopt;
+    }
+    T next = std::move(queue.front());
+    queue.pop_front();
+    return next;
+}
 
 /// How long a kill loop runs: env PYTHMATA_CHAOS_SECONDS (shorten it locally), default 120 s.
 inline std::chrono::seconds chaos_duration() {

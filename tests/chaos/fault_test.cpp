@@ -103,18 +103,12 @@ void start_loop(std::uint16_t port, const std::string& key, const std::string& p
 void complete_loop(std::uint16_t port, LoadLog& log, std::atomic<bool>& stop) {
     HttpClient client(port, 20s);
     while (!stop.load()) {
-        std::string id;
-        {
-            std::lock_guard lock(log.mutex);
-            if (!log.to_complete.empty()) {
-                id = log.to_complete.front();
-                log.to_complete.pop_front();
-            }
-        }
-        if (id.empty()) {
+        const auto next = take_next(log.mutex, log.to_complete);
+        if (!next) {
             std::this_thread::sleep_for(25ms);
             continue;
         }
+        const std::string& id = *next;
         const auto tasks = log.call(client, "GET", "/api/v1/tasks?instance_id=" + id);
         bool done = false;
         if (tasks.reached && tasks.response.status == 200 && items_of(tasks.response).size() == 1) {

@@ -119,18 +119,12 @@ class KillLoop : public ::testing::Test {
     void completer(ClientLog& log, std::atomic<bool>& stop) {
         HttpClient client(server_->port(), 5s);
         while (!stop.load()) {
-            std::string id;
-            {
-                std::lock_guard lock(log.mutex);
-                if (!log.to_complete.empty()) {
-                    id = log.to_complete.front();
-                    log.to_complete.pop_front();
-                }
-            }
-            if (id.empty()) {
+            const auto next = take_next(log.mutex, log.to_complete);
+            if (!next) {
                 std::this_thread::sleep_for(kPace);
                 continue;
             }
+            const std::string& id = *next;
             // Finding the task reads only: when it fails the instance goes back in the queue.
             auto tasks = client.get("/api/v1/tasks?instance_id=" + id);
             if (!tasks.ok() || tasks.value().status != 200 || items_of(tasks.value()).size() != 1) {
@@ -168,19 +162,12 @@ class KillLoop : public ::testing::Test {
     void correlator(ClientLog& log, std::atomic<bool>& stop) {
         HttpClient client(server_->port(), 5s);
         while (!stop.load()) {
-            std::string id;
-            std::string key;
-            {
-                std::lock_guard lock(log.mutex);
-                if (!log.to_correlate.empty()) {
-                    std::tie(id, key) = log.to_correlate.front();
-                    log.to_correlate.pop_front();
-                }
-            }
-            if (id.empty()) {
+            const auto next = take_next(log.mutex, log.to_correlate);
+            if (!next) {
                 std::this_thread::sleep_for(kPace);
                 continue;
             }
+            const auto& [id, key] = *next;
             const json body = {{"name", kMessageName}, {"correlation_key", key}};
             auto response = client.request("POST", "/api/v1/messages", body.dump(), kJsonOnce);
             Outcome outcome = Outcome::kUncertain;
