@@ -23,24 +23,24 @@
 #include "pythmata/bpmn/timer_spec.hpp"
 #include "pythmata/engine/engine.hpp"
 
+#include "corpus.hpp"
+
 namespace pythmata::engine::conformance {
 namespace {
 
 using Json = nlohmann::json;
 namespace fs = std::filesystem;
 
-fs::path corpus_dir() {
-    if (const char* env = std::getenv("PYTHMATA_BPMN_CORPUS")) {
-        return env;
-    }
-    return fs::path(PYTHMATA_SHARED_DIR) / "bpmn-corpus" / "public";
-}
+using ::pythmata::conformance::case_ids;
+using ::pythmata::conformance::case_name;
+using ::pythmata::conformance::case_skip_reason;
+using ::pythmata::conformance::corpus_dir;
+using ::pythmata::conformance::find_case;
+using ::pythmata::conformance::load_cases;
+using ::pythmata::conformance::run_skipped;
 
 std::string read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    return ::pythmata::conformance::read_text(p);
 }
 
 struct Instance {
@@ -459,7 +459,7 @@ CaseResult run_case(const Json& c, bool roundtrip) {
     for (const auto& run : c["runs"]) {
         ++run_no;
         const std::string prefix = "run " + std::to_string(run_no) + ": ";
-        if (run.contains("engine_specific") && !run["engine_specific"].is_null()) {
+        if (run_skipped(run)) {
             continue;  // listed in docs/bpmn.md with the reason given in cases.json
         }
         World w(processes, roundtrip);
@@ -569,48 +569,15 @@ CaseResult run_case(const Json& c, bool roundtrip) {
     return result;
 }
 
-std::vector<Json> load_cases() {
-    std::vector<Json> out;
-    auto path = corpus_dir() / "cases.json";
-    if (!fs::exists(path)) {
-        return out;
-    }
-    Json all = Json::parse(read_file(path), nullptr, false);
-    if (all.is_array()) {
-        for (auto& c : all) {
-            out.push_back(c);
-        }
-    }
-    return out;
-}
-
-/// Case ids (short test names); the case itself is looked up by id.
-std::vector<std::string> case_ids() {
-    std::vector<std::string> ids;
-    for (const auto& c : load_cases()) {
-        ids.push_back(c["id"].get<std::string>());
-    }
-    return ids;
-}
-
-Json find_case(const std::string& id) {
-    for (auto& c : load_cases()) {
-        if (c["id"] == id) {
-            return c;
-        }
-    }
-    return Json();
-}
-
 class Corpus : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Corpus, CasePassesStraightAndWithStateRestoredAtEveryWait) {
     const Json c = find_case(GetParam());
     ASSERT_TRUE(c.is_object()) << "case " << GetParam() << " vanished from cases.json";
     const std::string id = GetParam();
-    if (c.contains("engine_specific") && !c["engine_specific"].is_null()) {
+    if (auto reason = case_skip_reason(c)) {
         // Listed in docs/bpmn.md ("Engine-specific corpus cases") with this reason.
-        GTEST_SKIP() << "engine-specific (cases.json): " << c["engine_specific"].get<std::string>();
+        GTEST_SKIP() << "engine-specific (cases.json): " << *reason;
     }
     auto straight = run_case(c, false);
     auto restored = run_case(c, true);
@@ -622,16 +589,6 @@ TEST_P(Corpus, CasePassesStraightAndWithStateRestoredAtEveryWait) {
     }
     EXPECT_EQ(straight.outcomes, restored.outcomes)
         << "serialising and restoring the state changed the outcome";
-}
-
-std::string case_name(const ::testing::TestParamInfo<std::string>& info) {
-    std::string n = info.param;
-    for (auto& ch : n) {
-        if (!std::isalnum(static_cast<unsigned char>(ch))) {
-            ch = '_';
-        }
-    }
-    return n;
 }
 
 INSTANTIATE_TEST_SUITE_P(Public, Corpus, ::testing::ValuesIn(case_ids()), case_name);
