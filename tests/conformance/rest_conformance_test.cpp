@@ -18,8 +18,11 @@
 //   checks its "before the timer" expectation within that real time.
 // - `advance_clock` and `wait_timers` move the server clock to each due timer in due order
 //   (one POST /clock/advance per timer, as the in-process runner moves its virtual clock), and
-//   `elapsed_s` is measured on the server clock (GET /clock), which includes the real time the
-//   HTTP calls took.
+//   `elapsed_s` is measured on the server clock (GET /clock, read when the expect step begins),
+//   which includes the real time the HTTP calls took (about 70 ms for spiff.timer's 0.25 s timer,
+//   checked against 0.2..0.5 s).
+// - Tasks are completed oldest first like the in-process runner's first open wait, judged by
+//   created_at (millisecond resolution; /tasks has no sort parameter).
 // - The in-process runner completes every job as soon as it opens. The API has no "list jobs";
 //   the runner activates the job types the case's models name (zeebe:taskDefinition type,
 //   camunda:topic, pythmata taskName, the element id of a service/send/business-rule task),
@@ -314,10 +317,11 @@ class RestRun {
             fail("no open task " + element);
             return;
         }
-        // The oldest open task, as the in-process runner takes the first wait opened.
+        // The oldest open task, as the in-process runner takes the first wait opened. The list
+        // is newest first (API.md; /tasks has no sort): on equal created_at the later item.
         const Json* pick = &tasks[0];
         for (const auto& t : tasks) {
-            if (t.value("created_at", "") < pick->value("created_at", "")) {
+            if (t.value("created_at", "") <= pick->value("created_at", "")) {
                 pick = &t;
             }
         }
@@ -329,7 +333,9 @@ class RestRun {
     }
 
     /// The first mismatch of one `expect` step against instance `id`, or "".
-    std::string check(const std::string& id, const Json& expect, std::int64_t run_started) {
+    /// `elapsed_ms` is the server clock's time since the run started, read once when the step
+    /// began (retries do not add to it).
+    std::string check(const std::string& id, const Json& expect, std::int64_t elapsed_ms) {
         if (id.empty()) {
             // The start was refused: only an expected ERROR passes (as in-process).
             if (expect.contains("status") && expect["status"] == "ERROR") {
@@ -493,7 +499,7 @@ class RestRun {
             }
         }
         if (expect.contains("elapsed_s")) {
-            const double s = static_cast<double>(clock_ms() - run_started) / 1000.0;
+            const double s = static_cast<double>(elapsed_ms) / 1000.0;
             if (s < expect["elapsed_s"].value("min", 0.0) ||
                 s > expect["elapsed_s"].value("max", 1e9)) {
                 return "elapsed " + std::to_string(s) + " s (server clock) outside " +
@@ -506,9 +512,10 @@ class RestRun {
     /// Checks `expect`, retrying for a bounded time (deliveries are asynchronous).
     void expect_step(const std::string& id, const Json& expect, std::int64_t run_started) {
         settle();
+        const std::int64_t elapsed_ms = clock_ms() - run_started;
         const auto deadline = std::chrono::steady_clock::now() + kExpectBound;
         for (;;) {
-            std::string why = check(id, expect, run_started);
+            std::string why = check(id, expect, elapsed_ms);
             if (why.empty() || !failure.empty()) {
                 return;
             }
