@@ -18,9 +18,9 @@
 //   checks its "before the timer" expectation within that real time.
 // - `advance_clock` and `wait_timers` move the server clock to each due timer in due order
 //   (one POST /clock/advance per timer, as the in-process runner moves its virtual clock), and
-//   `elapsed_s` is measured on the server clock (GET /clock, read when the expect step begins),
-//   which includes the real time the HTTP calls took (about 70 ms for spiff.timer's 0.25 s timer,
-//   checked against 0.2..0.5 s).
+//   `elapsed_s` of an ended instance is its ended_at - created_at (server clock); of a running
+//   one, the server clock since the run began (GET /clock, read when the expect step begins),
+//   which includes the real time the HTTP calls took.
 // - Tasks are completed oldest first like the in-process runner's first open wait, judged by
 //   created_at (millisecond resolution; /tasks has no sort parameter).
 // - The in-process runner completes every job as soon as it opens. The API has no "list jobs";
@@ -499,7 +499,18 @@ class RestRun {
             }
         }
         if (expect.contains("elapsed_s")) {
-            const double s = static_cast<double>(elapsed_ms) / 1000.0;
+            // An ended instance is judged by its own timestamps (the server clock when it was
+            // created and when it ended), so the HTTP calls made after it ended do not count;
+            // one still running by the server clock since the run began.
+            std::int64_t ms = elapsed_ms;
+            const auto created = parse_rfc3339(inst.value("created_at", ""));
+            const auto ended = inst.contains("ended_at") && inst["ended_at"].is_string()
+                                   ? parse_rfc3339(inst["ended_at"].get<std::string>())
+                                   : std::nullopt;
+            if (created && ended) {
+                ms = to_epoch_ms(*ended) - to_epoch_ms(*created);
+            }
+            const double s = static_cast<double>(ms) / 1000.0;
             if (s < expect["elapsed_s"].value("min", 0.0) ||
                 s > expect["elapsed_s"].value("max", 1e9)) {
                 return "elapsed " + std::to_string(s) + " s (server clock) outside " +
