@@ -1571,22 +1571,30 @@ class PostgresStore final : public Store {
         const std::string limit = where.next(w.limit);
         const std::string offset = where.next(w.offset);
         const std::string count_sql = "SELECT count(*) " + from + where.where();
-        const std::string rows_sql = "SELECT " + columns + " " + from + where.where() +
-                                     " ORDER BY " + order + " LIMIT " + limit + "::bigint OFFSET " +
-                                     offset + "::bigint";
+        // One statement, one round trip: the window count is taken over every matching row
+        // before LIMIT/OFFSET apply, and a single statement needs no explicit transaction to see
+        // one snapshot. Only a page past the end (no row to carry the count) asks count(*).
+        const std::string rows_sql = "SELECT " + columns + ", count(*) OVER () " + from +
+                                     where.where() + " ORDER BY " + order + " LIMIT " + limit +
+                                     "::bigint OFFSET " + offset + "::bigint";
         const std::vector<std::string> count_params = text_params(where.values(), filters);
         const std::vector<std::string> rows_params = text_params(where.values(), where.size());
         return run<app::PageResult<Row>>(settings_.pool_timeout, [&](pqxx::connection& connection) {
-            pqxx::read_transaction tx(connection);
+            pqxx::nontransaction tx(connection);
             app::PageResult<Row> result;
-            result.total =
-                tx.exec_params(count_sql, pqxx::prepare::make_dynamic_params(count_params))[0][0]
-                    .as<std::int64_t>();
-            for (const auto& r :
-                 tx.exec_params(rows_sql, pqxx::prepare::make_dynamic_params(rows_params))) {
+            const pqxx::result rows =
+                tx.exec_params(rows_sql, pqxx::prepare::make_dynamic_params(rows_params));
+            for (const auto& r : rows) {
                 result.items.push_back(reader(r));
             }
-            tx.commit();
+            if (!rows.empty()) {
+                result.total = rows[0][rows.columns() - 1].as<std::int64_t>();
+            } else if (w.offset > 0) {
+                result.total =
+                    tx.exec_params(count_sql,
+                                   pqxx::prepare::make_dynamic_params(count_params))[0][0]
+                        .as<std::int64_t>();
+            }
             return result;
         });
     }
