@@ -34,9 +34,11 @@ namespace fs = std::filesystem;
 using ::pythmata::conformance::case_ids;
 using ::pythmata::conformance::case_name;
 using ::pythmata::conformance::case_skip_reason;
+using ::pythmata::conformance::check_expect;
 using ::pythmata::conformance::corpus_dir;
 using ::pythmata::conformance::find_case;
 using ::pythmata::conformance::load_cases;
+using ::pythmata::conformance::Observed;
 using ::pythmata::conformance::run_skipped;
 
 std::string read_file(const fs::path& p) {
@@ -230,19 +232,6 @@ class World {
     int commands_ = 0;
 };
 
-std::vector<std::string> sorted(std::vector<std::string> v) {
-    std::sort(v.begin(), v.end());
-    return v;
-}
-
-std::string join(const std::vector<std::string>& v) {
-    std::string s = "[";
-    for (const auto& x : v) {
-        s += (s.size() > 1 ? ", " : "") + x;
-    }
-    return s + "]";
-}
-
 /// Checks one `expect` step against instance `idx`; returns the first mismatch or "".
 std::string check(World& w, int idx, const Json& expect) {
     if (idx < 0) {
@@ -254,159 +243,24 @@ std::string check(World& w, int idx, const Json& expect) {
     }
     const Instance& inst = w.instances[static_cast<std::size_t>(idx)];
     const auto& cp = *inst.cp;
-    if (expect.contains("status") &&
-        expect["status"].get<std::string>() != inst.state.api_status()) {
-        return "status " + std::string(inst.state.api_status()) + ", expected " +
-               expect["status"].get<std::string>();
-    }
-    std::vector<std::string> tasks, names, assignees;
-    std::map<std::string, int> task_counts;
-    int timers = 0;
-    for (const auto& [id, o] : inst.open) {
-        if (o.kind == WaitKind::kUserTask) {
-            if (std::find(tasks.begin(), tasks.end(), o.element_id) == tasks.end()) {
-                tasks.push_back(o.element_id);
-            }
-            names.push_back(o.name);
-            assignees.push_back(o.assignee);
-            task_counts[o.element_id]++;
-        } else if (o.kind == WaitKind::kTimer) {
-            ++timers;
+    Observed o;
+    o.status = std::string(inst.state.api_status());
+    for (const auto& [id, wait] : inst.open) {
+        if (wait.kind == WaitKind::kUserTask) {
+            o.open_tasks.push_back({wait.element_id, wait.name, wait.assignee});
+        } else if (wait.kind == WaitKind::kTimer) {
+            ++o.open_timers;
         }
     }
-    auto list = [&](const char* key) {
-        std::vector<std::string> v;
-        for (const auto& x : expect[key]) {
-            v.push_back(x.get<std::string>());
-        }
-        return v;
-    };
-    if (expect.contains("open_tasks") && sorted(list("open_tasks")) != sorted(tasks)) {
-        return "open tasks " + join(sorted(tasks)) + ", expected " + join(list("open_tasks"));
-    }
-    if (expect.contains("open_task_names") && sorted(list("open_task_names")) != sorted(names)) {
-        return "open task names " + join(sorted(names)) + ", expected " +
-               join(list("open_task_names"));
-    }
-    if (expect.contains("open_task_assignees") &&
-        sorted(list("open_task_assignees")) != sorted(assignees)) {
-        return "assignees " + join(sorted(assignees)) + ", expected " +
-               join(list("open_task_assignees"));
-    }
-    if (expect.contains("open_task_counts")) {
-        for (const auto& [k, v] : expect["open_task_counts"].items()) {
-            if (task_counts[k] != v.get<int>()) {
-                return "open task count of " + k + " is " + std::to_string(task_counts[k]) +
-                       ", expected " + v.dump();
-            }
-        }
-    }
-    if (expect.contains("timers") && expect["timers"].get<int>() != timers) {
-        return "open timers " + std::to_string(timers) + ", expected " + expect["timers"].dump();
-    }
-    std::vector<std::string> active;
     for (auto e : inst.state.active_elements()) {
-        active.push_back(cp.element_id(e));
+        o.active_elements.push_back(cp.element_id(e));
     }
-    if (expect.contains("active_elements")) {
-        std::set<std::string> a(active.begin(), active.end());
-        auto want = list("active_elements");
-        if (a != std::set<std::string>(want.begin(), want.end())) {
-            return "active elements " + join(active) + ", expected " + join(want);
-        }
+    for (const auto& h : inst.history) {
+        o.history.emplace_back(cp.element_id(h.element), std::string(to_string(h.event)));
     }
-    if (expect.contains("active_includes")) {
-        for (const auto& e : list("active_includes")) {
-            if (std::find(active.begin(), active.end(), e) == active.end()) {
-                return "active elements " + join(active) + " lack " + e;
-            }
-        }
-    }
-    auto started = [&](const std::string& id) {
-        int n = 0;
-        for (const auto& h : inst.history) {
-            if (h.event == HistoryEvent::kStarted && cp.element_id(h.element) == id) {
-                ++n;
-            }
-        }
-        return n;
-    };
-    if (expect.contains("passed")) {
-        for (const auto& e : list("passed")) {
-            if (started(e) == 0) {
-                return "element " + e + " was not passed";
-            }
-        }
-    }
-    if (expect.contains("not_passed")) {
-        for (const auto& e : list("not_passed")) {
-            // An element that was entered but cancelled (an interrupted task or subprocess) did
-            // not "pass": only completions count.
-            int completed = 0;
-            for (const auto& h : inst.history) {
-                if (h.event == HistoryEvent::kCompleted && cp.element_id(h.element) == e) {
-                    ++completed;
-                }
-            }
-            if (completed > 0) {
-                return "element " + e + " was passed";
-            }
-        }
-    }
-    if (expect.contains("counts")) {
-        for (const auto& [k, v] : expect["counts"].items()) {
-            int n = 0;
-            for (const auto& h : inst.history) {
-                if (h.event == HistoryEvent::kCompleted && cp.element_id(h.element) == k) {
-                    ++n;
-                }
-            }
-            if (n != v.get<int>()) {
-                return "element " + k + " completed " + std::to_string(n) + " times, expected " +
-                       v.dump();
-            }
-        }
-    }
-    if (expect.contains("order")) {
-        std::size_t pos = 0;
-        for (const auto& e : list("order")) {
-            bool found = false;
-            for (; pos < inst.history.size(); ++pos) {
-                if (cp.element_id(inst.history[pos].element) == e) {
-                    found = true;
-                    break;
-                }
-            }
-            if (!found) {
-                return "elements not passed in order " + join(list("order"));
-            }
-        }
-    }
-    if (expect.contains("variables")) {
-        for (const auto& [k, v] : expect["variables"].items()) {
-            if (!inst.state.variables.contains(k) || inst.state.variables[k] != v) {
-                return "variable " + k + " is " +
-                       (inst.state.variables.contains(k) ? inst.state.variables[k].dump()
-                                                         : std::string("undefined")) +
-                       ", expected " + v.dump();
-            }
-        }
-    }
-    if (expect.contains("variables_absent")) {
-        for (const auto& k : list("variables_absent")) {
-            if (inst.state.variables.contains(k)) {
-                return "variable " + k + " should be absent";
-            }
-        }
-    }
-    if (expect.contains("elapsed_s")) {
-        double s = static_cast<double>(to_epoch_ms(w.now) - to_epoch_ms(w.run_started)) / 1000.0;
-        if (s < expect["elapsed_s"].value("min", 0.0) ||
-            s > expect["elapsed_s"].value("max", 1e9)) {
-            return "elapsed " + std::to_string(s) + " s outside " + expect["elapsed_s"].dump();
-        }
-    }
-    return {};
+    o.variables = inst.state.variables;
+    o.elapsed_s = static_cast<double>(to_epoch_ms(w.now) - to_epoch_ms(w.run_started)) / 1000.0;
+    return check_expect(expect, o);
 }
 
 /// Everything observable at the end of a run, to compare the straight and round-trip runs.
