@@ -1032,9 +1032,40 @@ TEST_P(RuntimeStoreTest, ExpiredLocksAreAcquiredAgain) {
     EXPECT_EQ(stored_job.value()->lock_expires_at, at(5000));
 }
 
+/// Four acquirers, alternately on `a` and `b` (two replicas), each calling `acquire(store, t)`
+/// until it returns nothing (or 200 rounds); every id handed out, in any order.
+template <typename Acquire>
+std::vector<std::string> acquire_concurrently(Store* a, Store* b, Acquire acquire) {
+    std::mutex mutex;
+    std::vector<std::string> handed_out;
+    std::vector<std::future<void>> acquirers;
+    for (int t = 0; t < 4; ++t) {
+        Store* store = t % 2 == 0 ? a : b;
+        acquirers.push_back(std::async(std::launch::async, [&, store, t] {
+            for (int round = 0; round < 200; ++round) {
+                auto got = acquire(store, t);
+                if (!got.ok()) {
+                    ADD_FAILURE() << got.error().code << " " << got.error().internal;
+                    return;
+                }
+                if (got.value().empty()) {
+                    return;
+                }
+                std::lock_guard lock(mutex);
+                for (const auto& row : got.value()) {
+                    handed_out.push_back(row.id);
+                }
+            }
+        }));
+    }
+    for (auto& acquirer : acquirers) {
+        EXPECT_EQ(acquirer.wait_for(60s), std::future_status::ready);
+    }
+    return handed_out;
+}
+
 TEST_P(RuntimeStoreTest, ConcurrentAcquirersNeverGetTheSameJob) {
     constexpr int kJobs = 120;
-    constexpr int kThreads = 4;
     app::Batch batch;
     app::InstanceWrite write = new_instance(order_, at(0));
     for (int i = 0; i < kJobs; ++i) {
@@ -1050,32 +1081,10 @@ TEST_P(RuntimeStoreTest, ConcurrentAcquirersNeverGetTheSameJob) {
     auto replica = open(settings_, other);
     ASSERT_NE(replica, nullptr);
 
-    std::mutex mutex;
-    std::vector<std::string> handed_out;
-    std::vector<std::future<void>> workers;
-    for (int t = 0; t < kThreads; ++t) {
-        Store* store = t % 2 == 0 ? store_.get() : replica.get();
-        workers.push_back(std::async(std::launch::async, [&, store, t] {
-            for (int round = 0; round < 200; ++round) {
-                auto got =
-                    store->acquire_jobs("hot", "w" + std::to_string(t), 7, at(1'000), at(100'000));
-                if (!got.ok()) {
-                    ADD_FAILURE() << got.error().code << " " << got.error().internal;
-                    return;
-                }
-                if (got.value().empty()) {
-                    return;
-                }
-                std::lock_guard lock(mutex);
-                for (const auto& job : got.value()) {
-                    handed_out.push_back(job.id);
-                }
-            }
-        }));
-    }
-    for (auto& worker : workers) {
-        ASSERT_EQ(worker.wait_for(60s), std::future_status::ready);
-    }
+    const auto handed_out =
+        acquire_concurrently(store_.get(), replica.get(), [](Store* store, int t) {
+            return store->acquire_jobs("hot", "w" + std::to_string(t), 7, at(1'000), at(100'000));
+        });
     std::set<std::string> unique(handed_out.begin(), handed_out.end());
     EXPECT_EQ(handed_out.size(), static_cast<std::size_t>(kJobs));
     EXPECT_EQ(unique.size(), static_cast<std::size_t>(kJobs));
@@ -1634,32 +1643,11 @@ TEST_P(RuntimeStoreTest, ConcurrentOutboxSweepersNeverGetTheSameRow) {
     metrics::Registry other;
     auto replica = open(settings_, other);
     ASSERT_NE(replica, nullptr);
-    std::mutex mutex;
-    std::vector<std::string> handed_out;
-    std::vector<std::future<void>> sweepers;
-    for (int t = 0; t < 4; ++t) {
-        Store* store = t % 2 == 0 ? store_.get() : replica.get();
-        sweepers.push_back(std::async(std::launch::async, [&, store, t] {
-            for (int round = 0; round < 100; ++round) {
-                auto got = store->acquire_outbox("s" + std::to_string(t), 7, at(1'000), at(1'000),
-                                                 at(100'000));
-                if (!got.ok()) {
-                    ADD_FAILURE() << got.error().code << " " << got.error().internal;
-                    return;
-                }
-                if (got.value().empty()) {
-                    return;
-                }
-                std::lock_guard lock(mutex);
-                for (const auto& row : got.value()) {
-                    handed_out.push_back(row.id);
-                }
-            }
-        }));
-    }
-    for (auto& sweeper : sweepers) {
-        ASSERT_EQ(sweeper.wait_for(60s), std::future_status::ready);
-    }
+    const auto handed_out =
+        acquire_concurrently(store_.get(), replica.get(), [](Store* store, int t) {
+            return store->acquire_outbox("s" + std::to_string(t), 7, at(1'000), at(1'000),
+                                         at(100'000));
+        });
     std::set<std::string> unique(handed_out.begin(), handed_out.end());
     EXPECT_EQ(handed_out.size(), static_cast<std::size_t>(kRows));
     EXPECT_EQ(unique.size(), static_cast<std::size_t>(kRows));
