@@ -21,12 +21,18 @@
 #include "pool_metrics.hpp"
 #include "postgres/connection_pool.hpp"
 #include "postgres/conninfo.hpp"
+#include "postgres/statements.hpp"
 #include "pythmata/common/uuid.hpp"
 #include "runtime_rows.hpp"
 #include "store_errors.hpp"
 
 namespace pythmata::store {
 namespace {
+
+using pg::kInstanceColumns;
+using pg::kJobColumns;
+using pg::kTaskColumns;
+using pg::kTaskFrom;
 
 /// pg_advisory_xact_lock key serialising migrations across replicas ("pythmata" in ASCII).
 constexpr std::int64_t kMigrationLock = 0x707974686d617461;
@@ -205,14 +211,14 @@ class Columns {
     std::vector<ArrayParam> columns_;
 };
 
-/// Runs `sql` with the columns as parameters, unless there are no rows.
-pqxx::result exec_columns(pqxx::transaction_base& tx, const std::string& sql,
+/// Runs `statement` (pg::stmt) with the columns as parameters, unless there are no rows.
+pqxx::result exec_columns(pqxx::transaction_base& tx, const pg::Statement& statement,
                           const Columns& columns) {
     if (columns.rows() == 0) {
         return {};
     }
     const std::vector<std::string> params = columns.params();
-    return tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
+    return pg::exec_statement(tx, statement, pqxx::prepare::make_dynamic_params(params));
 }
 
 std::optional<std::string> optional_text(const pqxx::field& field) {
@@ -227,11 +233,6 @@ std::optional<TimePoint> optional_time(const pqxx::field& field) {
 TimePoint time_of(const pqxx::field& field) {
     return from_epoch_ms(field.as<std::int64_t>());
 }
-
-constexpr const char* kInstanceColumns =
-    "i.id, i.definition_id, i.process_key, i.process_version, i.business_key, i.status,"
-    " i.variables, i.version, i.parent_instance_id, i.parent_wait_id, i.active_elements,"
-    " i.open_incidents, i.created_at, i.updated_at, i.ended_at";
 
 app::InstanceRow read_instance(const pqxx::row& r, bool with_state) {
     app::InstanceRow row;
@@ -258,11 +259,6 @@ app::InstanceRow read_instance(const pqxx::row& r, bool with_state) {
     return row;
 }
 
-constexpr const char* kTaskColumns =
-    "t.id, t.instance_id, t.wait_id, i.process_key, t.element_id, t.name, t.assignee,"
-    " t.candidate_groups, t.state, t.created_at, t.due_at, t.completed_at";
-constexpr const char* kTaskFrom = "FROM user_tasks t JOIN instances i ON i.id = t.instance_id";
-
 app::TaskRow read_task(const pqxx::row& r) {
     app::TaskRow row;
     row.id = r[0].as<std::string>();
@@ -279,10 +275,6 @@ app::TaskRow read_task(const pqxx::row& r) {
     row.completed_at = optional_time(r[11]);
     return row;
 }
-
-constexpr const char* kJobColumns =
-    "id, kind, type, instance_id, definition_id, wait_id, element_id, due_at, repeat_count,"
-    " lock_owner, lock_expires_at, retries, error_message, payload, created_at";
 
 app::JobRow read_job(const pqxx::row& r) {
     app::JobRow row;
@@ -420,34 +412,10 @@ class WaitInserts {
     }
 
     void write(pqxx::transaction_base& tx) const {
-        exec_columns(tx,
-                     "INSERT INTO user_tasks (id, instance_id, wait_id, element_id, name, assignee,"
-                     " candidate_groups, state, created_at, due_at)"
-                     " SELECT id, instance_id, wait_id, element_id, name, assignee,"
-                     " candidate_groups, 'OPEN', created_at, due_at FROM unnest($1::uuid[],"
-                     " $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::jsonb[],"
-                     " $8::bigint[], $9::bigint[]) AS u(id, instance_id, wait_id, element_id, name,"
-                     " assignee, candidate_groups, created_at, due_at)",
-                     tasks_);
-        exec_columns(tx,
-                     "INSERT INTO jobs (id, kind, type, instance_id, definition_id, wait_id,"
-                     " element_id, due_at, repeat_count, retries, payload, created_at)"
-                     " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[],"
-                     " $5::uuid[], $6::bigint[], $7::text[], $8::bigint[], $9::bigint[],"
-                     " $10::int[], $11::jsonb[], $12::bigint[])",
-                     jobs_);
-        exec_columns(tx,
-                     "INSERT INTO message_subscriptions (id, name, correlation_key, instance_id,"
-                     " definition_id, wait_id, element_id, created_at)"
-                     " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[],"
-                     " $5::uuid[], $6::bigint[], $7::text[], $8::bigint[])",
-                     messages_);
-        exec_columns(tx,
-                     "INSERT INTO signal_subscriptions (id, name, instance_id, definition_id,"
-                     " wait_id, element_id, created_at)"
-                     " SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[],"
-                     " $5::bigint[], $6::text[], $7::bigint[])",
-                     signals_);
+        exec_columns(tx, pg::stmt::kInsertTasks, tasks_);
+        exec_columns(tx, pg::stmt::kInsertJobs, jobs_);
+        exec_columns(tx, pg::stmt::kInsertMessageSubscriptions, messages_);
+        exec_columns(tx, pg::stmt::kInsertSignalSubscriptions, signals_);
     }
 
   private:
@@ -546,33 +514,9 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
         }
     }
 
-    exec_columns(tx,
-                 "INSERT INTO instances (id, definition_id, process_key, process_version,"
-                 " business_key, status, variables, state, version, parent_instance_id,"
-                 " parent_wait_id, active_elements, open_incidents, created_at, updated_at,"
-                 " ended_at) SELECT id, definition_id, process_key, process_version, business_key,"
-                 " status, variables, decode(state, 'hex'), version, parent_instance_id,"
-                 " parent_wait_id, active_elements, 0, created_at, updated_at, ended_at"
-                 " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[],"
-                 " $6::text[], $7::jsonb[], $8::text[], $9::bigint[], $10::uuid[], $11::bigint[],"
-                 " $12::jsonb[], $13::bigint[], $14::bigint[], $15::bigint[])"
-                 " AS u(id, definition_id, process_key, process_version, business_key, status,"
-                 " variables, state, version, parent_instance_id, parent_wait_id, active_elements,"
-                 " created_at, updated_at, ended_at)",
-                 inserts);
+    exec_columns(tx, pg::stmt::kInsertInstances, inserts);
     if (updates.rows() > 0) {
-        const pqxx::result changed = exec_columns(
-            tx,
-            "UPDATE instances i SET business_key = u.business_key, status = u.status,"
-            " variables = u.variables, state = decode(u.state, 'hex'),"
-            " version = u.expected_version + 1, active_elements = u.active_elements,"
-            " updated_at = u.updated_at, ended_at = u.ended_at"
-            " FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[],"
-            " $6::text[], $7::jsonb[], $8::bigint[], $9::bigint[])"
-            " AS u(id, expected_version, business_key, status, variables, state, active_elements,"
-            " updated_at, ended_at)"
-            " WHERE i.id = u.id AND i.version = u.expected_version RETURNING i.id",
-            updates);
+        const pqxx::result changed = exec_columns(tx, pg::stmt::kUpdateInstances, updates);
         if (changed.size() != updated_ids.size()) {
             std::set<std::string> done;
             for (const auto& r : changed) {
@@ -585,42 +529,18 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
             }
         }
     }
-    exec_columns(tx,
-                 "UPDATE user_tasks t SET state = CASE WHEN c.completed THEN 'COMPLETED'"
-                 " ELSE 'CANCELLED' END, completed_at = c.at FROM unnest($1::uuid[],"
-                 " $2::bigint[], $3::boolean[], $4::bigint[]) AS c(instance_id, wait_id,"
-                 " completed, at) WHERE t.instance_id = c.instance_id AND t.wait_id = c.wait_id"
-                 " AND t.state = 'OPEN'",
-                 closed_tasks);
-    for (const char* table : {"jobs", "message_subscriptions", "signal_subscriptions"}) {
-        exec_columns(tx,
-                     std::string("DELETE FROM ") + table +
-                         " w USING unnest($1::uuid[], $2::bigint[]) AS c(instance_id, wait_id)"
-                         " WHERE w.instance_id = c.instance_id AND w.wait_id = c.wait_id",
-                     closed_waits);
+    exec_columns(tx, pg::stmt::kCloseTasks, closed_tasks);
+    for (const pg::Statement& statement :
+         {pg::stmt::kCloseJobs, pg::stmt::kCloseMessageSubscriptions,
+          pg::stmt::kCloseSignalSubscriptions}) {
+        exec_columns(tx, statement, closed_waits);
     }
     // Opened after the closed ones: a re-armed cycle timer closes and reopens one wait id.
     waits.write(tx);
-    // One history row per instance per commit (its entries as one JSONB array). Ids are
-    // assigned in the order of the rows: history reads back in the order it happened.
-    exec_columns(tx,
-                 "INSERT INTO history (instance_id, entries, events)"
-                 " SELECT instance_id, entries, events"
-                 " FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) WITH ORDINALITY"
-                 " AS u(instance_id, entries, events, n) ORDER BY n",
-                 history);
-    exec_columns(tx,
-                 "INSERT INTO incidents (id, instance_id, engine_incident_id, job_id, element_id,"
-                 " kind, message, state, created_at, resolved_at)"
-                 " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[],"
-                 " $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::bigint[])",
-                 incidents);
-    exec_columns(tx,
-                 "UPDATE incidents n SET state = 'RESOLVED', resolved_at = r.at"
-                 " FROM unnest($1::uuid[], $2::bigint[], $3::bigint[])"
-                 " AS r(instance_id, engine_incident_id, at) WHERE n.instance_id = r.instance_id"
-                 " AND n.engine_incident_id = r.engine_incident_id AND n.state = 'OPEN'",
-                 resolved);
+    // One history row per instance per commit (its entries as one JSONB array).
+    exec_columns(tx, pg::stmt::kInsertHistory, history);
+    exec_columns(tx, pg::stmt::kInsertIncidents, incidents);
+    exec_columns(tx, pg::stmt::kResolveIncidents, resolved);
     return {};
 }
 
@@ -634,6 +554,7 @@ class PostgresStore final : public Store {
               std::move(conninfo), settings.pool_size, settings.max_overflow,
               [timeout = settings.statement_timeout](pqxx::connection& connection) {
                   connection.set_variable("statement_timeout", std::to_string(timeout.count()));
+                  pg::prepare_statements(connection);
               },
               metrics_, settings.overflow_idle) {}
 
@@ -771,9 +692,8 @@ class PostgresStore final : public Store {
 
     Result<std::int64_t> count_unfinished_instances(const std::string& key) override {
         return run<std::int64_t>(settings_.pool_timeout, [&](pqxx::connection& connection) {
-            pqxx::read_transaction tx(connection);
+            pqxx::nontransaction tx(connection);
             const std::int64_t count = count_unfinished(tx, key);
-            tx.commit();
             return count;
         });
     }
@@ -827,14 +747,13 @@ class PostgresStore final : public Store {
     Result<std::vector<AppliedMigration>> applied_migrations() override {
         return run<std::vector<AppliedMigration>>(
             settings_.pool_timeout, [](pqxx::connection& connection) {
-                pqxx::read_transaction tx(connection);
+                pqxx::nontransaction tx(connection);
                 std::vector<AppliedMigration> applied;
                 for (const auto& row : tx.exec("SELECT version, name, applied_at"
                                                " FROM schema_migrations ORDER BY version")) {
                     applied.push_back({row[0].as<int>(), row[1].as<std::string>(),
                                        from_epoch_ms(row[2].as<std::int64_t>())});
                 }
-                tx.commit();
                 return applied;
             });
     }
@@ -871,11 +790,7 @@ class PostgresStore final : public Store {
                         for (const std::string& id : incident_instances) {
                             ids[0].text(id);
                         }
-                        exec_columns(tx,
-                                     "UPDATE instances i SET open_incidents = (SELECT count(*)"
-                                     " FROM incidents n WHERE n.instance_id = i.id"
-                                     " AND n.state = 'OPEN') WHERE i.id = ANY($1::uuid[])",
-                                     ids);
+                        exec_columns(tx, pg::stmt::kCountOpenIncidents, ids);
                     }
                     Columns keys(5);
                     for (const app::IdempotencyRecord* record : last_per_key(batch.idempotency)) {
@@ -885,14 +800,7 @@ class PostgresStore final : public Store {
                         keys[3].text(record->body);
                         keys[4].time(record->created_at);
                     }
-                    exec_columns(
-                        tx,
-                        "INSERT INTO idempotency_keys (key, request_hash, status, body,"
-                        " created_at) SELECT * FROM unnest($1::text[], $2::text[],"
-                        " $3::int[], $4::text[], $5::bigint[]) ON CONFLICT (key) DO UPDATE"
-                        " SET request_hash = excluded.request_hash, status = excluded.status,"
-                        " body = excluded.body, created_at = excluded.created_at",
-                        keys);
+                    exec_columns(tx, pg::stmt::kUpsertIdempotency, keys);
                     if (!batch.start_events.empty()) {
                         Columns definitions(1);
                         WaitInserts starts;
@@ -902,20 +810,13 @@ class PostgresStore final : public Store {
                                 starts.add(row, std::string(), definition_id);
                             }
                         }
-                        for (const char* table :
-                             {"jobs", "message_subscriptions", "signal_subscriptions"}) {
-                            exec_columns(tx,
-                                         std::string("DELETE FROM ") + table +
-                                             " WHERE definition_id = ANY($1::uuid[])"
-                                             " AND instance_id IS NULL",
-                                         definitions);
+                        for (const pg::Statement& statement :
+                             {pg::stmt::kClearStartJobs, pg::stmt::kClearStartMessageSubscriptions,
+                              pg::stmt::kClearStartSignalSubscriptions}) {
+                            exec_columns(tx, statement, definitions);
                         }
                         starts.write(tx);
-                        exec_columns(tx,
-                                     "INSERT INTO start_event_marks (definition_id)"
-                                     " SELECT * FROM unnest($1::uuid[])"
-                                     " ON CONFLICT (definition_id) DO NOTHING",
-                                     definitions);
+                        exec_columns(tx, pg::stmt::kMarkStartEvents, definitions);
                     }
                     Columns outbox(4);
                     for (const app::OutboxRow& row : batch.outbox) {
@@ -925,16 +826,12 @@ class PostgresStore final : public Store {
                                                         nlohmann::json::error_handler_t::replace));
                         outbox[3].time(row.created_at);
                     }
-                    exec_columns(tx,
-                                 "INSERT INTO outbox (id, kind, payload, created_at)"
-                                 " SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[],"
-                                 " $4::bigint[])",
-                                 outbox);
+                    exec_columns(tx, pg::stmt::kInsertOutbox, outbox);
                     Columns done(1);
                     for (const std::string& id : batch.outbox_done) {
                         done[0].text(id);
                     }
-                    exec_columns(tx, "DELETE FROM outbox WHERE id = ANY($1::uuid[])", done);
+                    exec_columns(tx, pg::stmt::kDeleteOutbox, done);
                 } catch (const pqxx::unique_violation& e) {
                     // A duplicate id does not go away by retrying the batch.
                     return duplicate_id(describe(e));
@@ -955,10 +852,9 @@ class PostgresStore final : public Store {
         if (!is_uuid(id)) {
             return std::optional<app::InstanceRow>();
         }
-        return read_one<app::InstanceRow>(
-            std::string("SELECT ") + kInstanceColumns + (with_state ? ", i.state" : "") +
-                " FROM instances i WHERE i.id = $1::uuid",
-            {id}, [with_state](const pqxx::row& r) { return read_instance(r, with_state); });
+        return read_statement<app::InstanceRow>(
+            with_state ? pg::stmt::kInstanceWithState : pg::stmt::kInstance, id,
+            [with_state](const pqxx::row& r) { return read_instance(r, with_state); });
     }
 
     Result<std::vector<app::InstanceRow>> instances(const std::vector<std::string>& ids,
@@ -974,12 +870,10 @@ class PostgresStore final : public Store {
         }
         return run<std::vector<app::InstanceRow>>(
             settings_.pool_timeout, [&](pqxx::connection& connection) {
-                pqxx::read_transaction tx(connection);
-                const pqxx::result rows = tx.exec_params(
-                    std::string("SELECT ") + kInstanceColumns + (with_state ? ", i.state" : "") +
-                        " FROM instances i WHERE i.id = ANY($1::uuid[])",
+                pqxx::nontransaction tx(connection);
+                const pqxx::result rows = pg::exec_statement(
+                    tx, with_state ? pg::stmt::kInstancesByIdsWithState : pg::stmt::kInstancesByIds,
                     wanted.literal());
-                tx.commit();
                 std::vector<app::InstanceRow> out;
                 for (const auto& r : rows) {
                     out.push_back(read_instance(r, with_state));
@@ -1014,7 +908,7 @@ class PostgresStore final : public Store {
     Result<std::vector<std::string>> unfinished_instances(const std::string& process_key) override {
         return run<std::vector<std::string>>(
             settings_.pool_timeout, [&](pqxx::connection& connection) {
-                pqxx::read_transaction tx(connection);
+                pqxx::nontransaction tx(connection);
                 std::vector<std::string> ids;
                 for (const auto& r :
                      tx.exec_params(std::string("SELECT id FROM instances"
@@ -1024,7 +918,6 @@ class PostgresStore final : public Store {
                                     process_key)) {
                     ids.push_back(r[0].as<std::string>());
                 }
-                tx.commit();
                 return ids;
             });
     }
@@ -1033,15 +926,17 @@ class PostgresStore final : public Store {
         if (!is_uuid(id)) {
             return std::optional<app::TaskRow>();
         }
-        return read_one<app::TaskRow>(
-            std::string("SELECT ") + kTaskColumns + " " + kTaskFrom + " WHERE t.id = $1::uuid",
-            {id}, read_task);
+        return read_statement<app::TaskRow>(pg::stmt::kTask, id, read_task);
     }
 
     Result<app::PageResult<app::TaskRow>> list_tasks(const app::TaskFilter& filter,
                                                      const app::PageRequest& page) override {
         if (filter.instance_id && !is_uuid(*filter.instance_id)) {
             return app::PageResult<app::TaskRow>{};
+        }
+        if (filter.instance_id && !filter.process_key && !filter.assignee &&
+            !filter.candidate_group && !filter.element_id) {
+            return task_page_of_instance(*filter.instance_id, filter.state, page);
         }
         Conditions where(Conditions::Style::kPostgres);
         if (!filter.state.empty()) {
@@ -1118,7 +1013,7 @@ class PostgresStore final : public Store {
         const std::string& name) override {
         return run<std::vector<app::SubscriptionRow>>(
             settings_.pool_timeout, [&](pqxx::connection& connection) {
-                pqxx::read_transaction tx(connection);
+                pqxx::nontransaction tx(connection);
                 std::vector<app::SubscriptionRow> rows;
                 for (const auto& r : tx.exec_params(
                          "SELECT s.id, s.instance_id, s.definition_id, s.wait_id, s.element_id"
@@ -1130,7 +1025,6 @@ class PostgresStore final : public Store {
                          name)) {
                     rows.push_back(read_subscription(r));
                 }
-                tx.commit();
                 return rows;
             });
     }
@@ -1138,18 +1032,12 @@ class PostgresStore final : public Store {
     Result<std::vector<app::JobRow>> acquire_jobs(const std::string& type, const std::string& owner,
                                                   int max, TimePoint now,
                                                   TimePoint lock_until) override {
-        return acquire(
-            "kind = 'job' AND type = $5 AND retries > 0 AND due_at <= $3"
-            " AND (lock_expires_at IS NULL OR lock_expires_at <= $3)",
-            &type, owner, max, now, lock_until);
+        return acquire(pg::stmt::kAcquireJobs, &type, owner, max, now, lock_until);
     }
 
     Result<std::vector<app::JobRow>> acquire_timers(const std::string& owner, int max,
                                                     TimePoint now, TimePoint lock_until) override {
-        return acquire(
-            "kind = 'timer' AND due_at <= $3"
-            " AND (lock_expires_at IS NULL OR lock_expires_at <= $3)",
-            nullptr, owner, max, now, lock_until, kTimerOrder);
+        return acquire(pg::stmt::kAcquireTimers, nullptr, owner, max, now, lock_until);
     }
 
     Result<std::optional<app::JobRow>> job(const std::string& id) override {
@@ -1209,14 +1097,13 @@ class PostgresStore final : public Store {
     Result<std::optional<TimePoint>> next_timer_due() override {
         return run<std::optional<TimePoint>>(
             settings_.pool_timeout, [](pqxx::connection& connection) -> std::optional<TimePoint> {
-                pqxx::read_transaction tx(connection);
+                pqxx::nontransaction tx(connection);
                 // A locked timer becomes acquirable again when its lock expires.
                 const pqxx::row r = tx.exec1(
                     "SELECT least((SELECT min(due_at) FROM jobs"
                     " WHERE kind = 'timer' AND lock_expires_at IS NULL),"
                     " (SELECT min(greatest(due_at, lock_expires_at)) FROM jobs"
                     " WHERE kind = 'timer' AND lock_expires_at IS NOT NULL))");
-                tx.commit();
                 return optional_time(r[0]);
             });
     }
@@ -1228,14 +1115,13 @@ class PostgresStore final : public Store {
         }
         return run<std::vector<app::JobRow>>(
             settings_.pool_timeout, [&](pqxx::connection& connection) {
-                pqxx::read_transaction tx(connection);
+                pqxx::nontransaction tx(connection);
                 const std::string sql = std::string("SELECT ") + kJobColumns +
                                         " FROM jobs WHERE kind = 'timer'" +
                                         (instance_id ? " AND instance_id = $1::uuid" : "") +
                                         " ORDER BY due_at, created_at, id";
                 const pqxx::result rows =
                     instance_id ? tx.exec_params(sql, *instance_id) : tx.exec(sql);
-                tx.commit();
                 std::vector<app::JobRow> timers;
                 for (const auto& r : rows) {
                     timers.push_back(read_job(r));
@@ -1400,7 +1286,7 @@ class PostgresStore final : public Store {
         }
         return status_of(run<bool>(settings_.pool_timeout, [&](pqxx::connection& connection) {
             pqxx::work tx(connection);
-            exec_columns(tx, "DELETE FROM outbox WHERE id = ANY($1::uuid[])", done);
+            exec_columns(tx, pg::stmt::kDeleteOutbox, done);
             tx.commit();
             return true;
         }));
@@ -1411,18 +1297,16 @@ class PostgresStore final : public Store {
             return false;
         }
         return run<bool>(settings_.pool_timeout, [&](pqxx::connection& connection) {
-            pqxx::read_transaction tx(connection);
+            pqxx::nontransaction tx(connection);
             const pqxx::result r = tx.exec_params("SELECT 1 FROM outbox WHERE id = $1::uuid", id);
-            tx.commit();
             return !r.empty();
         });
     }
 
     Result<std::int64_t> outbox_pending() override {
         return run<std::int64_t>(settings_.pool_timeout, [](pqxx::connection& connection) {
-            pqxx::read_transaction tx(connection);
+            pqxx::nontransaction tx(connection);
             const std::int64_t n = tx.exec1("SELECT count(*) FROM outbox")[0].as<std::int64_t>();
-            tx.commit();
             return n;
         });
     }
@@ -1432,19 +1316,17 @@ class PostgresStore final : public Store {
             return false;
         }
         return run<bool>(settings_.pool_timeout, [&](pqxx::connection& connection) {
-            pqxx::read_transaction tx(connection);
+            pqxx::nontransaction tx(connection);
             const pqxx::result r = tx.exec_params(
                 "SELECT 1 FROM start_event_marks WHERE definition_id = $1::uuid", definition_id);
-            tx.commit();
             return !r.empty();
         });
     }
 
     Result<app::InstanceCounts> counts() override {
         return run<app::InstanceCounts>(settings_.pool_timeout, [](pqxx::connection& connection) {
-            pqxx::read_transaction tx(connection);
+            pqxx::nontransaction tx(connection);
             const pqxx::row r = tx.exec1(kCountsSql);
-            tx.commit();
             app::InstanceCounts counts;
             std::int64_t* fields[] = {
                 &counts.running,      &counts.suspended,      &counts.error,
@@ -1505,16 +1387,16 @@ class PostgresStore final : public Store {
         return {};
     }
 
-    /// The row of a one-row query, or nullopt.
+    /// The row of a one-row query, or nullopt. One statement is its own snapshot: no explicit
+    /// transaction (BEGIN, SET TRANSACTION READ ONLY, COMMIT would be three more round trips).
     template <typename Row, typename Reader>
     Result<std::optional<Row>> read_one(const std::string& sql,
                                         const std::vector<std::string>& params, Reader reader) {
         return run<std::optional<Row>>(
             settings_.pool_timeout, [&](pqxx::connection& connection) -> std::optional<Row> {
-                pqxx::read_transaction tx(connection);
+                pqxx::nontransaction tx(connection);
                 const pqxx::result rows =
                     tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
-                tx.commit();
                 if (rows.empty()) {
                     return std::nullopt;
                 }
@@ -1522,34 +1404,39 @@ class PostgresStore final : public Store {
             });
     }
 
-    /// Locks up to `max` due rows matching `condition` ($3 = now, $5 = type) for `owner` in one
-    /// statement; rows another transaction holds are skipped, not waited for.
-    /// Timers are acquired in due order only: a tie-break (created_at) is not in the timer index,
-    /// so with many timers due at once every acquisition would sort all of them.
-    static constexpr const char* kTimerOrder = "due_at";
+    /// The row of the one-row `statement` (pg::stmt) for `id`, or nullopt.
+    template <typename Row, typename Reader>
+    Result<std::optional<Row>> read_statement(const pg::Statement& statement, const std::string& id,
+                                              Reader reader) {
+        return run<std::optional<Row>>(
+            settings_.pool_timeout, [&](pqxx::connection& connection) -> std::optional<Row> {
+                pqxx::nontransaction tx(connection);
+                const pqxx::result rows = pg::exec_statement(tx, statement, id);
+                if (rows.empty()) {
+                    return std::nullopt;
+                }
+                return reader(rows[0]);
+            });
+    }
 
-    Result<std::vector<app::JobRow>> acquire(const char* condition, const std::string* type,
-                                             const std::string& owner, int max, TimePoint now,
-                                             TimePoint lock_until,
-                                             const char* order = "due_at, created_at") {
+    /// Locks up to `max` due rows for `owner` with the prepared acquisition `statement`
+    /// (pg::stmt::kAcquireJobs with the `type`, or kAcquireTimers); rows another transaction
+    /// holds are skipped, not waited for.
+    Result<std::vector<app::JobRow>> acquire(const pg::Statement& statement,
+                                             const std::string* type, const std::string& owner,
+                                             int max, TimePoint now, TimePoint lock_until) {
         if (max <= 0) {
             return std::vector<app::JobRow>{};
         }
-        const std::string sql = std::string(
-                                    "UPDATE jobs SET lock_owner = $1, lock_expires_at = $2"
-                                    " WHERE id IN (SELECT id FROM jobs WHERE ") +
-                                condition + " ORDER BY " + order +
-                                " LIMIT $4 FOR UPDATE SKIP LOCKED)"
-                                " RETURNING " +
-                                kJobColumns;
         return run<std::vector<app::JobRow>>(
             settings_.pool_timeout, [&](pqxx::connection& connection) {
                 pqxx::work tx(connection);
-                const pqxx::result rows = type != nullptr
-                                              ? tx.exec_params(sql, owner, to_epoch_ms(lock_until),
-                                                               to_epoch_ms(now), max, *type)
-                                              : tx.exec_params(sql, owner, to_epoch_ms(lock_until),
-                                                               to_epoch_ms(now), max);
+                const pqxx::result rows =
+                    type != nullptr
+                        ? pg::exec_statement(tx, statement, owner, to_epoch_ms(lock_until),
+                                             to_epoch_ms(now), max, *type)
+                        : pg::exec_statement(tx, statement, owner, to_epoch_ms(lock_until),
+                                             to_epoch_ms(now), max);
                 tx.commit();
                 std::vector<app::JobRow> jobs;
                 for (const auto& r : rows) {
@@ -1599,6 +1486,40 @@ class PostgresStore final : public Store {
         });
     }
 
+    /// page_of for the tasks of one instance (in `state` unless empty): the hot GET
+    /// /tasks?instance_id=... of a client waiting for its task, as one fixed statement text.
+    /// (list_tasks comes here only when no other filter is set.)
+    Result<app::PageResult<app::TaskRow>> task_page_of_instance(const std::string& instance_id,
+                                                                const std::string& state,
+                                                                const app::PageRequest& page) {
+        const Window w = window_of(page);
+        return run<app::PageResult<app::TaskRow>>(
+            settings_.pool_timeout, [&](pqxx::connection& connection) {
+                pqxx::nontransaction tx(connection);
+                app::PageResult<app::TaskRow> result;
+                const pqxx::result rows =
+                    state.empty() ? pg::exec_statement(tx, pg::stmt::kTaskPageByInstance,
+                                                       instance_id, w.limit, w.offset)
+                                  : pg::exec_statement(tx, pg::stmt::kTaskPageByInstanceState,
+                                                       instance_id, state, w.limit, w.offset);
+                for (const auto& r : rows) {
+                    result.items.push_back(read_task(r));
+                }
+                if (!rows.empty()) {
+                    result.total = rows[0][rows.columns() - 1].as<std::int64_t>();
+                } else if (w.offset > 0) {
+                    const std::string count_sql = std::string("SELECT count(*) ") + kTaskFrom +
+                                                  " WHERE t.instance_id = $1::uuid" +
+                                                  (state.empty() ? "" : " AND t.state = $2");
+                    result.total =
+                        (state.empty() ? tx.exec_params(count_sql, instance_id)
+                                       : tx.exec_params(count_sql, instance_id, state))[0][0]
+                            .as<std::int64_t>();
+                }
+                return result;
+            });
+    }
+
     static std::int64_t count_unfinished(pqxx::transaction_base& tx, const std::string& key) {
         return tx
             .exec_params(std::string("SELECT count(*) FROM instances"
@@ -1614,12 +1535,11 @@ class PostgresStore final : public Store {
         return run<std::optional<app::DefinitionRecord>>(
             settings_.pool_timeout,
             [&](pqxx::connection& connection) -> std::optional<app::DefinitionRecord> {
-                pqxx::read_transaction tx(connection);
+                pqxx::nontransaction tx(connection);
                 const pqxx::result rows =
                     tx.exec_params(std::string("SELECT ") + std::string(kRecordColumns) +
                                        ", bpmn_xml FROM definitions " + condition,
                                    args...);
-                tx.commit();
                 if (rows.empty()) {
                     return std::nullopt;
                 }

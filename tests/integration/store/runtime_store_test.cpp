@@ -863,6 +863,68 @@ TEST_P(RuntimeStoreTest, ListTasksFiltersByEveryField) {
     EXPECT_EQ(everything.value().total, 3);
 }
 
+TEST_P(RuntimeStoreTest, TasksOfOneInstancePageInEveryStateWithTheTotal) {
+    // The task page by instance is its own statement on PostgreSQL: the same answers as the
+    // general one, in any state, on every page and past the end.
+    app::InstanceWrite a = new_instance(order_, at(0));
+    a.waits_opened.push_back(wait_row(WaitRowKind::kUserTask, a.instance.id, 2, "Ship", at(5)));
+    a.waits_opened.push_back(wait_row(WaitRowKind::kUserTask, a.instance.id, 3, "Bill", at(7)));
+    app::InstanceWrite other = new_instance(order_, at(1));
+    app::Batch batch;
+    batch.instances = {a, other};
+    commit_ok(batch);
+    app::InstanceWrite done = update_of(a.instance, 0, at(9));
+    done.waits_closed = {1};
+    done.tasks_completed = {1};
+    commit_one(done);
+
+    app::TaskFilter open_of_a;
+    open_of_a.instance_id = a.instance.id;
+    auto open = store_->list_tasks(open_of_a, {1, 20});
+    ASSERT_TRUE(open.ok()) << open.error().internal;
+    ASSERT_EQ(open.value().total, 2);
+    ASSERT_EQ(open.value().items.size(), 2u);
+    EXPECT_EQ(open.value().items[0].id, a.waits_opened[2].id);  // newest first
+    EXPECT_EQ(open.value().items[1].id, a.waits_opened[1].id);
+    EXPECT_EQ(open.value().items[0].process_key, "Order");
+
+    app::TaskFilter any_of_a = open_of_a;
+    any_of_a.state = "";
+    auto any = store_->list_tasks(any_of_a, {2, 2});
+    ASSERT_TRUE(any.ok());
+    EXPECT_EQ(any.value().total, 3);
+    ASSERT_EQ(any.value().items.size(), 1u);
+    EXPECT_EQ(any.value().items[0].id, a.waits_opened[0].id);
+    EXPECT_EQ(any.value().items[0].state, "COMPLETED");
+
+    app::TaskFilter completed_of_a = open_of_a;
+    completed_of_a.state = "COMPLETED";
+    auto completed = store_->list_tasks(completed_of_a, {1, 20});
+    ASSERT_TRUE(completed.ok());
+    ASSERT_EQ(completed.value().total, 1);
+    EXPECT_EQ(completed.value().items[0].id, a.waits_opened[0].id);
+
+    auto past_end = store_->list_tasks(open_of_a, {3, 2});
+    ASSERT_TRUE(past_end.ok());
+    EXPECT_TRUE(past_end.value().items.empty());
+    EXPECT_EQ(past_end.value().total, 2);  // counted although no row carries it
+
+    app::TaskFilter nobody = open_of_a;
+    nobody.instance_id = new_uuid();
+    auto none = store_->list_tasks(nobody, {1, 20});
+    ASSERT_TRUE(none.ok());
+    EXPECT_EQ(none.value().total, 0);
+    EXPECT_TRUE(none.value().items.empty());
+
+    // With a further filter the general statement answers.
+    app::TaskFilter shipping = open_of_a;
+    shipping.element_id = "element_2";
+    auto ship = store_->list_tasks(shipping, {1, 20});
+    ASSERT_TRUE(ship.ok());
+    ASSERT_EQ(ship.value().total, 1);
+    EXPECT_EQ(ship.value().items[0].id, a.waits_opened[1].id);
+}
+
 TEST_P(RuntimeStoreTest, ClaimSetsTheAssigneeOfOpenTasksOnly) {
     app::InstanceWrite write = new_instance(order_, at(0));
     app::WaitRow other = wait_row(WaitRowKind::kUserTask, write.instance.id, 2, "Other", at(0));
@@ -1673,6 +1735,48 @@ TEST_P(RuntimeStoreTest, StartEventsWrittenIsMarkedByAStartEventWriteEvenOfNoRow
     EXPECT_FALSE(unknown.value());
 }
 
+TEST_P(RuntimeStoreTest, MigrationSixReplacesTheTaskWaitIndexAndKeepsTheTasks) {
+    // Back to the index of migration 5, then reopen: migration 6 runs on the existing rows.
+    app::InstanceWrite write = new_instance(order_, at(0));
+    commit_one(write);
+    store_.reset();
+    {
+        auto db = sql();
+        db->exec("DROP INDEX user_tasks_instance_state_idx");
+        db->exec("CREATE INDEX user_tasks_wait_idx ON user_tasks (instance_id, wait_id)");
+        db->exec("DELETE FROM schema_migrations WHERE version = 6");
+    }
+    store_ = open(settings_, *registry_);
+    ASSERT_NE(store_, nullptr);
+    auto applied = store_->applied_migrations();
+    ASSERT_TRUE(applied.ok());
+    ASSERT_GE(applied.value().size(), 6u);
+    EXPECT_EQ(applied.value()[5].version, 6);
+    EXPECT_EQ(applied.value()[5].name, "task_instance_state_index");
+    const std::string indexes =
+        GetParam() == Backend::kSqlite
+            ? "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = "
+            : "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()"
+              " AND indexname = ";
+    auto db = sql();
+    EXPECT_EQ(db->count(indexes + "'user_tasks_instance_state_idx'"), 1);
+    EXPECT_EQ(db->count(indexes + "'user_tasks_wait_idx'"), 0);
+
+    app::TaskFilter of_instance;
+    of_instance.instance_id = write.instance.id;
+    auto tasks = store_->list_tasks(of_instance, {1, 20});
+    ASSERT_TRUE(tasks.ok());
+    ASSERT_EQ(tasks.value().total, 1);
+    app::InstanceWrite done = update_of(write.instance, 0, at(1));
+    done.waits_closed = {1};
+    done.tasks_completed = {1};
+    commit_one(done);
+    auto task = store_->task(write.waits_opened[0].id);
+    ASSERT_TRUE(task.ok());
+    ASSERT_TRUE(task.value().has_value());
+    EXPECT_EQ(task.value()->state, "COMPLETED");
+}
+
 TEST_P(RuntimeStoreTest, MigrationFourIsRecorded) {
     auto applied = store_->applied_migrations();
     ASSERT_TRUE(applied.ok());
@@ -1719,6 +1823,41 @@ TEST_P(PostgresRuntimeStoreTest, OutageIsDbUnavailableAndTheStoreRecoversByItsel
     commit_ok(batch);
     EXPECT_EQ(stored(before.instance.id).status, "RUNNING");
     EXPECT_EQ(stored(batch.instances[0].instance.id).status, "RUNNING");
+}
+
+TEST_P(PostgresRuntimeStoreTest, ConnectionsReplacingKilledOnesRunThePreparedStatements) {
+    // Every pooled connection prepares the hot statements; one whose backend is killed is
+    // discarded and the call is retried on a new connection, which must define them again
+    // (exec_prepared of a statement the connection does not know fails).
+    app::InstanceWrite write = new_instance(order_, at(0));
+    commit_one(write);  // prepared INSERTs
+    const std::string task_id = write.waits_opened[0].id;
+    // More than five runs: the prepared reads are on their generic plans.
+    for (int i = 0; i < 8; ++i) {
+        EXPECT_EQ(stored(write.instance.id, true).state, write.instance.state);
+        ASSERT_TRUE(store_->task(task_id).ok());
+    }
+    auto db = sql();
+    const std::string others =
+        " FROM pg_stat_activity WHERE datname = current_database()"
+        " AND backend_type = 'client backend' AND pid <> pg_backend_pid()";
+    ASSERT_GE(db->count("SELECT count(*)" + others), 1);
+    // pg_terminate_backend(pid, timeout) waits until the backend is gone.
+    EXPECT_GE(db->count("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000))" + others),
+              1);
+    ASSERT_EQ(db->count("SELECT count(*)" + others), 0);
+
+    for (int i = 0; i < 8; ++i) {
+        EXPECT_EQ(stored(write.instance.id, true).state, write.instance.state);
+        auto task = store_->task(task_id);
+        ASSERT_TRUE(task.ok()) << task.error().code << ": " << task.error().internal;
+        ASSERT_TRUE(task.value().has_value());
+    }
+    app::InstanceWrite next = update_of(write.instance, 0, at(1));
+    next.waits_opened.push_back(wait_row(WaitRowKind::kUserTask, write.instance.id, 2, "B", at(1)));
+    commit_one(next);
+    EXPECT_EQ(stored(write.instance.id).version, 1);
+    EXPECT_GE(db->count("SELECT count(*)" + others), 1);  // the new connections
 }
 
 INSTANTIATE_TEST_SUITE_P(Postgres, PostgresRuntimeStoreTest, ::testing::Values(Backend::kPostgres),

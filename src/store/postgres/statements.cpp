@@ -1,0 +1,199 @@
+#include "postgres/statements.hpp"
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace pythmata::store::pg {
+namespace {
+
+/// Closing the waits of (instance, wait id) pairs in one of the wait tables.
+std::string close_waits(const char* table) {
+    return std::string("DELETE FROM ") + table +
+           " w USING unnest($1::uuid[], $2::bigint[]) AS c(instance_id, wait_id)"
+           " WHERE w.instance_id = c.instance_id AND w.wait_id = c.wait_id";
+}
+
+/// Removing the start-event rows (no instance) of the definitions in $1 from a wait table.
+std::string clear_start_events(const char* table) {
+    return std::string("DELETE FROM ") + table +
+           " WHERE definition_id = ANY($1::uuid[]) AND instance_id IS NULL";
+}
+
+/// Locks up to $4 due rows matching `condition` ($3 = now, $5 = type) for owner $1 until $2 in
+/// one statement; rows another transaction holds are skipped, not waited for.
+std::string acquire(const char* condition, const char* order) {
+    return std::string(
+               "UPDATE jobs SET lock_owner = $1, lock_expires_at = $2"
+               " WHERE id IN (SELECT id FROM jobs WHERE ") +
+           condition + " ORDER BY " + order + " LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING " +
+           kJobColumns;
+}
+
+/// The task page of one instance: `condition` on top of the instance, in the order of
+/// GET /tasks, with the window count of every matching row.
+std::string task_page(const char* condition, const char* limit, const char* offset) {
+    return std::string("SELECT ") + kTaskColumns + ", count(*) OVER () " + kTaskFrom +
+           " WHERE t.instance_id = $1::uuid" + condition +
+           " ORDER BY t.created_at DESC, t.id DESC LIMIT " + limit + "::bigint OFFSET " + offset +
+           "::bigint";
+}
+
+std::vector<std::pair<Statement, std::string>> definitions() {
+    std::vector<std::pair<Statement, std::string>> all;
+    all.emplace_back(
+        stmt::kInsertInstances,
+        "INSERT INTO instances (id, definition_id, process_key, process_version,"
+        " business_key, status, variables, state, version, parent_instance_id,"
+        " parent_wait_id, active_elements, open_incidents, created_at, updated_at,"
+        " ended_at) SELECT id, definition_id, process_key, process_version, business_key,"
+        " status, variables, decode(state, 'hex'), version, parent_instance_id,"
+        " parent_wait_id, active_elements, 0, created_at, updated_at, ended_at"
+        " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[],"
+        " $6::text[], $7::jsonb[], $8::text[], $9::bigint[], $10::uuid[], $11::bigint[],"
+        " $12::jsonb[], $13::bigint[], $14::bigint[], $15::bigint[])"
+        " AS u(id, definition_id, process_key, process_version, business_key, status,"
+        " variables, state, version, parent_instance_id, parent_wait_id, active_elements,"
+        " created_at, updated_at, ended_at)");
+    all.emplace_back(
+        stmt::kUpdateInstances,
+        "UPDATE instances i SET business_key = u.business_key, status = u.status,"
+        " variables = u.variables, state = decode(u.state, 'hex'),"
+        " version = u.expected_version + 1, active_elements = u.active_elements,"
+        " updated_at = u.updated_at, ended_at = u.ended_at"
+        " FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[],"
+        " $6::text[], $7::jsonb[], $8::bigint[], $9::bigint[])"
+        " AS u(id, expected_version, business_key, status, variables, state, active_elements,"
+        " updated_at, ended_at)"
+        " WHERE i.id = u.id AND i.version = u.expected_version RETURNING i.id");
+    all.emplace_back(stmt::kCloseTasks,
+                     "UPDATE user_tasks t SET state = CASE WHEN c.completed THEN 'COMPLETED'"
+                     " ELSE 'CANCELLED' END, completed_at = c.at FROM unnest($1::uuid[],"
+                     " $2::bigint[], $3::boolean[], $4::bigint[]) AS c(instance_id, wait_id,"
+                     " completed, at) WHERE t.instance_id = c.instance_id"
+                     " AND t.wait_id = c.wait_id AND t.state = 'OPEN'");
+    all.emplace_back(stmt::kCloseJobs, close_waits("jobs"));
+    all.emplace_back(stmt::kCloseMessageSubscriptions, close_waits("message_subscriptions"));
+    all.emplace_back(stmt::kCloseSignalSubscriptions, close_waits("signal_subscriptions"));
+    all.emplace_back(stmt::kInsertTasks,
+                     "INSERT INTO user_tasks (id, instance_id, wait_id, element_id, name, assignee,"
+                     " candidate_groups, state, created_at, due_at)"
+                     " SELECT id, instance_id, wait_id, element_id, name, assignee,"
+                     " candidate_groups, 'OPEN', created_at, due_at FROM unnest($1::uuid[],"
+                     " $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::jsonb[],"
+                     " $8::bigint[], $9::bigint[]) AS u(id, instance_id, wait_id, element_id, name,"
+                     " assignee, candidate_groups, created_at, due_at)");
+    all.emplace_back(stmt::kInsertJobs,
+                     "INSERT INTO jobs (id, kind, type, instance_id, definition_id, wait_id,"
+                     " element_id, due_at, repeat_count, retries, payload, created_at)"
+                     " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[],"
+                     " $5::uuid[], $6::bigint[], $7::text[], $8::bigint[], $9::bigint[],"
+                     " $10::int[], $11::jsonb[], $12::bigint[])");
+    all.emplace_back(stmt::kInsertMessageSubscriptions,
+                     "INSERT INTO message_subscriptions (id, name, correlation_key, instance_id,"
+                     " definition_id, wait_id, element_id, created_at)"
+                     " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[],"
+                     " $5::uuid[], $6::bigint[], $7::text[], $8::bigint[])");
+    all.emplace_back(stmt::kInsertSignalSubscriptions,
+                     "INSERT INTO signal_subscriptions (id, name, instance_id, definition_id,"
+                     " wait_id, element_id, created_at)"
+                     " SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[],"
+                     " $5::bigint[], $6::text[], $7::bigint[])");
+    // Ids are assigned in the order of the rows: history reads back in the order it happened.
+    all.emplace_back(stmt::kInsertHistory,
+                     "INSERT INTO history (instance_id, entries, events)"
+                     " SELECT instance_id, entries, events"
+                     " FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) WITH ORDINALITY"
+                     " AS u(instance_id, entries, events, n) ORDER BY n");
+    all.emplace_back(stmt::kInsertIncidents,
+                     "INSERT INTO incidents (id, instance_id, engine_incident_id, job_id,"
+                     " element_id, kind, message, state, created_at, resolved_at)"
+                     " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[],"
+                     " $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[],"
+                     " $10::bigint[])");
+    all.emplace_back(stmt::kResolveIncidents,
+                     "UPDATE incidents n SET state = 'RESOLVED', resolved_at = r.at"
+                     " FROM unnest($1::uuid[], $2::bigint[], $3::bigint[])"
+                     " AS r(instance_id, engine_incident_id, at)"
+                     " WHERE n.instance_id = r.instance_id"
+                     " AND n.engine_incident_id = r.engine_incident_id AND n.state = 'OPEN'");
+    all.emplace_back(stmt::kCountOpenIncidents,
+                     "UPDATE instances i SET open_incidents = (SELECT count(*)"
+                     " FROM incidents n WHERE n.instance_id = i.id"
+                     " AND n.state = 'OPEN') WHERE i.id = ANY($1::uuid[])");
+    all.emplace_back(stmt::kUpsertIdempotency,
+                     "INSERT INTO idempotency_keys (key, request_hash, status, body,"
+                     " created_at) SELECT * FROM unnest($1::text[], $2::text[],"
+                     " $3::int[], $4::text[], $5::bigint[]) ON CONFLICT (key) DO UPDATE"
+                     " SET request_hash = excluded.request_hash, status = excluded.status,"
+                     " body = excluded.body, created_at = excluded.created_at");
+    all.emplace_back(stmt::kClearStartJobs, clear_start_events("jobs"));
+    all.emplace_back(stmt::kClearStartMessageSubscriptions,
+                     clear_start_events("message_subscriptions"));
+    all.emplace_back(stmt::kClearStartSignalSubscriptions,
+                     clear_start_events("signal_subscriptions"));
+    all.emplace_back(stmt::kMarkStartEvents,
+                     "INSERT INTO start_event_marks (definition_id)"
+                     " SELECT * FROM unnest($1::uuid[]) ON CONFLICT (definition_id) DO NOTHING");
+    all.emplace_back(stmt::kInsertOutbox,
+                     "INSERT INTO outbox (id, kind, payload, created_at)"
+                     " SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::bigint[])");
+    all.emplace_back(stmt::kDeleteOutbox, "DELETE FROM outbox WHERE id = ANY($1::uuid[])");
+
+    const std::string instance = std::string("SELECT ") + kInstanceColumns;
+    all.emplace_back(stmt::kInstance, instance + " FROM instances i WHERE i.id = $1::uuid");
+    all.emplace_back(stmt::kInstanceWithState,
+                     instance + ", i.state FROM instances i WHERE i.id = $1::uuid");
+    all.emplace_back(stmt::kInstancesByIds,
+                     instance + " FROM instances i WHERE i.id = ANY($1::uuid[])");
+    all.emplace_back(stmt::kInstancesByIdsWithState,
+                     instance + ", i.state FROM instances i WHERE i.id = ANY($1::uuid[])");
+    all.emplace_back(stmt::kTask, std::string("SELECT ") + kTaskColumns + " " + kTaskFrom +
+                                      " WHERE t.id = $1::uuid");
+    all.emplace_back(stmt::kTaskPageByInstance, task_page("", "$2", "$3"));
+    all.emplace_back(stmt::kTaskPageByInstanceState, task_page(" AND t.state = $2", "$3", "$4"));
+
+    all.emplace_back(stmt::kAcquireJobs,
+                     acquire("kind = 'job' AND type = $5 AND retries > 0 AND due_at <= $3"
+                             " AND (lock_expires_at IS NULL OR lock_expires_at <= $3)",
+                             "due_at, created_at"));
+    // Timers are acquired in due order only: a tie-break (created_at) is not in the timer
+    // index, so with many timers due at once every acquisition would sort all of them.
+    all.emplace_back(stmt::kAcquireTimers,
+                     acquire("kind = 'timer' AND due_at <= $3"
+                             " AND (lock_expires_at IS NULL OR lock_expires_at <= $3)",
+                             "due_at"));
+    return all;
+}
+
+/// The texts by statement name, built once (thread-safe static initialisation).
+const std::map<std::string_view, std::pair<Statement, std::string>>& texts() {
+    static const auto kTexts = [] {
+        std::map<std::string_view, std::pair<Statement, std::string>> by_name;
+        for (auto& definition : definitions()) {
+            const std::string_view name = definition.first.name;
+            by_name.emplace(name, std::move(definition));
+        }
+        return by_name;
+    }();
+    return kTexts;
+}
+
+}  // namespace
+
+void prepare_statements(pqxx::connection& connection) {
+    for (const auto& [name, definition] : texts()) {
+        if (definition.first.prepared) {
+            connection.prepare(definition.first.name, definition.second);
+        }
+    }
+}
+
+const std::string& sql_of(const Statement& statement) {
+    // Every Statement of stmt has a text: a missing one is a bug, and at() says so.
+    return texts().at(statement.name).second;
+}
+
+}  // namespace pythmata::store::pg

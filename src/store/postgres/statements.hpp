@@ -1,0 +1,105 @@
+#pragma once
+
+#include <pqxx/connection>
+#include <pqxx/result>
+#include <pqxx/transaction_base>
+
+#include <string>
+#include <utility>
+
+namespace pythmata::store::pg {
+
+/// Column lists shared by the prepared statements and the statements built per call.
+inline constexpr const char* kInstanceColumns =
+    "i.id, i.definition_id, i.process_key, i.process_version, i.business_key, i.status,"
+    " i.variables, i.version, i.parent_instance_id, i.parent_wait_id, i.active_elements,"
+    " i.open_incidents, i.created_at, i.updated_at, i.ended_at";
+inline constexpr const char* kTaskColumns =
+    "t.id, t.instance_id, t.wait_id, i.process_key, t.element_id, t.name, t.assignee,"
+    " t.candidate_groups, t.state, t.created_at, t.due_at, t.completed_at";
+inline constexpr const char* kTaskFrom =
+    "FROM user_tasks t JOIN instances i ON i.id = t.instance_id";
+inline constexpr const char* kJobColumns =
+    "id, kind, type, instance_id, definition_id, wait_id, element_id, due_at, repeat_count,"
+    " lock_owner, lock_expires_at, retries, error_message, payload, created_at";
+
+/// A hot statement of the store, its SQL text in statements.cpp. `prepared`: parsed and planned
+/// once per connection (PostgreSQL switches a prepared statement to a generic plan after five
+/// runs and keeps it for the life of the connection). Only statements whose plan cannot depend on
+/// table sizes are prepared: INSERT ... SELECT FROM unnest(...) and primary-key lookups. A join
+/// with unnest(...), a lookup by `= ANY(array)` or the task page would keep the plan made when
+/// the tables were small (a fresh database: a sequential scan or hash join over a table that has
+/// grown to thousands of rows, until autovacuum's next ANALYZE invalidates it), so those are
+/// planned for each call, with their arguments.
+struct Statement {
+    const char* name;
+    bool prepared;
+};
+
+/// The hot statements, for exec_statement(). Their texts and parameters are in statements.cpp.
+namespace stmt {
+
+// The batch commit: one statement per table and operation, each column one array parameter.
+inline constexpr Statement kInsertInstances{"insert_instances", true};
+inline constexpr Statement kUpdateInstances{"update_instances", false};
+inline constexpr Statement kCloseTasks{"close_tasks", false};
+inline constexpr Statement kCloseJobs{"close_jobs", false};
+inline constexpr Statement kCloseMessageSubscriptions{"close_message_subscriptions", false};
+inline constexpr Statement kCloseSignalSubscriptions{"close_signal_subscriptions", false};
+inline constexpr Statement kInsertTasks{"insert_tasks", true};
+inline constexpr Statement kInsertJobs{"insert_jobs", true};
+inline constexpr Statement kInsertMessageSubscriptions{"insert_message_subscriptions", true};
+inline constexpr Statement kInsertSignalSubscriptions{"insert_signal_subscriptions", true};
+inline constexpr Statement kInsertHistory{"insert_history", true};
+inline constexpr Statement kInsertIncidents{"insert_incidents", true};
+inline constexpr Statement kResolveIncidents{"resolve_incidents", false};
+inline constexpr Statement kCountOpenIncidents{"count_open_incidents", false};
+inline constexpr Statement kUpsertIdempotency{"upsert_idempotency", true};
+inline constexpr Statement kClearStartJobs{"clear_start_jobs", false};
+inline constexpr Statement kClearStartMessageSubscriptions{"clear_start_message_subscriptions",
+                                                           false};
+inline constexpr Statement kClearStartSignalSubscriptions{"clear_start_signal_subscriptions",
+                                                          false};
+inline constexpr Statement kMarkStartEvents{"mark_start_events", true};
+inline constexpr Statement kInsertOutbox{"insert_outbox", true};
+inline constexpr Statement kDeleteOutbox{"delete_outbox", false};
+
+// Reads by id ($1 the id, or an array of ids for the *_by_ids ones).
+inline constexpr Statement kInstance{"instance", true};
+inline constexpr Statement kInstanceWithState{"instance_with_state", true};
+inline constexpr Statement kInstancesByIds{"instances_by_ids", false};
+inline constexpr Statement kInstancesByIdsWithState{"instances_by_ids_with_state", false};
+inline constexpr Statement kTask{"task", true};
+/// The task page of one instance ($1), with the total of all pages as the last column;
+/// $2 limit, $3 offset. The _state variant has the state as $2, then limit and offset.
+inline constexpr Statement kTaskPageByInstance{"task_page_by_instance", false};
+inline constexpr Statement kTaskPageByInstanceState{"task_page_by_instance_state", false};
+
+// Acquisition: $1 owner, $2 lock until, $3 now, $4 max (and $5 the job type), RETURNING the
+// job columns.
+inline constexpr Statement kAcquireJobs{"acquire_jobs", false};
+inline constexpr Statement kAcquireTimers{"acquire_timers", false};
+
+}  // namespace stmt
+
+/// Defines the prepared statements of `stmt` on a new connection (the pool's setup hook). libpqxx
+/// 6.4 registers a definition with the server on its first use, so this sends nothing: each
+/// connection parses a statement once, when it first runs it, and never one it does not run. A
+/// connection that breaks is discarded with its statements; the next one defines them again.
+void prepare_statements(pqxx::connection& connection);
+
+/// The SQL text of `statement`.
+[[nodiscard]] const std::string& sql_of(const Statement& statement);
+
+/// Runs `statement` with `args` in `tx`: by name when it is prepared, else as its text with
+/// parameters (parsed and planned by the server for this call).
+template <typename... Args>
+pqxx::result exec_statement(pqxx::transaction_base& tx, const Statement& statement,
+                            Args&&... args) {
+    if (statement.prepared) {
+        return tx.exec_prepared(statement.name, std::forward<Args>(args)...);
+    }
+    return tx.exec_params(sql_of(statement), std::forward<Args>(args)...);
+}
+
+}  // namespace pythmata::store::pg
