@@ -269,6 +269,14 @@ Result<DefinitionRecord> DefinitionCatalog::latest(const std::string& key) {
     return *std::move(found.value());
 }
 
+std::shared_ptr<const DefinitionRecord> DefinitionCatalog::cached_latest(const std::string& key) {
+    auto hit = l1_latest(key);
+    if (hit) {
+        telemetry_.definition_cache_lookup(Telemetry::CacheLevel::kL1, true);
+    }
+    return hit;  // a miss is counted by latest(), which the caller goes on to
+}
+
 Result<PageResult<DefinitionRecord>> DefinitionCatalog::versions(const std::string& key,
                                                                  const PageRequest& page) {
     auto found = store_.versions(key, page);

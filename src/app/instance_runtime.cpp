@@ -145,6 +145,72 @@ class StateCache {
     std::unordered_map<std::string, std::list<Cached>::iterator> index_;
 };
 
+/// Where the user tasks opened on this replica wait (open_task_cache): task id -> (instance,
+/// wait), so that completing one needs no store read of the task. Entries go when a completion
+/// through them ends, and the oldest go when it is full; a stale entry (the task was completed or
+/// cancelled another way) costs a refused command, answered from the store as before.
+/// Thread-safe.
+class OpenTasks {
+  public:
+    struct Where {
+        std::string instance_id;
+        std::uint64_t wait_id = 0;
+    };
+
+    explicit OpenTasks(std::size_t capacity) : capacity_(capacity) {}
+
+    void put(const std::string& task_id, const std::string& instance_id, std::uint64_t wait_id) {
+        if (capacity_ == 0) {
+            return;
+        }
+        std::lock_guard lock(mutex_);
+        const std::uint64_t seq = next_++;
+        entries_[task_id] = Entry{{instance_id, wait_id}, seq};
+        order_.emplace_back(seq, task_id);
+        while (entries_.size() > capacity_ && !order_.empty()) {
+            drop_front();
+        }
+        while (!order_.empty() && stale(order_.front())) {
+            order_.pop_front();
+        }
+        if (order_.size() > 2 * capacity_ + 64) {  // entries erased behind a long-lived one
+            std::erase_if(order_, [this](const auto& o) { return stale(o); });
+        }
+    }
+    [[nodiscard]] std::optional<Where> find(const std::string& task_id) {
+        std::lock_guard lock(mutex_);
+        auto it = entries_.find(task_id);
+        return it == entries_.end() ? std::nullopt : std::optional<Where>(it->second.where);
+    }
+    void erase(const std::string& task_id) {
+        std::lock_guard lock(mutex_);
+        entries_.erase(task_id);
+    }
+
+  private:
+    struct Entry {
+        Where where;
+        std::uint64_t seq = 0;
+    };
+    [[nodiscard]] bool stale(const std::pair<std::uint64_t, std::string>& o) const {
+        auto it = entries_.find(o.second);
+        return it == entries_.end() || it->second.seq != o.first;
+    }
+    void drop_front() {
+        const auto& [seq, id] = order_.front();
+        if (auto it = entries_.find(id); it != entries_.end() && it->second.seq == seq) {
+            entries_.erase(it);
+        }
+        order_.pop_front();
+    }
+
+    const std::size_t capacity_;
+    std::mutex mutex_;
+    std::unordered_map<std::string, Entry> entries_;
+    std::deque<std::pair<std::uint64_t, std::string>> order_;  // insertion order, oldest first
+    std::uint64_t next_ = 0;
+};
+
 struct ChildStart {
     std::string parent_id;
     std::uint64_t wait_id = 0;
@@ -277,6 +343,31 @@ InstanceView to_view(const InstanceRow& r) {
     return v;
 }
 
+Error task_done(const std::string& id, const std::string& state) {
+    Error e = Error::conflict("TASK_ALREADY_COMPLETED",
+                              "user task '" + id + "' is " + state + ", not OPEN");
+    e.context = {{"task_id", id}, {"state", state}};
+    return e;
+}
+
+InstanceView to_view(InstanceRow&& r) {
+    InstanceView v;
+    v.id = std::move(r.id);
+    v.process_key = std::move(r.process_key);
+    v.process_version = r.process_version;
+    v.definition_id = std::move(r.definition_id);
+    v.business_key = std::move(r.business_key);
+    v.status = std::move(r.status);
+    v.variables = std::move(r.variables);
+    v.active_elements = std::move(r.active_elements);
+    v.incidents = r.open_incidents;
+    v.parent_instance_id = std::move(r.parent_instance_id);
+    v.created_at = r.created_at;
+    v.updated_at = r.updated_at;
+    v.ended_at = r.ended_at;
+    return v;
+}
+
 TaskView to_view(const TaskRow& r) {
     TaskView v;
     v.id = r.id;
@@ -377,6 +468,7 @@ struct InstanceRuntime::Impl {
           http_(http),
           log_(log),
           owner_("pythmata-" + new_uuid()),
+          open_tasks_(settings.open_task_cache_entries),
           aux_(kAuxThreads),
           services_(std::max(1u, settings.max_parallel_tokens)),
           started_at_(Steady::now()) {
@@ -453,6 +545,18 @@ struct InstanceRuntime::Impl {
         return compiled(std::move(record).value());
     }
 
+    /// The latest version of `key` when it is compiled and in memory already; null otherwise
+    /// (the caller then takes the blocking way, definition_for).
+    DefinitionPtr cached_definition(const std::string& key) {
+        auto record = catalog_.cached_latest(key);
+        if (!record) {
+            return nullptr;
+        }
+        std::lock_guard lock(definitions_mutex_);
+        auto it = definitions_.find(record->id);
+        return it == definitions_.end() ? nullptr : it->second;
+    }
+
     Result<DefinitionPtr> definition_for(const std::string& key, std::optional<int> version) {
         auto record = version ? catalog_.version(key, *version) : catalog_.latest(key);
         if (!record) {
@@ -525,7 +629,8 @@ struct InstanceRuntime::Impl {
 
     /// Queues `item`. External requests respect queue_capacity; internal follow-ups (effects of
     /// committed work) are never refused for capacity, so that no committed effect is lost.
-    Status submit(Item item, bool external) {
+    /// On a refusal `item` is left as it was (its callback not called).
+    Status submit(Item&& item, bool external) {
         if (!accepting_.load()) {
             return Error::unavailable("SHUTTING_DOWN", "the engine is not running");
         }
@@ -565,6 +670,30 @@ struct InstanceRuntime::Impl {
             return std::move(st).error();
         }
         return future.get();
+    }
+
+    /// Submits an external request whose answer goes to `done` (on the worker thread, or here
+    /// when the queue refuses it).
+    void run_async(std::string instance_id, Work work, Callback done) {
+        Item item{std::move(instance_id), std::move(work), std::move(done)};
+        if (auto st = submit(std::move(item), true); !st) {
+            item.done(std::move(st).error());
+        }
+    }
+
+    /// The answer to a task completion the engine refused with WAIT_NOT_FOUND or
+    /// INSTANCE_NOT_RUNNING: a racing request completed the task first (its instance may even
+    /// have ended since), so it is answered as for a task that was already completed, with the
+    /// state the store has now. Reads the store.
+    Result<InstanceView> refused_completion(const std::string& task_id, Error refusal) {
+        auto now_row = store_.task(task_id);
+        if (now_row && now_row.value() && now_row.value()->state != "OPEN") {
+            return task_done(task_id, now_row.value()->state);
+        }
+        if (is_code(refusal, "WAIT_NOT_FOUND")) {
+            return task_done(task_id, "COMPLETED");
+        }
+        return refusal;
     }
 
     /// Submits without waiting; failures of the follow-up are counted, not returned.
@@ -1092,6 +1221,15 @@ struct InstanceRuntime::Impl {
             const std::string id = c.row.id;
             out = Outcome{std::move(c.row)};  // an ended instance leaves the cache: no copy
             w.cache.erase(id);
+        }
+        if (write != nullptr) {
+            for (const auto& wr : write->waits_opened) {
+                if (wr.kind == WaitRowKind::kUserTask) {
+                    open_tasks_.put(wr.id,
+                                    wr.instance_id.empty() ? item.instance_id : wr.instance_id,
+                                    wr.wait_id);
+                }
+            }
         }
         FollowUps follow = std::move(p.follow);
         std::vector<OutboxRow> outbox = std::move(p.outbox);
@@ -2023,6 +2161,7 @@ struct InstanceRuntime::Impl {
 
     std::mutex definitions_mutex_;
     std::unordered_map<std::string, DefinitionPtr> definitions_;
+    OpenTasks open_tasks_;
 
     std::mutex scheduler_mutex_;
     std::condition_variable scheduler_cv_;
@@ -2178,7 +2317,38 @@ Result<InstanceView> InstanceRuntime::start_instance(StartInstanceRequest reques
     if (!r) {
         return std::move(r).error();
     }
-    return to_view(r.value().row);
+    return to_view(std::move(r.value().row));
+}
+
+bool InstanceRuntime::try_start_instance(StartInstanceRequest& request, InstanceCallback& done) {
+    Impl& m = *impl_;
+    if (request.version) {
+        return false;  // a named version: definition_for reads it
+    }
+    DefinitionPtr definition = m.cached_definition(request.process_key);
+    if (!definition) {
+        return false;  // not compiled in memory yet: start_instance loads it
+    }
+    if (auto st = m.check_variables(request.variables); !st) {
+        done(std::move(st).error());
+        return true;
+    }
+    if (request.business_key && request.business_key->find('\0') != std::string::npos) {
+        done(Error::invalid_argument("business_key must not contain the NUL character (U+0000)"));
+        return true;
+    }
+    StartWork start;
+    start.definition = std::move(definition);
+    start.variables = std::move(request.variables);
+    start.business_key = std::move(request.business_key);
+    m.run_async(new_uuid(), std::move(start), [done = std::move(done)](Result<Outcome> r) {
+        if (!r) {
+            done(std::move(r).error());
+            return;
+        }
+        done(to_view(std::move(r.value().row)));
+    });
+    return true;
 }
 
 Result<PageResult<InstanceView>> InstanceRuntime::list_instances(const InstanceQuery& query,
@@ -2302,12 +2472,6 @@ Error task_not_found(const std::string& id) {
     e.context = {{"task_id", id}};
     return e;
 }
-Error task_done(const std::string& id, const std::string& state) {
-    Error e = Error::conflict("TASK_ALREADY_COMPLETED",
-                              "user task '" + id + "' is " + state + ", not OPEN");
-    e.context = {{"task_id", id}, {"state", state}};
-    return e;
-}
 }  // namespace
 
 Result<PageResult<TaskView>> InstanceRuntime::list_tasks(const TaskQuery& query,
@@ -2389,20 +2553,50 @@ Result<InstanceView> InstanceRuntime::complete_task(const std::string& id,
         row.value()->instance_id,
         CommandWork{engine::CompleteTask{row.value()->wait_id, std::move(variables)}, {}, true});
     if (!r) {
-        // A racing request completed the task first (its instance may even have ended since):
-        // answer as for a task that was already completed, with the state it has now.
         if (is_code(r.error(), "WAIT_NOT_FOUND") || is_code(r.error(), "INSTANCE_NOT_RUNNING")) {
-            auto now_row = m.store_.task(id);
-            if (now_row && now_row.value() && now_row.value()->state != "OPEN") {
-                return task_done(id, now_row.value()->state);
-            }
-            if (is_code(r.error(), "WAIT_NOT_FOUND")) {
-                return task_done(id, "COMPLETED");
-            }
+            return m.refused_completion(id, std::move(r).error());
         }
         return std::move(r).error();
     }
-    return to_view(r.value().row);
+    m.open_tasks_.erase(id);
+    return to_view(std::move(r.value().row));
+}
+
+bool InstanceRuntime::try_complete_task(const std::string& id, nlohmann::json& variables,
+                                        InstanceCallback& done) {
+    Impl& m = *impl_;
+    auto where = m.open_tasks_.find(id);
+    if (!where) {
+        return false;  // opened elsewhere or forgotten: complete_task reads it from the store
+    }
+    if (auto st = m.check_variables(variables); !st) {
+        done(std::move(st).error());
+        return true;
+    }
+    m.run_async(std::move(where->instance_id),
+                CommandWork{engine::CompleteTask{where->wait_id, std::move(variables)}, {}, true},
+                [&m, id, done = std::move(done)](Result<Outcome> r) mutable {
+                    if (r) {
+                        m.open_tasks_.erase(id);
+                        done(to_view(std::move(r.value().row)));
+                        return;
+                    }
+                    if (!is_code(r.error(), "WAIT_NOT_FOUND") &&
+                        !is_code(r.error(), "INSTANCE_NOT_RUNNING")) {
+                        done(std::move(r).error());
+                        return;
+                    }
+                    // The answer needs the task's stored state: read it off the engine thread.
+                    m.open_tasks_.erase(id);
+                    auto shared = std::make_shared<InstanceCallback>(std::move(done));
+                    auto refusal = std::make_shared<Error>(std::move(r).error());
+                    if (!m.aux_.post([&m, id, shared, refusal] {
+                            (*shared)(m.refused_completion(id, std::move(*refusal)));
+                        })) {
+                        (*shared)(std::move(*refusal));  // shutting down
+                    }
+                });
+    return true;
 }
 
 // --- messages and signals

@@ -251,6 +251,7 @@ const std::vector<Key>& keys() {
         ms_key<E>("outbox_lock_ms", &S::engine, &E::outbox_lock, 100, kHourMs),
         bool_key<E>("outbox_deliver_inline", &S::engine, &E::outbox_deliver_inline),
         int_key<E>("instance_state_cache", &S::engine, &E::state_cache_entries, 0, 10'000'000),
+        int_key<E>("open_task_cache", &S::engine, &E::open_task_cache_entries, 0, 10'000'000),
         {"idempotency_retention",
          Key::Kind::kInt,
          60,

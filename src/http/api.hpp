@@ -72,6 +72,9 @@ class Api {
     Response idempotent(const Request& request, const PathParams& params, const Handler& inner);
 
     Response start_instance(const Request& request, const PathParams& params);
+    /// start_instance without a blocking call, when the runtime can take it so (kAsyncFirst).
+    bool start_instance_async(const Request& request, const PathParams& params,
+                              const AsyncReply& reply);
     Response list_instances(const Request& request, const PathParams& params);
     Response get_instance(const Request& request, const PathParams& params);
     Response cancel_instance(const Request& request, const PathParams& params);
@@ -85,6 +88,8 @@ class Api {
     Response get_task(const Request& request, const PathParams& params);
     Response claim_task(const Request& request, const PathParams& params);
     Response complete_task(const Request& request, const PathParams& params);
+    bool complete_task_async(const Request& request, const PathParams& params,
+                             const AsyncReply& reply);
     Response correlate_message(const Request& request, const PathParams& params);
     Response broadcast_signal(const Request& request, const PathParams& params);
     Response activate_jobs(const Request& request, const PathParams& params);

@@ -218,6 +218,49 @@ Response Api::start_instance(const Request& request, const PathParams& params) {
     return response;
 }
 
+namespace {
+
+/// Bodies above this are parsed on the blocking pool, not on an I/O thread.
+constexpr std::size_t kAsyncBodyLimit = 64 * 1024;
+
+/// Whether a kAsyncFirst handler may take `request` on the I/O thread: not with an
+/// Idempotency-Key (its bookkeeping reads and writes the store) nor with a large body.
+bool async_eligible(const Request& request) {
+    return request.body.size() <= kAsyncBodyLimit && !request.header("Idempotency-Key");
+}
+
+}  // namespace
+
+// The async variants parse as their blocking twins do and decline (return false) on anything
+// those answer with an error of their own, so that every refusal is made in one place.
+bool Api::start_instance_async(const Request& request, const PathParams& params,
+                               const AsyncReply& reply) {
+    if (!async_eligible(request))
+        return false;
+    auto body = json_object_body(request, true);
+    if (!body)
+        return false;
+    auto variables = variables_field(*body);
+    auto business_key = string_field(*body, "business_key");
+    auto version = int_field(*body, "version", 1, std::numeric_limits<int>::max());
+    if (!variables || !business_key || !version || *version)
+        return false;  // a named version is read from the store
+    app::StartInstanceRequest start;
+    start.process_key = params.get("key");
+    start.variables = std::move(*variables);
+    start.business_key = std::move(*business_key);
+    app::InstanceService::InstanceCallback done = [reply](Result<app::InstanceView> view) {
+        reply([view = std::move(view)] {
+            if (!view)
+                return error_response(view.error());
+            Response response = json_response(201, instance_json(*view));
+            response.set_header("Location", "/api/v1/instances/" + view->id);
+            return response;
+        });
+    };
+    return instances_->try_start_instance(start, done);
+}
+
 Response Api::list_instances(const Request& request, const PathParams& params) {
     PY_TRY(query, request_query(request));
     PY_TRY(page, parse_paging(query));
@@ -332,6 +375,24 @@ Response Api::complete_task(const Request& request, const PathParams& params) {
     PY_TRY(variables, variables_field(body));
     PY_TRY(view, instances_->complete_task(params.get("id"), std::move(variables)));
     return json_response(200, instance_json(view));
+}
+
+bool Api::complete_task_async(const Request& request, const PathParams& params,
+                              const AsyncReply& reply) {
+    if (!async_eligible(request))
+        return false;
+    auto body = json_object_body(request, true);
+    if (!body)
+        return false;
+    auto variables = variables_field(*body);
+    if (!variables)
+        return false;
+    app::InstanceService::InstanceCallback done = [reply](Result<app::InstanceView> view) {
+        reply([view = std::move(view)] {
+            return view ? json_response(200, instance_json(*view)) : error_response(view.error());
+        });
+    };
+    return instances_->try_complete_task(params.get("id"), *variables, done);
 }
 
 // ---- Messages and signals --------------------------------------------------------------------

@@ -18,8 +18,10 @@ Router make_router(Api& api, bool ops_only) {
     const auto add = [&](const char* method, const char* pattern, Execution execution,
                          Response (Api::*handler)(const Request&, const PathParams&),
                          std::optional<Role> role = std::nullopt,
-                         std::optional<Response>(Api::*inline_answer)(
-                             const Request&, const PathParams&) = nullptr) {
+                         std::optional<Response>(Api::*inline_answer)(const Request&,
+                                                                      const PathParams&) = nullptr,
+                         bool(Api::*async_answer)(const Request&, const PathParams&,
+                                                  const AsyncReply&) = nullptr) {
         Handler h = bind(handler);
         // Every mutating POST honours Idempotency-Key (API.md).
         if (std::string_view(method) == "POST") {
@@ -35,11 +37,20 @@ Router make_router(Api& api, bool ops_only) {
                 return (api.*inline_answer)(request, params);
             };
         }
-        router.add(Route{method, pattern, execution, std::move(h), required, std::move(answer)});
+        AsyncHandler async;
+        if (async_answer != nullptr) {
+            async = [&api, async_answer](const Request& request, const PathParams& params,
+                                         const AsyncReply& reply) {
+                return (api.*async_answer)(request, params, reply);
+            };
+        }
+        router.add(Route{method, pattern, execution, std::move(h), required, std::move(answer),
+                         std::move(async)});
     };
     constexpr auto kBlocking = Execution::kBlocking;
     constexpr auto kInline = Execution::kInline;
     constexpr auto kInlineFirst = Execution::kInlineFirst;
+    constexpr auto kAsyncFirst = Execution::kAsyncFirst;
     constexpr auto kAdmin = Role::kAdmin;
 
     // Operations.
@@ -63,7 +74,10 @@ Router make_router(Api& api, bool ops_only) {
     if (!api.has_runtime())
         return router;
     // Instances.
-    add("POST", "/api/v1/processes/{key}/instances", kBlocking, &Api::start_instance);
+    // Starts and task completions go straight from the I/O thread to the engine when they can
+    // (the definition compiled in memory, the task opened here; no Idempotency-Key).
+    add("POST", "/api/v1/processes/{key}/instances", kAsyncFirst, &Api::start_instance,
+        std::nullopt, nullptr, &Api::start_instance_async);
     add("GET", "/api/v1/processes/{key}/instances", kBlocking, &Api::list_instances);
     add("GET", "/api/v1/instances", kBlocking, &Api::list_instances);
     add("GET", "/api/v1/instances/{id}", kBlocking, &Api::get_instance);
@@ -79,7 +93,8 @@ Router make_router(Api& api, bool ops_only) {
     add("GET", "/api/v1/tasks", kBlocking, &Api::list_tasks);
     add("GET", "/api/v1/tasks/{id}", kBlocking, &Api::get_task);
     add("POST", "/api/v1/tasks/{id}/claim", kBlocking, &Api::claim_task);
-    add("POST", "/api/v1/tasks/{id}/complete", kBlocking, &Api::complete_task);
+    add("POST", "/api/v1/tasks/{id}/complete", kAsyncFirst, &Api::complete_task, std::nullopt,
+        nullptr, &Api::complete_task_async);
 
     // Messages and signals.
     add("POST", "/api/v1/messages", kBlocking, &Api::correlate_message);

@@ -82,9 +82,16 @@ class HttpMetrics {
                            .Add({})),
           queued_(prometheus::BuildGauge()
                       .Name("pythmata_http_blocking_requests")
-                      .Help("Requests waiting for or running on the blocking pool")
+                      .Help("Requests in progress off the I/O threads: waiting for or running "
+                            "on the blocking pool, or handed to the engine")
                       .Register(registry.prometheus())
                       .Add({})),
+          async_(prometheus::BuildCounter()
+                     .Name("pythmata_http_async_requests_total")
+                     .Help("Requests handed from the I/O thread to the engine with no "
+                           "blocking-pool thread waiting for them (starts, task completions)")
+                     .Register(registry.prometheus())
+                     .Add({})),
           rejected_(prometheus::BuildCounter()
                         .Name("pythmata_http_rejected_total")
                         .Help("Connections and requests refused with 503 over a limit, by reason")
@@ -117,6 +124,7 @@ class HttpMetrics {
     }
     prometheus::Gauge& connections() { return connections_; }
     prometheus::Gauge& queued() { return queued_; }
+    prometheus::Counter& async() { return async_; }
     void rejected(const std::string& reason) { rejected_.Add({{"reason", reason}}).Increment(); }
 
   private:
@@ -130,6 +138,7 @@ class HttpMetrics {
     prometheus::Family<prometheus::Histogram>& latency_;
     prometheus::Gauge& connections_;
     prometheus::Gauge& queued_;
+    prometheus::Counter& async_;
     prometheus::Family<prometheus::Counter>& rejected_;
     std::mutex mutex_;
     std::unordered_map<std::string, std::pair<prometheus::Counter*, prometheus::Histogram*>>
@@ -189,7 +198,8 @@ struct Pending {
     Request request;
     PathParams params;
     const Route* route = nullptr;
-    std::optional<Response> response;  ///< set on the connection's strand
+    std::optional<Response> response;   ///< set on the connection's strand
+    std::atomic<bool> answered{false};  ///< kAsyncFirst: the reply came (or an exception did)
 };
 
 /// One WebSocket subscriber's outgoing frames, touched only on the connection's strand.
@@ -254,6 +264,42 @@ struct Server::Impl {
         }
     }
 
+    /// Offers a kAsyncFirst request to its route's async_answer (on this I/O thread): true when
+    /// the route took it; its reply then makes the response on the connection's strand.
+    bool start_async(const std::shared_ptr<Pending>& pending) {
+        const Route& route = *pending->route;
+        AsyncReply reply = [this, pending](std::function<Response()> make) {
+            if (pending->answered.exchange(true))
+                return;
+            queued.fetch_sub(1);
+            http_metrics.queued().Decrement();
+            asio::post(pending->timer.get_executor(), [this, pending, make = std::move(make)] {
+                try {
+                    pending->response = make();
+                } catch (const std::exception& e) {
+                    log->error("unhandled exception in {} {}: {}", pending->route->method,
+                               pending->route->pattern, e.what());
+                    pending->response = error_response(Error::internal_error(e.what()));
+                }
+                pending->timer.cancel();
+            });
+        };
+        try {
+            const bool taken = route.async_answer(pending->request, pending->params, reply);
+            if (taken)
+                http_metrics.async().Increment();
+            return taken;
+        } catch (const std::exception& e) {
+            log->error("unhandled exception in {} {}: {}", route.method, route.pattern, e.what());
+            if (!pending->answered.exchange(true)) {
+                queued.fetch_sub(1);
+                http_metrics.queued().Decrement();
+                pending->response = error_response(Error::internal_error(e.what()));
+            }
+            return true;
+        }
+    }
+
     asio::awaitable<Response> dispatch(Request request) {
         const auto q = request.target.find('?');
         const std::string_view path = std::string_view(request.target).substr(0, q);
@@ -287,17 +333,21 @@ struct Server::Impl {
             pending->params = std::move(match->params);
             pending->route = &route;
             pending->timer.expires_after(settings.request_timeout);
-            asio::post(*blocking, [this, pending] {
-                Response result = invoke(*pending->route, pending->request, pending->params);
-                queued.fetch_sub(1);
-                http_metrics.queued().Decrement();
-                asio::post(pending->timer.get_executor(),
-                           [pending, result = std::move(result)]() mutable {
-                               pending->response = std::move(result);
-                               pending->timer.cancel();
-                           });
-            });
-            co_await pending->timer.async_wait(kTuple);
+            if (!(route.execution == Execution::kAsyncFirst && route.async_answer &&
+                  start_async(pending))) {
+                asio::post(*blocking, [this, pending] {
+                    Response result = invoke(*pending->route, pending->request, pending->params);
+                    queued.fetch_sub(1);
+                    http_metrics.queued().Decrement();
+                    asio::post(pending->timer.get_executor(),
+                               [pending, result = std::move(result)]() mutable {
+                                   pending->response = std::move(result);
+                                   pending->timer.cancel();
+                               });
+                });
+            }
+            if (!pending->response)
+                co_await pending->timer.async_wait(kTuple);
             if (pending->response) {
                 response = std::move(*pending->response);
             } else {

@@ -52,6 +52,10 @@ class DefinitionCatalog final : public DefinitionService {
     [[nodiscard]] std::shared_ptr<const PageResult<DefinitionRecord>> cached_list(
         const DefinitionFilter& filter, const PageRequest& page) override;
 
+    /// The latest version of `key` if this replica's memory (L1) holds it, else null; never
+    /// blocks (no Redis, no store).
+    [[nodiscard]] std::shared_ptr<const DefinitionRecord> cached_latest(const std::string& key);
+
     /// A definition by id (cached), for the runtime: instances name their definition by id.
     [[nodiscard]] Result<DefinitionRecord> by_id(const std::string& id);
 

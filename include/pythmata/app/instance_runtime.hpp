@@ -105,6 +105,12 @@ class InstanceRuntime final : public InstanceService, public DeployObserver {
                                               const std::string& assignee) override;
     [[nodiscard]] Result<InstanceView> complete_task(const std::string& id,
                                                      nlohmann::json variables) override;
+    /// Without blocking when the definition is compiled in memory (latest version only).
+    [[nodiscard]] bool try_start_instance(StartInstanceRequest& request,
+                                          InstanceCallback& done) override;
+    /// Without blocking when the task was opened on this replica (open_task_cache).
+    [[nodiscard]] bool try_complete_task(const std::string& id, nlohmann::json& variables,
+                                         InstanceCallback& done) override;
     [[nodiscard]] Result<MessageCorrelation> correlate_message(MessageRequest request) override;
     [[nodiscard]] Result<SignalResult> broadcast_signal(SignalRequest request) override;
     [[nodiscard]] Result<std::vector<JobView>> activate_jobs(ActivateJobsRequest request) override;

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -247,6 +248,28 @@ class InstanceService {
     /// Answers the instance after the engine ran on. 409 TASK_ALREADY_COMPLETED.
     [[nodiscard]] virtual Result<InstanceView> complete_task(const std::string& id,
                                                              nlohmann::json variables) = 0;
+
+    // Without a blocking call. The http layer tries these on its I/O thread first: they return
+    // false, leaving their arguments as they were, when the call would have to wait for I/O
+    // before the engine can take it (a definition not in memory, a task this replica does not
+    // know); the caller then makes the blocking call. When they return true they have taken the
+    // arguments, and `done` is called exactly once with what the blocking call would have
+    // answered, from any thread (an engine worker, or the caller's own thread for a refusal
+    // found at once). `done` must not block.
+    using InstanceCallback = std::function<void(Result<InstanceView>)>;
+    [[nodiscard]] virtual bool try_start_instance(StartInstanceRequest& request,
+                                                  InstanceCallback& done) {
+        (void)request;
+        (void)done;
+        return false;
+    }
+    [[nodiscard]] virtual bool try_complete_task(const std::string& id, nlohmann::json& variables,
+                                                 InstanceCallback& done) {
+        (void)id;
+        (void)variables;
+        (void)done;
+        return false;
+    }
 
     // Messages and signals.
     [[nodiscard]] virtual Result<MessageCorrelation> correlate_message(MessageRequest request) = 0;

@@ -32,10 +32,22 @@ using Handler = std::function<Response(const Request&, const PathParams&)>;
 /// on the bounded blocking pool (anything that touches the store, the engine or a lock).
 /// kInlineFirst: the route's `inline_answer` runs on the I/O thread first (it must never block,
 /// e.g. it answers from memory); when it has no answer, `handler` runs as for kBlocking.
-enum class Execution { kInline, kBlocking, kInlineFirst };
+/// kAsyncFirst: the route's `async_answer` runs on the I/O thread first and may hand the request
+/// to something that answers later (the engine): no blocking-pool thread waits for it. When it
+/// declines, `handler` runs as for kBlocking. Both count against the same queue bound and
+/// request timeout.
+enum class Execution { kInline, kBlocking, kInlineFirst, kAsyncFirst };
 
 /// A kInlineFirst route's non-blocking attempt: a response, or nullopt to go to the pool.
 using InlineHandler = std::function<std::optional<Response>(const Request&, const PathParams&)>;
+
+/// How a kAsyncFirst route answers: called once, from any thread, with a function that makes
+/// the response; the server calls that function on the connection's I/O thread.
+using AsyncReply = std::function<void(std::function<Response()>)>;
+
+/// A kAsyncFirst route's attempt: false to go to the pool (nothing taken, `reply` not called);
+/// true when it took the request and will call `reply` exactly once. Must never block.
+using AsyncHandler = std::function<bool(const Request&, const PathParams&, const AsyncReply&)>;
 
 /// The least role a route needs when auth is on (http/auth): viewer < operator < admin.
 enum class Role { kViewer = 1, kOperator = 2, kAdmin = 3 };
@@ -47,6 +59,7 @@ struct Route {
     Handler handler;
     Role role = Role::kViewer;    ///< required role (auth)
     InlineHandler inline_answer;  ///< kInlineFirst only
+    AsyncHandler async_answer;    ///< kAsyncFirst only
 };
 
 /// A match: the route and its parameters. Unknown paths and methods are values, not exceptions:

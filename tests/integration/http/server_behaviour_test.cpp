@@ -424,6 +424,16 @@ TEST_F(ServerBehaviour, ARequestOverTheRequestTimeoutIs503RequestTimeout) {
     // The server stays responsive meanwhile.
     EXPECT_EQ(get("/health").status, 200);
     EXPECT_EQ(get("/api/v1/processes/" + key).status, 200);
+    // The definition is compiled now, so the next start goes from the I/O thread to the engine
+    // with no blocking-pool thread waiting: the same limit holds for it.
+    const auto began_async = Clock::now();
+    const auto second =
+        call(client_->send_json("POST", "/api/v1/processes/" + key + "/instances", json::object()));
+    const auto took_async = Clock::now() - began_async;
+    EXPECT_TRUE(is_error(second, 503, "REQUEST_TIMEOUT"));
+    EXPECT_GE(took_async, 250ms);
+    EXPECT_LT(took_async, 2500ms);
+    EXPECT_EQ(get("/health").status, 200);
 }
 
 TEST_F(ServerBehaviour, RequestsBeyondTheQueueBoundGet503Overloaded) {

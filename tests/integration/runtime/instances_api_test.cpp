@@ -514,6 +514,49 @@ TEST_P(InstancesApi, TasksAreListedFilteredClaimedAndCompletedOnce) {
     (void)other;
 }
 
+TEST_P(InstancesApi, StartsAndCompletionsGoToTheEngineWithoutABlockingPoolThread) {
+    auto async_requests = [&] {
+        const auto page = call(client_->get("/metrics"));
+        EXPECT_EQ(page.status, 200) << page.describe();
+        return metric_value(page.body, "pythmata_http_async_requests_total");
+    };
+    deploy(models::user_task("Order"));
+    start("Order");  // the first start may compile the definition on the blocking pool
+    const double before = async_requests();
+    ASSERT_GE(before, 0) << "the counter is exported";
+    std::vector<std::string> ids;
+    for (int i = 0; i < 3; ++i)
+        ids.push_back(start("Order", {{"variables", {{"n", i}}}}).value("id", ""));
+    for (const auto& id : ids) {
+        const auto done = post("/tasks/" + only_task(id).value("id", "") + "/complete",
+                               {{"variables", {{"ok", true}}}});
+        ASSERT_TRUE(is_data(done, 200));
+        EXPECT_EQ(done.json()["data"]["status"], "COMPLETED");
+    }
+    EXPECT_EQ(async_requests() - before, 6) << "3 starts and 3 completions, none on the pool";
+
+    // What the non-blocking way declines takes the blocking one, with the same answers: a
+    // named version, an Idempotency-Key, a task this server does not know, a bad body.
+    EXPECT_TRUE(is_data(post("/processes/Order/instances", {{"version", 1}}), 201));
+    EXPECT_TRUE(is_data(
+        post("/processes/Order/instances", json::object(), {{"Idempotency-Key", unique_name("k")}}),
+        201));
+    const std::string unknown = "00000000-0000-4000-8000-000000000000";
+    EXPECT_TRUE(
+        is_error(post("/tasks/" + unknown + "/complete", json::object()), 404, "TASK_NOT_FOUND"));
+    EXPECT_TRUE(
+        is_error(post("/processes/Order/instances", {{"variables", 5}}), 400, "INVALID_ARGUMENT"));
+    EXPECT_TRUE(
+        is_error(post("/processes/Nope/instances", json::object()), 404, "PROCESS_NOT_FOUND"));
+    EXPECT_EQ(async_requests() - before, 6);
+
+    // A refusal the engine makes is answered the same way on both: a completed task is 409.
+    const std::string task = only_task(start("Order").value("id", "")).value("id", "");
+    ASSERT_TRUE(is_data(post("/tasks/" + task + "/complete", json::object()), 200));
+    EXPECT_TRUE(is_error(post("/tasks/" + task + "/complete", json::object()), 409,
+                         "TASK_ALREADY_COMPLETED"));
+}
+
 TEST_P(InstancesApi, IdempotencyKeyReplaysTheFirstAnswerAndRefusesAnotherBody) {
     deploy(models::user_task("Order"));
     const json body = {{"business_key", "idem"}, {"variables", {{"amount", 3}}}};

@@ -45,28 +45,6 @@ class RestartAndLoad : public RuntimeServerTest {
     }
 };
 
-/// The sum of the samples named `name` (any labels) in a Prometheus text page, or -1 when
-/// there is none.
-double metric_value(const std::string& page, const std::string& name) {
-    std::istringstream lines(page);
-    std::string line;
-    double sum = 0;
-    bool found = false;
-    while (std::getline(lines, line)) {
-        if (line.starts_with("#") || !line.starts_with(name)) {
-            continue;
-        }
-        const char next = line.size() > name.size() ? line[name.size()] : '\0';
-        if (next != ' ' && next != '{') {
-            continue;
-        }
-        const auto space = line.rfind(' ');
-        sum += std::stod(line.substr(space + 1));
-        found = true;
-    }
-    return found ? sum : -1;
-}
-
 /// Names of the sample series in a Prometheus text page that contain every one of `parts`.
 std::vector<std::string> series_named(const std::string& page,
                                       const std::vector<std::string>& parts) {

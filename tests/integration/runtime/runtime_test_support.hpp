@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <regex>
+#include <sstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -25,6 +26,28 @@
 namespace pythmata::test::runtime {
 
 using nlohmann::json;
+
+/// The sum of the samples named `name` (any labels) in a Prometheus text page, or -1 when
+/// there is none.
+inline double metric_value(const std::string& page, const std::string& name) {
+    std::istringstream lines(page);
+    std::string line;
+    double sum = 0;
+    bool found = false;
+    while (std::getline(lines, line)) {
+        if (line.starts_with("#") || !line.starts_with(name)) {
+            continue;
+        }
+        const char next = line.size() > name.size() ? line[name.size()] : '\0';
+        if (next != ' ' && next != '{') {
+            continue;
+        }
+        const auto space = line.rfind(' ');
+        sum += std::stod(line.substr(space + 1));
+        found = true;
+    }
+    return found ? sum : -1;
+}
 
 enum class Backend { kSqlite, kPostgresRedis };
 

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <future>
 #include <memory>
@@ -297,6 +298,161 @@ TEST_F(InstanceRuntimeTest, UserTaskWaitsThenCompletesAndCannotCompleteTwice) {
     auto missing = runtime->complete_task("no-such-task", json::object());
     ASSERT_FALSE(missing.ok());
     EXPECT_EQ(missing.error().code, "TASK_NOT_FOUND");
+}
+
+/// The answer of a try_* call, waited for (bounded).
+class AsyncAnswer {
+  public:
+    InstanceService::InstanceCallback callback() {
+        return [this](Result<InstanceView> r) {
+            std::lock_guard lock(mutex_);
+            answers_.push_back(std::move(r));
+            caller_ = std::this_thread::get_id();
+            cv_.notify_all();
+        };
+    }
+    Result<InstanceView> get() {
+        std::unique_lock lock(mutex_);
+        EXPECT_TRUE(cv_.wait_for(lock, 5s, [&] { return !answers_.empty(); }));
+        if (answers_.empty())
+            return Error::internal_error("no answer");
+        return answers_.front();
+    }
+    std::size_t count() {
+        std::lock_guard lock(mutex_);
+        return answers_.size();
+    }
+    std::thread::id caller() {
+        std::lock_guard lock(mutex_);
+        return caller_;
+    }
+
+  private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::vector<Result<InstanceView>> answers_;
+    std::thread::id caller_;
+};
+
+TEST_F(InstanceRuntimeTest, StartAndCompleteWithoutBlockingWhenTheRuntimeKnowsEnough) {
+    make();
+    deploy(kUserTask);
+    start("approval");  // compiles the definition, if the deploy did not
+    StartInstanceRequest request{"approval", std::nullopt, "order-9", {{"amount", 7}}};
+    AsyncAnswer started;
+    auto callback = started.callback();
+    const int commits_before = store.commits;
+    ASSERT_TRUE(runtime->try_start_instance(request, callback));
+    auto view = started.get();
+    ASSERT_TRUE(view.ok()) << view.error().code;
+    EXPECT_EQ(view.value().status, "RUNNING");
+    EXPECT_EQ(view.value().business_key, "order-9");
+    EXPECT_EQ(view.value().variables["amount"], 7);
+    EXPECT_NE(started.caller(), std::this_thread::get_id());  // answered by an engine worker
+    EXPECT_EQ(store.commits - commits_before, 1);             // durable before the answer
+    EXPECT_EQ(status(view.value().id), "RUNNING");
+
+    // The task was opened here: completing it takes no store read and no waiting thread.
+    auto tasks = open_tasks(view.value().id);
+    ASSERT_EQ(tasks.size(), 1u);
+    json vars = {{"approved", true}};
+    AsyncAnswer completed;
+    auto complete_callback = completed.callback();
+    ASSERT_TRUE(runtime->try_complete_task(tasks[0].id, vars, complete_callback));
+    auto done = completed.get();
+    ASSERT_TRUE(done.ok()) << done.error().code;
+    EXPECT_EQ(done.value().status, "COMPLETED");
+    EXPECT_EQ(done.value().variables["approved"], true);
+    EXPECT_EQ(status(view.value().id), "COMPLETED");
+
+    // Completed: the task is forgotten, so a second completion takes the blocking way (409).
+    json again_vars = json::object();
+    AsyncAnswer again;
+    auto again_callback = again.callback();
+    EXPECT_FALSE(runtime->try_complete_task(tasks[0].id, again_vars, again_callback));
+    auto twice = runtime->complete_task(tasks[0].id, json::object());
+    ASSERT_FALSE(twice.ok());
+    EXPECT_EQ(twice.error().code, "TASK_ALREADY_COMPLETED");
+
+    // Unknown key and a named version: declined, the blocking call answers.
+    StartInstanceRequest unknown{"nope", std::nullopt, std::nullopt, json::object()};
+    EXPECT_FALSE(runtime->try_start_instance(unknown, callback));
+    StartInstanceRequest versioned{"approval", 1, std::nullopt, json::object()};
+    EXPECT_FALSE(runtime->try_start_instance(versioned, callback));
+}
+
+TEST_F(InstanceRuntimeTest, NonBlockingCompletionOfATaskClosedAnotherWayAnswersFromTheStore) {
+    make();
+    deploy(kUserTask);
+    auto v = start("approval");
+    auto tasks = open_tasks(v.id);
+    ASSERT_EQ(tasks.size(), 1u);
+    // Cancelled behind the cache's back: the entry is stale, the engine refuses the command and
+    // the answer is the stored state, as from complete_task.
+    ASSERT_TRUE(runtime->cancel_instance(v.id).ok());
+    json vars = json::object();
+    AsyncAnswer answer;
+    auto callback = answer.callback();
+    ASSERT_TRUE(runtime->try_complete_task(tasks[0].id, vars, callback));
+    auto r = answer.get();
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, "TASK_ALREADY_COMPLETED");
+    EXPECT_EQ(r.error().context["state"], "CANCELLED");
+    EXPECT_EQ(answer.count(), 1u);
+
+    // Refusals found at once are answered at once, on the caller's thread.
+    auto w = start("approval");
+    auto open = open_tasks(w.id);
+    ASSERT_EQ(open.size(), 1u);
+    json huge = {{"blob", std::string(settings.max_variable_size + 1, 'x')}};
+    AsyncAnswer refused;
+    auto refused_callback = refused.callback();
+    ASSERT_TRUE(runtime->try_complete_task(open[0].id, huge, refused_callback));
+    auto too_large = refused.get();
+    ASSERT_FALSE(too_large.ok());
+    EXPECT_EQ(too_large.error().code, "VARIABLE_TOO_LARGE");
+    EXPECT_EQ(refused.caller(), std::this_thread::get_id());
+    EXPECT_EQ(status(w.id), "RUNNING");
+}
+
+TEST_F(InstanceRuntimeTest, OpenTaskCacheOffMeansEveryCompletionReadsTheStore) {
+    settings.open_task_cache_entries = 0;
+    make();
+    deploy(kUserTask);
+    auto v = start("approval");
+    auto tasks = open_tasks(v.id);
+    ASSERT_EQ(tasks.size(), 1u);
+    json vars = json::object();
+    AsyncAnswer answer;
+    auto callback = answer.callback();
+    EXPECT_FALSE(runtime->try_complete_task(tasks[0].id, vars, callback));
+    ASSERT_TRUE(runtime->complete_task(tasks[0].id, json::object()).ok());
+}
+
+TEST_F(InstanceRuntimeTest, OpenTaskCacheForgetsTheOldestTasksWhenFull) {
+    settings.open_task_cache_entries = 2;
+    make();
+    deploy(kUserTask);
+    std::vector<std::string> task_ids;
+    for (int i = 0; i < 3; ++i) {
+        auto v = start("approval");
+        auto tasks = open_tasks(v.id);
+        ASSERT_EQ(tasks.size(), 1u);
+        task_ids.push_back(tasks[0].id);
+    }
+    json vars = json::object();
+    AsyncAnswer answer;
+    auto callback = answer.callback();
+    EXPECT_FALSE(runtime->try_complete_task(task_ids[0], vars, callback));  // forgotten
+    ASSERT_TRUE(runtime->complete_task(task_ids[0], json::object()).ok());
+    for (int i = 1; i < 3; ++i) {
+        AsyncAnswer a;
+        auto cb = a.callback();
+        json none = json::object();
+        ASSERT_TRUE(runtime->try_complete_task(task_ids[i], none, cb));
+        auto r = a.get();
+        EXPECT_TRUE(r.ok()) << r.error().code << " " << r.error().message;
+    }
 }
 
 const std::string kMessageCatch = bpmn(R"(
