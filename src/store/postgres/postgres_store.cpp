@@ -1508,7 +1508,7 @@ class PostgresStore final : public Store {
                 if (!rows.empty()) {
                     result.total = rows[0][rows.columns() - 1].as<std::int64_t>();
                 } else if (w.offset > 0) {
-                    const std::string count_sql = std::string("SELECT count(*) ") + kTaskFrom +
+                    const std::string count_sql = std::string("SELECT count(*) FROM user_tasks t") +
                                                   " WHERE t.instance_id = $1::uuid" +
                                                   (state.empty() ? "" : " AND t.state = $2");
                     result.total =

@@ -33,9 +33,15 @@ std::string acquire(const char* condition, const char* order) {
 }
 
 /// The task page of one instance: `condition` on top of the instance, in the order of
-/// GET /tasks, with the window count of every matching row.
+/// GET /tasks, with the window count of every matching row. The columns are kTaskColumns with the
+/// process key read once by primary key instead of joined: this statement is planned per call,
+/// and a join costs about half as much again to plan.
 std::string task_page(const char* condition, const char* limit, const char* offset) {
-    return std::string("SELECT ") + kTaskColumns + ", count(*) OVER () " + kTaskFrom +
+    std::string columns = kTaskColumns;
+    const std::string_view joined = "i.process_key";
+    columns.replace(columns.find(joined), joined.size(),
+                    "(SELECT process_key FROM instances WHERE id = $1::uuid)");
+    return "SELECT " + columns + ", count(*) OVER () FROM user_tasks t" +
            " WHERE t.instance_id = $1::uuid" + condition +
            " ORDER BY t.created_at DESC, t.id DESC LIMIT " + limit + "::bigint OFFSET " + offset +
            "::bigint";
