@@ -8,10 +8,11 @@ namespace pythmata::http {
 Response json_response(int status, const nlohmann::json& data) {
     Response response;
     response.status = status;
-    nlohmann::json body = nlohmann::json::object();
-    body["data"] = data;
+    // {"data": ...} written around the dump: no copy of `data` into an envelope object.
     // Replace invalid UTF-8 (from stored documents) instead of throwing mid-response.
-    response.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    const std::string dumped = data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    response.body.reserve(dumped.size() + 10);
+    response.body.append("{\"data\":").append(dumped).push_back('}');
     response.set_header("Content-Type", "application/json");
     return response;
 }

@@ -21,15 +21,17 @@ json optional_time(const std::optional<TimePoint>& value) {
     return value ? json(format_rfc3339(*value)) : json(nullptr);
 }
 
-json instance_json(const app::InstanceView& view) {
-    return {{"id", view.id},
-            {"process_key", view.process_key},
+/// By value: callers that are done with the view move it in, and its strings and variables
+/// move into the JSON instead of being copied.
+json instance_json(app::InstanceView view) {
+    return {{"id", std::move(view.id)},
+            {"process_key", std::move(view.process_key)},
             {"process_version", view.process_version},
-            {"definition_id", view.definition_id},
+            {"definition_id", std::move(view.definition_id)},
             {"business_key", optional_string(view.business_key)},
-            {"status", view.status},
-            {"variables", view.variables},
-            {"active_elements", view.active_elements},
+            {"status", std::move(view.status)},
+            {"variables", std::move(view.variables)},
+            {"active_elements", std::move(view.active_elements)},
             {"incidents", view.incidents},
             {"parent_instance_id", optional_string(view.parent_instance_id)},
             {"created_at", format_rfc3339(view.created_at)},
@@ -250,11 +252,12 @@ bool Api::start_instance_async(const Request& request, const PathParams& params,
     start.variables = std::move(*variables);
     start.business_key = std::move(*business_key);
     app::InstanceService::InstanceCallback done = [reply](Result<app::InstanceView> view) {
-        reply([view = std::move(view)] {
+        reply([view = std::move(view)]() mutable {
             if (!view)
                 return error_response(view.error());
-            Response response = json_response(201, instance_json(*view));
-            response.set_header("Location", "/api/v1/instances/" + view->id);
+            const std::string location = "/api/v1/instances/" + view->id;
+            Response response = json_response(201, instance_json(std::move(*view)));
+            response.set_header("Location", location);
             return response;
         });
     };
@@ -388,8 +391,9 @@ bool Api::complete_task_async(const Request& request, const PathParams& params,
     if (!variables)
         return false;
     app::InstanceService::InstanceCallback done = [reply](Result<app::InstanceView> view) {
-        reply([view = std::move(view)] {
-            return view ? json_response(200, instance_json(*view)) : error_response(view.error());
+        reply([view = std::move(view)]() mutable {
+            return view ? json_response(200, instance_json(std::move(*view)))
+                        : error_response(view.error());
         });
     };
     return instances_->try_complete_task(params.get("id"), *variables, done);
