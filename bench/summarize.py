@@ -29,6 +29,8 @@ groups = {}
 for r in rows:
     groups.setdefault((r["config"], r["case"], int(r["conns"])), []).append(r)
 
+CORES = os.cpu_count() or 1
+
 # Medians per (config, case, conns); errors are summed over the runs, RSS is the largest.
 cells = {}
 for key, rs in groups.items():
@@ -41,6 +43,11 @@ for key, rs in groups.items():
     for k in ["server_cpu_pct", "db_cpu_pct", "machine_busy_pct"]:
         cell[k] = statistics.median(fnum(r.get(k)) for r in rs)
     cell["all_ops"] = [fnum(r["ops_per_s"]) for r in rs]
+    # CPU time per op (µs): the steadier figure when other work shares the machine.
+    for k, pct in [("server_us", "server_cpu_pct"), ("db_us", "db_cpu_pct")]:
+        per_run = [fnum(r.get(pct)) / 100 * CORES * 1e6 / fnum(r["ops_per_s"])
+                   for r in rs if fnum(r["ops_per_s"]) > 0 and fnum(r.get(pct)) == fnum(r.get(pct))]
+        cell[k] = statistics.median(per_run) if per_run else None
     cells[key] = cell
 
 
@@ -75,8 +82,9 @@ if os.path.exists(machine):
     lines.append("")
 
 lines.append("| config | case | c | ops/s | unit | req/s | p50 ms | p99 ms | max ms | bad | sock err | "
-             "timeouts | share of ceiling | ours / peer | peak RSS MB | CPU % server / db / machine | runs |")
-lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+             "timeouts | share of ceiling | ours / peer | peak RSS MB | CPU % server / db / machine | "
+             "CPU µs per op server / db | runs |")
+lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for key in sorted(cells, key=lambda k: (order.get(k[0], 9), case_order.get(k[1], 9), k[2])):
     config, case, conns = key
     c = cells[key]
@@ -94,7 +102,8 @@ for key in sorted(cells, key=lambda k: (order.get(k[0], 9), case_order.get(k[1],
         f"{c['socket_errors']} | {c['timeouts']} | {fmt(share * 100, 1) + ' %' if share else '–'} | "
         f"{fmt(ratio, 1) + '×' if ratio else '–'} | {fmt(c['peak_rss_kb'] / 1024, 1)} | "
         f"{fmt(c['server_cpu_pct'])} / {fmt(c['db_cpu_pct']) if config in ('pg', 'pg_redis') else '–'} / "
-        f"{fmt(c['machine_busy_pct'])} | {runs} |")
+        f"{fmt(c['machine_busy_pct'])} | {fmt(c['server_us'])} / "
+        f"{fmt(c['db_us']) if config in ('pg', 'pg_redis') else '–'} | {runs} |")
 lines.append("")
 lines.append("ops/s: completed instances per second for starts (201 with COMPLETED only), start+complete "
              "pairs per second for usertask (each pair is 3 requests here, 2 on the peer), replies per "
@@ -102,7 +111,8 @@ lines.append("ops/s: completed instances per second for starts (201 with COMPLET
              "of the same server at the same connections. Peak RSS: VmHWM of the server after the case. "
              "CPU: shares of the whole 2-core machine (100 % = both cores) used during the measured run by "
              "the server, by PostgreSQL (postmaster and backends) and by everything (wrk and other "
-             "agents' work included).")
+             "agents' work included). CPU µs per op: that CPU time over the ops of the run (median "
+             "of the runs), which moves less than ops/s when other work shares the machine.")
 lines.append("")
 
 # ---- targets of issue 5 that a run can check ----------------------------------------------------
