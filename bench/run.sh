@@ -22,6 +22,8 @@
 #   BENCH_SKIP      words among: peer gbench locust plot
 #   BENCH_MEMORY    N: also start straight instances on PostgreSQL until N completed, VmRSS
 #                   after every 10 s slice in memory.csv (1,000,000 takes ~8 minutes more)
+#   BENCH_MEMORY_WAITING  N: the same with user-task instances that are started and left
+#                   waiting (never completed) until N wait, in memory_waiting.csv
 #   BENCH_PERF      set: perf record -g the server during each measured run (perf_*.txt)
 #   PYTHMATA_BIN    the server binary (build/release/pythmata)
 #   ENGINE_BENCH    the Google Benchmark binary (build/release/bench/engine_bench)
@@ -82,7 +84,7 @@ cat "$OUT/machine.txt" >&2
 
 # ---- PostgreSQL (fsync on) and Redis ---------------------------------------------------------
 start_postgres
-for db in bench_pg bench_pg_redis "bench_pg_memory_$$"; do
+for db in bench_pg bench_pg_redis "bench_pg_memory_$$" "bench_pg_waiting_$$"; do
     "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$db"
 done
 
@@ -228,24 +230,37 @@ stop_server pg
 # Optional (beyond the 10-minute budget): RSS against completed instances on the pg server.
 # BENCH_MEMORY=1000000 starts straight instances with wrk in 10 s slices until that many have
 # completed, and records VmRSS after each slice in memory.csv.
-if [ -n "${BENCH_MEMORY:-}" ]; then
-    start_server pg_memory "$PG_URL/bench_pg_memory_$$"
-    echo "completed,vmrss_kb,vmhwm_kb,elapsed_s" >"$OUT/memory.csv"
-    done_total=0
+# memory_slices NAME LIMIT PATH EXPECT: wrk -c50 in 10 s slices of POST PATH until LIMIT replies
+# held EXPECT, VmRSS and VmHWM of the server after each slice in NAME.csv.
+memory_slices() {
+    local name=$1 limit=$2 path=$3 expect=$4 done_total=0 t_start n rss hwm
     t_start=$(date +%s)
-    while [ "$done_total" -lt "$BENCH_MEMORY" ]; do
-        WRK_METHOD=POST WRK_STATUS=201 WRK_EXPECT='"COMPLETED"' WRK_PATH=/api/v1/processes/straight/instances \
+    echo "instances,vmrss_kb,vmhwm_kb,elapsed_s" >"$OUT/$name.csv"
+    while [ "$done_total" -lt "$limit" ]; do
+        WRK_METHOD=POST WRK_STATUS=201 WRK_EXPECT="$expect" WRK_PATH="$path" \
             wrk -t"$THREADS" -c50 -d10s --timeout "$WRK_TIMEOUT" -s "$ROOT/bench/request.lua" "$BASE" \
-            >"$OUT/memory_slice.txt" 2>&1 || true
-        n=$(grep -o 'good=[0-9]*' "$OUT/memory_slice.txt" | head -1 | cut -d= -f2)
-        [ -n "$n" ] && [ "$n" -gt 0 ] || { log "memory: a slice completed nothing, stopping"; break; }
+            >"$OUT/${name}_slice.txt" 2>&1 || true
+        n=$(grep -o 'good=[0-9]*' "$OUT/${name}_slice.txt" | head -1 | cut -d= -f2)
+        [ -n "$n" ] && [ "$n" -gt 0 ] || { log "$name: a slice made nothing, stopping"; break; }
         done_total=$((done_total + n))
         rss=$(awk '/^VmRSS/{print $2}' "/proc/$SERVER_PID/status")
         hwm=$(awk '/^VmHWM/{print $2}' "/proc/$SERVER_PID/status")
-        echo "$done_total,$rss,$hwm,$(( $(date +%s) - t_start ))" >>"$OUT/memory.csv"
-        log "memory: $done_total completed, VmRSS $rss kB, VmHWM $hwm kB"
+        echo "$done_total,$rss,$hwm,$(( $(date +%s) - t_start ))" >>"$OUT/$name.csv"
+        log "$name: $done_total instances, VmRSS $rss kB, VmHWM $hwm kB"
     done
+}
+
+if [ -n "${BENCH_MEMORY:-}" ]; then
+    start_server pg_memory "$PG_URL/bench_pg_memory_$$"
+    memory_slices memory "$BENCH_MEMORY" /api/v1/processes/straight/instances '"COMPLETED"'
     stop_server pg_memory
+fi
+# Waiting instances live in the store: RSS should not follow their number either.
+if [ -n "${BENCH_MEMORY_WAITING:-}" ]; then
+    start_server pg_waiting "$PG_URL/bench_pg_waiting_$$"
+    memory_slices memory_waiting "$BENCH_MEMORY_WAITING" /api/v1/processes/usertask/instances \
+        '"RUNNING"'
+    stop_server pg_waiting
 fi
 
 start_server pg_redis "$PG_URL/bench_pg_redis" "redis://127.0.0.1:$REDIS_PORT"

@@ -104,7 +104,7 @@ struct EngineSettings {
         10'000;  ///< instance_state_cache: recent states kept in memory
     /// open_task_cache: user tasks opened on this replica remembered as task id -> (instance,
     /// wait), so that completing one needs no store read first; 0 turns it off.
-    std::size_t open_task_cache_entries = 100'000;
+    std::size_t open_task_cache_entries = 10'000;
     std::chrono::seconds idempotency_retention{86'400};  ///< idempotency_retention (seconds)
     unsigned history_retention_days = 0;  ///< history_retention_days: ended instances and their
                                           ///< history kept this long (0 = forever)
