@@ -1214,8 +1214,12 @@ struct InstanceRuntime::Impl {
         }
         Outcome out;
         if (active) {
+            // The variables move to the answer (the state holds them; fill_row() copies them
+            // back), the rest of the row is copied.
+            Json variables = std::move(c.row.variables);
+            c.row.variables = nullptr;
             out = Outcome{c.row};
-            c.row.variables = nullptr;  // the state holds them; fill_row() copies them back
+            out.row.variables = std::move(variables);
             w.cache.put(std::move(c));
         } else {
             const std::string id = c.row.id;
