@@ -333,8 +333,8 @@ struct Server::Impl {
             pending->params = std::move(match->params);
             pending->route = &route;
             pending->timer.expires_after(settings.request_timeout);
-            if (!(route.execution == Execution::kAsyncFirst && route.async_answer &&
-                  start_async(pending))) {
+            if (!(settings.async_first && route.execution == Execution::kAsyncFirst &&
+                  route.async_answer && start_async(pending))) {
                 asio::post(*blocking, [this, pending] {
                     Response result = invoke(*pending->route, pending->request, pending->params);
                     queued.fetch_sub(1);

@@ -28,6 +28,9 @@ struct HttpSettings {
     unsigned blocking_threads =
         0;  ///< blocking_threads (0 = max(128, pool + overflow, batch * workers))
     std::size_t max_queued_requests = 4096;  ///< http_max_queued_requests (beyond: 503 OVERLOADED)
+    /// http_async_first: starts and task completions go from the I/O thread straight to the
+    /// engine when they can (false: always through the blocking pool, as before; diagnostic).
+    bool async_first = true;
     std::size_t ws_max_queued_events =
         1024;  ///< ws_max_queued_events: per WebSocket; beyond it the slow client is closed
     // Auth (off while api_keys, jwt_hs256_secret and jwt_rs256_public_key_file are all empty).

@@ -555,6 +555,15 @@ TEST_P(InstancesApi, StartsAndCompletionsGoToTheEngineWithoutABlockingPoolThread
     ASSERT_TRUE(is_data(post("/tasks/" + task + "/complete", json::object()), 200));
     EXPECT_TRUE(is_error(post("/tasks/" + task + "/complete", json::object()), 409,
                          "TASK_ALREADY_COMPLETED"));
+
+    // http_async_first = false: everything through the blocking pool, the same answers.
+    start_server({{"PYTHMATA_HTTP_ASYNC_FIRST", "false"}});
+    const std::string id = start("Order", {{"variables", {{"n", 9}}}}).value("id", "");
+    const auto done = post("/tasks/" + only_task(id).value("id", "") + "/complete",
+                           {{"variables", {{"ok", true}}}});
+    ASSERT_TRUE(is_data(done, 200));
+    EXPECT_EQ(done.json()["data"]["variables"], json({{"n", 9}, {"ok", true}}));
+    EXPECT_EQ(async_requests(), 0) << "a fresh server that took nothing the short way";
 }
 
 TEST_P(InstancesApi, IdempotencyKeyReplaysTheFirstAnswerAndRefusesAnotherBody) {
