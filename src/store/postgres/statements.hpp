@@ -25,12 +25,17 @@ inline constexpr const char* kJobColumns =
 
 /// A hot statement of the store, its SQL text in statements.cpp. `prepared`: parsed and planned
 /// once per connection (PostgreSQL switches a prepared statement to a generic plan after five
-/// runs and keeps it for the life of the connection). Only statements whose plan cannot depend on
-/// table sizes are prepared: INSERT ... SELECT FROM unnest(...) and primary-key lookups. A join
-/// with unnest(...), a lookup by `= ANY(array)` or the task page would keep the plan made when
-/// the tables were small (a fresh database: a sequential scan or hash join over a table that has
-/// grown to thousands of rows, until autovacuum's next ANALYZE invalidates it), so those are
-/// planned for each call, with their arguments.
+/// runs and keeps it until the tables' statistics change, e.g. by autovacuum's next ANALYZE).
+/// Prepared are the statements whose generic plan is the right one both on a new, never analysed
+/// table (which the planner takes for at least ten pages) and on a large one:
+/// INSERT ... SELECT FROM unnest(...) and primary-key reads. Not prepared: a join with
+/// unnest(...) or a lookup by `= ANY(array)`, whose generic plan on a new database is a hash join
+/// over a sequential scan, kept while the table grows to thousands of rows; and the task page,
+/// whose generic plan reads user_tasks_state_idx (state = 'OPEN') with a filter on the instance,
+/// since both indexes cost the same for one estimated row. Those are planned for each call, with
+/// their arguments. (Even a primary-key read gets a sequential scan if it is planned just after
+/// ANALYZE saw a table of a page or two; the next ANALYZE, due after 50 rows + 10 % of changes,
+/// replaces that plan.)
 struct Statement {
     const char* name;
     bool prepared;
