@@ -225,10 +225,14 @@ namespace {
 /// Bodies above this are parsed on the blocking pool, not on an I/O thread.
 constexpr std::size_t kAsyncBodyLimit = 64 * 1024;
 
-/// Whether a kAsyncFirst handler may take `request` on the I/O thread: not with an
-/// Idempotency-Key (its bookkeeping reads and writes the store) nor with a large body.
-bool async_eligible(const Request& request) {
-    return request.body.size() <= kAsyncBodyLimit && !request.header("Idempotency-Key");
+/// The JSON object body of a request a kAsyncFirst handler may take on the I/O thread; nullopt
+/// with an Idempotency-Key (its bookkeeping reads and writes the store), a large body, or a body
+/// the blocking handler refuses (it answers those).
+std::optional<json> async_body(const Request& request) {
+    if (request.body.size() > kAsyncBodyLimit || request.header("Idempotency-Key"))
+        return std::nullopt;
+    auto body = json_object_body(request, true);
+    return body ? std::optional<json>(std::move(body).value()) : std::nullopt;
 }
 
 }  // namespace
@@ -237,9 +241,7 @@ bool async_eligible(const Request& request) {
 // those answer with an error of their own, so that every refusal is made in one place.
 bool Api::start_instance_async(const Request& request, const PathParams& params,
                                const AsyncReply& reply) {
-    if (!async_eligible(request))
-        return false;
-    auto body = json_object_body(request, true);
+    auto body = async_body(request);
     if (!body)
         return false;
     auto variables = variables_field(*body);
@@ -382,9 +384,7 @@ Response Api::complete_task(const Request& request, const PathParams& params) {
 
 bool Api::complete_task_async(const Request& request, const PathParams& params,
                               const AsyncReply& reply) {
-    if (!async_eligible(request))
-        return false;
-    auto body = json_object_body(request, true);
+    auto body = async_body(request);
     if (!body)
         return false;
     auto variables = variables_field(*body);
