@@ -623,8 +623,43 @@ struct InstanceRuntime::Impl {
 
     // --- submission --------------------------------------------------------------------------
 
-    Worker& worker_for(const std::string& id) {
-        return *workers_[std::hash<std::string>{}(id) % workers_.size()];
+    std::size_t worker_index(const std::string& id) const {
+        return std::hash<std::string>{}(id) % workers_.size();
+    }
+    Worker& worker_for(const std::string& id) { return *workers_[worker_index(id)]; }
+
+    /// Queues internal work (never refused for capacity) all at once: each worker's share under
+    /// one lock, so that a worker finds a burst (due timers) whole instead of taking it one item
+    /// at a time as it arrives. Returns how many items were not queued because the engine is
+    /// stopping; their callbacks are not called.
+    std::size_t submit_internal_all(std::vector<Item>& items) {
+        if (!accepting_.load()) {
+            return items.size();
+        }
+        std::vector<std::vector<Item*>> shares(workers_.size());
+        for (Item& item : items) {
+            shares[worker_index(item.instance_id)].push_back(&item);
+        }
+        std::size_t refused = 0;
+        for (std::size_t k = 0; k < shares.size(); ++k) {
+            if (shares[k].empty()) {
+                continue;
+            }
+            Worker& w = *workers_[k];
+            {
+                std::lock_guard lock(w.mutex);
+                if (w.closed) {
+                    refused += shares[k].size();
+                    continue;
+                }
+                queued_.fetch_add(shares[k].size());
+                for (Item* item : shares[k]) {
+                    w.queue.push_back(std::move(*item));
+                }
+            }
+            w.cv.notify_one();
+        }
+        return refused;
     }
 
     /// Queues `item`. External requests respect queue_capacity; internal follow-ups (effects of
@@ -1830,35 +1865,38 @@ struct InstanceRuntime::Impl {
                 flight->cv.wait(lock, [&] { return flight->in_flight == 0; });
                 continue;
             }
+            std::vector<Item> firings;
+            firings.reserve(rows->size());
             for (const auto& row : rows.value()) {
                 telemetry_.timer_fired(std::max(0.0, seconds_between(row.due_at, now)));
                 if (row.instance_id.empty()) {
                     fire_start_timer(row, now);
                     continue;
                 }
+                firings.push_back(
+                    Item{row.instance_id, CommandWork{engine::FireTimer{row.wait_id}, {}, false},
+                         [flight, id = row.id](Result<Outcome> r) {
+                             std::lock_guard lock(flight->mutex);
+                             --flight->in_flight;
+                             if (!r) {
+                                 flight->failed.emplace_back(id, std::move(r).error());
+                             }
+                             flight->cv.notify_all();
+                         },
+                         std::nullopt,
+                         /*timer_firing=*/true});
+            }
+            {
+                std::lock_guard lock(flight->mutex);
+                flight->in_flight += firings.size();
+            }
+            // The round goes to the workers whole: a worker's batch takes as many as are due.
+            if (const std::size_t refused = submit_internal_all(firings); refused > 0) {
                 {
                     std::lock_guard lock(flight->mutex);
-                    ++flight->in_flight;
+                    flight->in_flight -= refused;  // not queued: their callbacks never run
                 }
-                Item item{row.instance_id, CommandWork{engine::FireTimer{row.wait_id}, {}, false},
-                          [flight, id = row.id](Result<Outcome> r) {
-                              std::lock_guard lock(flight->mutex);
-                              --flight->in_flight;
-                              if (!r) {
-                                  flight->failed.emplace_back(id, std::move(r).error());
-                              }
-                              flight->cv.notify_all();
-                          },
-                          std::nullopt,
-                          /*timer_firing=*/true};
-                if (auto st = submit(std::move(item), false); !st) {
-                    std::lock_guard lock(flight->mutex);
-                    --flight->in_flight;  // not queued: its callback never runs
-                    result = std::move(st);
-                    break;
-                }
-            }
-            if (!result) {
+                result = Error::unavailable("SHUTTING_DOWN", "the engine is not running");
                 break;
             }
         }
