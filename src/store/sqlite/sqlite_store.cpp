@@ -213,6 +213,14 @@ class Connection {
         return Statement(db_, it->second);
     }
 
+    /// Runs a statement that returns no rows (BEGIN, COMMIT, a PRAGMA) from the cache: parsed
+    /// once per connection instead of on every call as exec() does.
+    void run(const std::string& sql) {
+        Statement stmt = cached(sql);
+        while (stmt.step()) {
+        }
+    }
+
     /// The single value of a one-row query, as text.
     [[nodiscard]] std::string scalar(std::string_view sql) {
         Statement stmt(db_, sql);
@@ -643,6 +651,38 @@ Status write_instance(Connection& db, const app::InstanceWrite& write) {
     return {};
 }
 
+/// True when `batch` inserts an instance before the instance that called it (its parent is
+/// inserted by a later write of the batch): its foreign keys must be checked at COMMIT.
+bool has_forward_parent(const app::Batch& batch) {
+    std::unordered_map<std::string_view, std::size_t> inserted_at;
+    for (std::size_t i = 0; i < batch.instances.size(); ++i) {
+        const app::InstanceWrite& write = batch.instances[i];
+        if (write.insert) {
+            inserted_at.emplace(write.instance.id, i);
+        }
+    }
+    for (std::size_t i = 0; i < batch.instances.size(); ++i) {
+        const app::InstanceWrite& write = batch.instances[i];
+        if (!write.insert || !write.instance.parent_instance_id) {
+            continue;
+        }
+        const auto parent = inserted_at.find(*write.instance.parent_instance_id);
+        if (parent != inserted_at.end() && parent->second > i) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/// WAL pages after which the writer's commit copies the log into the database (SQLite's default
+/// is 1000, 4 MB). A straight-through start appends about 5 pages to the log (its history, the
+/// right-hand pages of the time-ordered indexes, a random leaf of each id index); a checkpoint
+/// writes each distinct page once, so a longer log rewrites the hot pages fewer times: 10,000
+/// pages (40 MB of log, about 2,000 straight starts) cut the server's CPU per start by about a
+/// tenth against 1,000 (docs/benchmarks.md, "SQLite commit path"). The commit that runs the
+/// checkpoint waits for it (tens of ms): a longer log means rarer, longer pauses.
+constexpr int kWalAutocheckpointPages = 10000;
+
 class SqliteStore final : public Store {
   public:
     SqliteStore(std::string path, const app::DbSettings& settings, metrics::Registry& registry)
@@ -663,6 +703,7 @@ class SqliteStore final : public Store {
             throw SqliteFailure(SQLITE_ERROR, "cannot enable WAL, journal_mode is " + mode);
         }
         migrate(*writer_);
+        writer_->exec("PRAGMA wal_autocheckpoint = " + std::to_string(kWalAutocheckpointPages));
         for (unsigned i = 0; i < reader_count_; ++i) {
             auto reader = std::make_unique<Connection>(path_, SQLITE_OPEN_READWRITE,
                                                        settings_.statement_timeout);
@@ -854,6 +895,7 @@ class SqliteStore final : public Store {
         auto writer = write<Settings>([&](Connection& db) {
             Settings out;
             report(db, "writer.", out);
+            out.emplace_back("writer.wal_autocheckpoint", db.scalar("PRAGMA wal_autocheckpoint"));
             return out;
         });
         if (!writer) {
@@ -877,10 +919,29 @@ class SqliteStore final : public Store {
     // ---- RuntimeStore ----------------------------------------------------------------------
 
     Status commit(const app::Batch& batch) override {
+        // Rows of one batch may refer to each other in any order (a called instance before its
+        // caller): such a batch has its foreign keys checked at COMMIT. Only such a batch: the
+        // pragma expires every prepared statement of the connection (SQLite does so for any
+        // flag pragma), so each later statement would be parsed again. A forward reference the
+        // look-ahead misses fails at its statement and the batch is written again, deferred.
+        bool defer_keys = has_forward_parent(batch);
+        for (;;) {
+            bool forward_reference = false;
+            Status status = commit_once(batch, defer_keys, forward_reference);
+            if (!forward_reference) {
+                return status;
+            }
+            defer_keys = true;
+        }
+    }
+
+    /// One attempt of commit(). A foreign key failing at its statement while keys are checked
+    /// at once sets `forward_reference` (and rolls back): commit() tries again, deferred.
+    Status commit_once(const app::Batch& batch, bool defer_keys, bool& forward_reference) {
         auto done = write<bool>([&](Connection& db) -> Result<bool> {
-            // Rows of one batch may refer to each other in any order (a called instance before
-            // its caller): foreign keys are checked at COMMIT.
-            db.exec("PRAGMA defer_foreign_keys = ON");
+            if (defer_keys) {
+                db.run("PRAGMA defer_foreign_keys = ON");
+            }
             try {
                 for (const app::InstanceWrite& instance_write : batch.instances) {
                     if (Status written = write_instance(db, instance_write); !written) {
@@ -943,6 +1004,10 @@ class SqliteStore final : public Store {
                 // A duplicate id does not go away by retrying the batch.
                 if (is_unique_violation(failure)) {
                     return duplicate_id(failure.what());
+                }
+                if (!defer_keys && failure.code() == SQLITE_CONSTRAINT_FOREIGNKEY) {
+                    forward_reference = true;
+                    return Error::internal_error(failure.what());
                 }
                 throw;
             }
@@ -1574,10 +1639,10 @@ class SqliteStore final : public Store {
 
         for (int attempt = 1;; ++attempt) {
             try {
-                writer_->exec("BEGIN IMMEDIATE");
+                writer_->run("BEGIN IMMEDIATE");
                 Result<T> result = body(*writer_);
                 if (result) {
-                    writer_->exec("COMMIT");
+                    writer_->run("COMMIT");
                 } else {
                     writer_->rollback_quietly();
                 }
@@ -1628,9 +1693,9 @@ class SqliteStore final : public Store {
         } give_back{*this, reader};
 
         try {
-            reader->exec("BEGIN");
+            reader->run("BEGIN");
             Result<T> result = body(*reader);
-            reader->exec("COMMIT");
+            reader->run("COMMIT");
             return result;
         } catch (const SqliteFailure& failure) {
             reader->rollback_quietly();

@@ -656,6 +656,25 @@ TEST_P(RuntimeStoreTest, CalledInstanceMayPrecedeItsCallerInTheBatch) {
     EXPECT_EQ(row.parent_wait_id, std::optional<std::uint64_t>(4));
 }
 
+// SQLite checks keys at once unless a caller follows its called instance; another forward
+// reference fails at its statement and the batch is written again with keys checked at COMMIT.
+TEST_P(RuntimeStoreTest, ARowReferringToALaterInstanceOfTheBatchIsWritten) {
+    app::InstanceWrite first = new_instance(order_, at(0));
+    app::InstanceWrite later = new_instance(order_, at(0));
+    app::IncidentRow incident{new_uuid(), later.instance.id, 1,   std::nullopt,
+                              "a",        "SCRIPT",          "x", "OPEN",
+                              at(1),      std::nullopt};
+    first.incidents_opened = {incident};
+    app::Batch batch;
+    batch.instances = {first, later};
+    commit_ok(batch);
+    EXPECT_EQ(stored(first.instance.id).id, first.instance.id);
+    EXPECT_EQ(stored(later.instance.id).id, later.instance.id);
+    auto read = store_->incident(incident.id);
+    ASSERT_TRUE(read.ok() && read.value().has_value());
+    EXPECT_EQ(read.value()->instance_id, later.instance.id);
+}
+
 TEST_P(RuntimeStoreTest, IncidentsOpenAndResolveAndTheCountFollows) {
     app::InstanceWrite write = new_instance(order_, at(0));
     const std::string id = write.instance.id;

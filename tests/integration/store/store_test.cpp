@@ -719,6 +719,8 @@ TEST_P(SqliteStoreTest, EveryConnectionIsDurableWalWithBusyTimeoutAndForeignKeys
         EXPECT_EQ(values[role + "busy_timeout"], "10000") << role;
         EXPECT_EQ(values[role + "foreign_keys"], "1") << role;
     }
+    // The writer checkpoints after 10,000 WAL pages instead of SQLite's default 1,000.
+    EXPECT_EQ(values["writer.wal_autocheckpoint"], "10000");
 }
 
 TEST_P(SqliteStoreTest, CommittedDeploysSurviveReopening) {
