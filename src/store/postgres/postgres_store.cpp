@@ -542,7 +542,7 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
     }
     // Opened after the closed ones: a re-armed cycle timer closes and reopens one wait id.
     waits.write(tx);
-    // One history row per instance per commit (its entries as one JSONB array).
+    // One history row per instance per commit (its entries as one json array).
     exec_columns(tx, pg::stmt::kInsertHistory, history);
     exec_columns(tx, pg::stmt::kInsertIncidents, incidents);
     exec_columns(tx, pg::stmt::kResolveIncidents, resolved);
@@ -1166,9 +1166,9 @@ class PostgresStore final : public Store {
         if (!is_uuid(instance_id)) {
             return app::PageResult<app::HistoryRow>{};
         }
-        // Rows hold one commit's entries each (a JSONB array). The total is the sum of their
-        // `entries`; a page unpacks only the rows it overlaps (a row's first entry is the sum of
-        // `entries` before it), in row order, then array order. One snapshot.
+        // Rows hold one commit's entries each (a json array, migration 7). The total is the sum of
+        // their `entries`; a page unpacks only the rows it overlaps (a row's first entry is the sum
+        // of `entries` before it), in row order, then array order. One snapshot.
         static constexpr const char* kTotal =
             "SELECT coalesce(sum(entries), 0) FROM history WHERE instance_id = $1::uuid";
         static constexpr const char* kPage =
@@ -1177,7 +1177,7 @@ class PostgresStore final : public Store {
             "  FROM history WHERE instance_id = $1::uuid)"
             " SELECT e.entry->>'element_id', e.entry->>'element_type', e.entry->>'name',"
             "  e.entry->>'event', (e.entry->>'at')::bigint"
-            " FROM c CROSS JOIN LATERAL jsonb_array_elements(c.events)"
+            " FROM c CROSS JOIN LATERAL json_array_elements(c.events)"
             "  WITH ORDINALITY AS e(entry, n)"
             " WHERE c.first + c.entries > $2::bigint AND c.first < $2::bigint + $3::bigint"
             "  AND c.first + e.n - 1 >= $2::bigint"

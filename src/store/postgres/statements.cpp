@@ -111,7 +111,7 @@ std::vector<std::pair<Statement, std::string>> definitions() {
     all.emplace_back(stmt::kInsertHistory,
                      "INSERT INTO history (instance_id, entries, events)"
                      " SELECT instance_id, entries, events"
-                     " FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) WITH ORDINALITY"
+                     " FROM unnest($1::uuid[], $2::int[], $3::json[]) WITH ORDINALITY"
                      " AS u(instance_id, entries, events, n) ORDER BY n");
     all.emplace_back(stmt::kInsertIncidents,
                      "INSERT INTO incidents (id, instance_id, engine_incident_id, job_id,"

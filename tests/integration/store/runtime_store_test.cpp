@@ -1554,6 +1554,10 @@ TEST_P(RuntimeStoreTest, MigrationFiveTurnsPerEventRowsIntoCompactRows) {
             " ('" +
             a + "', 'task', 'userTask', 'It''s \"it\"', 'STARTED', " + t + " + 5)");
         db->exec("DELETE FROM schema_migrations WHERE version = 5");
+        // Migration 7 changes the history column 5 creates: it runs again after 5.
+        db->exec("DROP INDEX instances_process_key_unfinished_idx");
+        db->exec("CREATE INDEX instances_process_key_idx ON instances (process_key, status)");
+        db->exec("DELETE FROM schema_migrations WHERE version = 7");
     }
     store_ = open(settings_, *registry_);
     ASSERT_NE(store_, nullptr);
@@ -1794,6 +1798,95 @@ TEST_P(RuntimeStoreTest, MigrationSixReplacesTheTaskWaitIndexAndKeepsTheTasks) {
     ASSERT_TRUE(task.ok());
     ASSERT_TRUE(task.value().has_value());
     EXPECT_EQ(task.value()->state, "COMPLETED");
+}
+
+TEST_P(RuntimeStoreTest, MigrationSevenKeepsHistoryAndIndexesOnlyUnfinishedInstancesByKey) {
+    // Rows written, then back to the schema of migration 6 (jsonb history on PostgreSQL, the
+    // full (process_key, status) index) and reopen: migration 7 runs on the existing rows.
+    app::InstanceWrite running = new_instance(order_, at(0));
+    const std::string id = running.instance.id;
+    for (auto& row : history_rows(id, "a", 3, app::HistoryEventKind::kStarted, at(1))) {
+        running.history.push_back(std::move(row));
+    }
+    app::InstanceWrite ended = new_instance(order_, at(0));
+    ended.instance.status = "COMPLETED";
+    ended.instance.ended_at = at(2);
+    app::Batch batch;
+    batch.instances = {running, ended};
+    commit_ok(batch);
+    app::InstanceWrite next = update_of(running.instance, 0, at(3));
+    next.history = history_rows(id, "b", 2, app::HistoryEventKind::kCompleted, at(3));
+    commit_one(next);
+    store_.reset();
+    {
+        auto db = sql();
+        db->exec("DROP INDEX instances_process_key_unfinished_idx");
+        db->exec("CREATE INDEX instances_process_key_idx ON instances (process_key, status)");
+        if (GetParam() == Backend::kPostgres) {
+            db->exec("ALTER TABLE history ALTER COLUMN events TYPE jsonb USING events::jsonb");
+        }
+        db->exec("DELETE FROM schema_migrations WHERE version = 7");
+    }
+    store_ = open(settings_, *registry_);
+    ASSERT_NE(store_, nullptr);
+    auto applied = store_->applied_migrations();
+    ASSERT_TRUE(applied.ok());
+    ASSERT_GE(applied.value().size(), 7u);
+    EXPECT_EQ(applied.value()[6].version, 7);
+    EXPECT_EQ(applied.value()[6].name, "history_json_process_key_index");
+    auto db = sql();
+    if (GetParam() == Backend::kPostgres) {
+        EXPECT_EQ(db->count("SELECT count(*) FROM information_schema.columns"
+                            " WHERE table_schema = current_schema() AND table_name = 'history'"
+                            " AND column_name = 'events' AND data_type = 'json'"),
+                  1);
+    }
+    const std::string indexes =
+        GetParam() == Backend::kSqlite
+            ? "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = "
+            : "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()"
+              " AND indexname = ";
+    EXPECT_EQ(db->count(indexes + "'instances_process_key_unfinished_idx'"), 1);
+    EXPECT_EQ(db->count(indexes + "'instances_process_key_idx'"), 0);
+
+    // The rows written before read back in order and paged, and new commits append after them.
+    app::InstanceWrite third = update_of(next.instance, 1, at(4));
+    third.history = history_rows(id, "c", 2, app::HistoryEventKind::kCancelled, at(4));
+    commit_one(third);
+    const std::vector<std::string> all = {"start", "a0", "a1", "a2", "b0", "b1", "c0", "c1"};
+    for (const int size : {1, 3, 8}) {
+        std::vector<std::string> got;
+        for (int page = 1; page <= (8 + size - 1) / size; ++page) {
+            auto history = store_->history(id, {page, size});
+            ASSERT_TRUE(history.ok()) << history.error().internal;
+            EXPECT_EQ(history.value().total, 8);
+            for (const auto& row : history.value().items) {
+                got.push_back(row.element_id);
+            }
+        }
+        EXPECT_EQ(got, all) << "page size " << size;
+    }
+    auto page = store_->history(id, {2, 3});
+    ASSERT_TRUE(page.ok());
+    ASSERT_EQ(page.value().items.size(), 3u);
+    EXPECT_EQ(page.value().items[1].element_id, "b0");
+    EXPECT_EQ(page.value().items[1].event, app::HistoryEventKind::kCompleted);
+    EXPECT_EQ(page.value().items[1].at, at(3));
+
+    // Unfinished by key: the running instance, not the ended one.
+    auto count = store_->count_unfinished_instances("Order");
+    ASSERT_TRUE(count.ok());
+    EXPECT_EQ(count.value(), 1);
+    auto unfinished = store_->unfinished_instances("Order");
+    ASSERT_TRUE(unfinished.ok());
+    EXPECT_EQ(unfinished.value(), std::vector<std::string>{id});
+    app::InstanceFilter completed;
+    completed.process_key = "Order";
+    completed.status = "COMPLETED";
+    auto listed = store_->list_instances(completed, {1, 20});
+    ASSERT_TRUE(listed.ok());
+    ASSERT_EQ(listed.value().total, 1);
+    EXPECT_EQ(listed.value().items[0].id, ended.instance.id);
 }
 
 TEST_P(RuntimeStoreTest, MigrationFourIsRecorded) {
