@@ -678,9 +678,9 @@ bool has_forward_parent(const app::Batch& batch) {
 /// is 1000, 4 MB). A straight-through start appends about 5 pages to the log (its history, the
 /// right-hand pages of the time-ordered indexes, a random leaf of each id index); a checkpoint
 /// writes each distinct page once, so a longer log rewrites the hot pages fewer times: 10,000
-/// pages (40 MB of log, about 2,000 straight starts) cut the server's CPU per start by about a
-/// tenth against 1,000 (docs/benchmarks.md, "SQLite commit path"). The commit that runs the
-/// checkpoint waits for it (tens of ms): a longer log means rarer, longer pauses.
+/// pages (40 MB of log, about 2,000 straight starts) cut the server's CPU per start by 10-27 %
+/// against 1,000 in same-binary runs (docs/benchmarks.md, "SQLite commit path"). The commit that
+/// runs the checkpoint waits for it (tens of ms): a longer log means rarer, longer pauses.
 constexpr int kWalAutocheckpointPages = 10000;
 
 class SqliteStore final : public Store {
