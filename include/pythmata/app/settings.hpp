@@ -58,6 +58,9 @@ struct DbSettings {
     /// db_overflow_idle_ms: overflow connections (beyond db_pool_size) stay open this long while
     /// the pool keeps more than db_pool_size idle; 0 = close them as soon as they are returned.
     std::chrono::milliseconds overflow_idle{30'000};
+    /// sqlite_wal_autocheckpoint: WAL pages after which the SQLite writer's commit checkpoints
+    /// the log into the database file.
+    unsigned sqlite_wal_autocheckpoint = 10'000;
 };
 
 struct CacheSettings {

@@ -674,14 +674,13 @@ bool has_forward_parent(const app::Batch& batch) {
     return false;
 }
 
-/// WAL pages after which the writer's commit copies the log into the database (SQLite's default
-/// is 1000, 4 MB). A straight-through start appends about 5 pages to the log (its history, the
-/// right-hand pages of the time-ordered indexes, a random leaf of each id index); a checkpoint
-/// writes each distinct page once, so a longer log rewrites the hot pages fewer times: 10,000
-/// pages (40 MB of log, about 2,000 straight starts) cut the server's CPU per start by 10-27 %
-/// against 1,000 in same-binary runs (docs/benchmarks.md, "SQLite commit path"). The commit that
-/// runs the checkpoint waits for it (tens of ms): a longer log means rarer, longer pauses.
-constexpr int kWalAutocheckpointPages = 10000;
+// The writer's commit copies the log into the database after `sqlite_wal_autocheckpoint` WAL
+// pages (DbSettings). A straight-through start appends about 5 pages to the log (its history,
+// the right-hand pages of the time-ordered indexes, a random leaf of each id index); a
+// checkpoint writes each distinct page once, so a longer log rewrites the hot pages fewer times
+// and costs the writer less per start, while every reader pays for a longer log in its page
+// lookups (the WAL index it searches) and its shared-memory mapping: docs/benchmarks.md,
+// "SQLite commit path". The commit that runs the checkpoint waits for it.
 
 class SqliteStore final : public Store {
   public:
@@ -703,7 +702,8 @@ class SqliteStore final : public Store {
             throw SqliteFailure(SQLITE_ERROR, "cannot enable WAL, journal_mode is " + mode);
         }
         migrate(*writer_);
-        writer_->exec("PRAGMA wal_autocheckpoint = " + std::to_string(kWalAutocheckpointPages));
+        writer_->exec("PRAGMA wal_autocheckpoint = " +
+                      std::to_string(std::max(1u, settings_.sqlite_wal_autocheckpoint)));
         for (unsigned i = 0; i < reader_count_; ++i) {
             auto reader = std::make_unique<Connection>(path_, SQLITE_OPEN_READWRITE,
                                                        settings_.statement_timeout);

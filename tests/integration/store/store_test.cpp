@@ -723,6 +723,18 @@ TEST_P(SqliteStoreTest, EveryConnectionIsDurableWalWithBusyTimeoutAndForeignKeys
     EXPECT_EQ(values["writer.wal_autocheckpoint"], "10000");
 }
 
+TEST_P(SqliteStoreTest, TheCheckpointIntervalIsASetting) {
+    store_.reset();
+    settings_.sqlite_wal_autocheckpoint = 2000;
+    metrics::Registry registry;
+    store_ = open(settings_, registry);
+    ASSERT_NE(store_, nullptr);
+    auto settings = store_->connection_settings();
+    ASSERT_TRUE(settings.ok()) << settings.error().internal;
+    std::map<std::string, std::string> values(settings.value().begin(), settings.value().end());
+    EXPECT_EQ(values["writer.wal_autocheckpoint"], "2000");
+}
+
 TEST_P(SqliteStoreTest, CommittedDeploysSurviveReopening) {
     deploy_one(definition("Order", "h1"), at(0));
     store_.reset();
