@@ -325,22 +325,9 @@ std::string history_text(HistoryEventKind e) {
     return "STARTED";
 }
 
-InstanceView to_view(const InstanceRow& r) {
-    InstanceView v;
-    v.id = r.id;
-    v.process_key = r.process_key;
-    v.process_version = r.process_version;
-    v.definition_id = r.definition_id;
-    v.business_key = r.business_key;
-    v.status = r.status;
-    v.variables = r.variables;
-    v.active_elements = r.active_elements;
-    v.incidents = r.open_incidents;
-    v.parent_instance_id = r.parent_instance_id;
-    v.created_at = r.created_at;
-    v.updated_at = r.updated_at;
-    v.ended_at = r.ended_at;
-    return v;
+/// What work handed to an engine that has stopped taking it gets.
+Error engine_stopped() {
+    return Error::unavailable("SHUTTING_DOWN", "the engine is not running");
 }
 
 Error task_done(const std::string& id, const std::string& state) {
@@ -350,7 +337,8 @@ Error task_done(const std::string& id, const std::string& state) {
     return e;
 }
 
-InstanceView to_view(InstanceRow&& r) {
+/// By value: a caller done with the row moves it in, and its strings and variables move.
+InstanceView to_view(InstanceRow r) {
     InstanceView v;
     v.id = std::move(r.id);
     v.process_key = std::move(r.process_key);
@@ -667,7 +655,7 @@ struct InstanceRuntime::Impl {
     /// On a refusal `item` is left as it was (its callback not called).
     Status submit(Item&& item, bool external) {
         if (!accepting_.load()) {
-            return Error::unavailable("SHUTTING_DOWN", "the engine is not running");
+            return engine_stopped();
         }
         if (external) {
             if (queued_.fetch_add(1) >= settings_.queue_capacity) {
@@ -684,7 +672,7 @@ struct InstanceRuntime::Impl {
             std::lock_guard lock(w.mutex);
             if (w.closed) {
                 queued_.fetch_sub(1);
-                return Error::unavailable("SHUTTING_DOWN", "the engine is not running");
+                return engine_stopped();
             }
             w.queue.push_back(std::move(item));
         }
@@ -707,6 +695,18 @@ struct InstanceRuntime::Impl {
         return future.get();
     }
 
+    /// The checks of a start request that need no I/O (its variables, its business key).
+    Status check_start(const StartInstanceRequest& request) {
+        if (auto st = check_variables(request.variables); !st) {
+            return st;
+        }
+        if (request.business_key && request.business_key->find('\0') != std::string::npos) {
+            return Error::invalid_argument(
+                "business_key must not contain the NUL character (U+0000)");
+        }
+        return {};
+    }
+
     /// Submits an external request whose answer goes to `done` (on the worker thread, or here
     /// when the queue refuses it).
     void run_async(std::string instance_id, Work work, Callback done) {
@@ -714,6 +714,12 @@ struct InstanceRuntime::Impl {
         if (auto st = submit(std::move(item), true); !st) {
             item.done(std::move(st).error());
         }
+    }
+
+    /// Whether the engine's refusal of a task completion means the task is no longer open (its
+    /// answer is then refused_completion's).
+    static bool task_closed(const Error& e) {
+        return is_code(e, "WAIT_NOT_FOUND") || is_code(e, "INSTANCE_NOT_RUNNING");
     }
 
     /// The answer to a task completion the engine refused with WAIT_NOT_FOUND or
@@ -1896,7 +1902,7 @@ struct InstanceRuntime::Impl {
                     std::lock_guard lock(flight->mutex);
                     flight->in_flight -= refused;  // not queued: their callbacks never run
                 }
-                result = Error::unavailable("SHUTTING_DOWN", "the engine is not running");
+                result = engine_stopped();
                 break;
             }
         }
@@ -2341,11 +2347,8 @@ void InstanceRuntime::set_event_sink(InstanceEventSink* sink) {
 
 Result<InstanceView> InstanceRuntime::start_instance(StartInstanceRequest request) {
     Impl& m = *impl_;
-    if (auto st = m.check_variables(request.variables); !st) {
+    if (auto st = m.check_start(request); !st) {
         return std::move(st).error();
-    }
-    if (request.business_key && request.business_key->find('\0') != std::string::npos) {
-        return Error::invalid_argument("business_key must not contain the NUL character (U+0000)");
     }
     auto def = m.definition_for(request.process_key, request.version);
     if (!def) {
@@ -2371,12 +2374,8 @@ bool InstanceRuntime::try_start_instance(StartInstanceRequest& request, Instance
     if (!definition) {
         return false;  // not compiled in memory yet: start_instance loads it
     }
-    if (auto st = m.check_variables(request.variables); !st) {
+    if (auto st = m.check_start(request); !st) {
         done(std::move(st).error());
-        return true;
-    }
-    if (request.business_key && request.business_key->find('\0') != std::string::npos) {
-        done(Error::invalid_argument("business_key must not contain the NUL character (U+0000)"));
         return true;
     }
     StartWork start;
@@ -2595,7 +2594,7 @@ Result<InstanceView> InstanceRuntime::complete_task(const std::string& id,
         row.value()->instance_id,
         CommandWork{engine::CompleteTask{row.value()->wait_id, std::move(variables)}, {}, true});
     if (!r) {
-        if (is_code(r.error(), "WAIT_NOT_FOUND") || is_code(r.error(), "INSTANCE_NOT_RUNNING")) {
+        if (Impl::task_closed(r.error())) {
             return m.refused_completion(id, std::move(r).error());
         }
         return std::move(r).error();
@@ -2623,8 +2622,7 @@ bool InstanceRuntime::try_complete_task(const std::string& id, nlohmann::json& v
                         done(to_view(std::move(r.value().row)));
                         return;
                     }
-                    if (!is_code(r.error(), "WAIT_NOT_FOUND") &&
-                        !is_code(r.error(), "INSTANCE_NOT_RUNNING")) {
+                    if (!Impl::task_closed(r.error())) {
                         done(std::move(r).error());
                         return;
                     }
