@@ -30,12 +30,12 @@ inline constexpr const char* kJobColumns =
 /// table (which the planner takes for at least ten pages) and on a large one:
 /// INSERT ... SELECT FROM unnest(...) and primary-key reads. Not prepared: a join with
 /// unnest(...) or a lookup by `= ANY(array)`, whose generic plan on a new database is a hash join
-/// over a sequential scan, kept while the table grows to thousands of rows; and the task page,
-/// whose generic plan reads user_tasks_state_idx (state = 'OPEN') with a filter on the instance,
-/// since both indexes cost the same for one estimated row. Those are planned for each call, with
-/// their arguments. (Even a primary-key read gets a sequential scan if it is planned just after
-/// ANALYZE saw a table of a page or two; the next ANALYZE, due after 50 rows + 10 % of changes,
-/// replaces that plan.)
+/// over a sequential scan, kept while the table grows to thousands of rows. Those are planned for
+/// each call, with their arguments. The task page is prepared in a form whose only index is the
+/// instance's (statements.cpp, task_page): planning it cost ~0.23 ms of PostgreSQL CPU per call,
+/// three times its execution. (Even a primary-key read gets a sequential scan if it is planned just
+/// after ANALYZE saw a table of a page or two; the next ANALYZE, due after 50 rows + 10 % of
+/// changes, replaces that plan.)
 struct Statement {
     const char* name;
     bool prepared;
@@ -77,8 +77,8 @@ inline constexpr Statement kInstancesByIdsWithState{"instances_by_ids_with_state
 inline constexpr Statement kTask{"task", true};
 /// The task page of one instance ($1), with the total of all pages as the last column;
 /// $2 limit, $3 offset. The _state variant has the state as $2, then limit and offset.
-inline constexpr Statement kTaskPageByInstance{"task_page_by_instance", false};
-inline constexpr Statement kTaskPageByInstanceState{"task_page_by_instance_state", false};
+inline constexpr Statement kTaskPageByInstance{"task_page_by_instance", true};
+inline constexpr Statement kTaskPageByInstanceState{"task_page_by_instance_state", true};
 
 // Acquisition: $1 owner, $2 lock until, $3 now, $4 max (and $5 the job type), RETURNING the
 // job columns.

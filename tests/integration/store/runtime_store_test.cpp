@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "postgres/statements.hpp"
 #include "postgres_server.hpp"
 #include "pythmata/common/uuid.hpp"
 #include "pythmata/metrics/registry.hpp"
@@ -1970,6 +1971,49 @@ TEST_P(PostgresRuntimeStoreTest, ConnectionsReplacingKilledOnesRunThePreparedSta
     commit_one(next);
     EXPECT_EQ(stored(write.instance.id).version, 1);
     EXPECT_GE(db->count("SELECT count(*)" + others), 1);  // the new connections
+}
+
+TEST_P(PostgresRuntimeStoreTest, TheTaskPageOfAnInstanceIsPreparedOnTheInstanceIndex) {
+    // The task pages of one instance are prepared statements: the generic plan PostgreSQL keeps
+    // after five runs must read the instance's tasks by user_tasks_instance_state_idx, also when
+    // it is made on a new, never analysed table (this test's schema), not every OPEN task by
+    // user_tasks_state_idx filtered by instance.
+    app::InstanceWrite write = new_instance(order_, at(0));
+    write.waits_opened.push_back(
+        wait_row(WaitRowKind::kUserTask, write.instance.id, 2, "B", at(1)));
+    commit_one(write);
+    pqxx::connection connection(settings_.url);
+    pqxx::nontransaction tx(connection);
+    tx.exec("SET plan_cache_mode = force_generic_plan");
+    const std::string id = tx.quote(write.instance.id);
+    const std::pair<const pg::Statement*, std::string> pages[] = {
+        {&pg::stmt::kTaskPageByInstance, "(" + id + ", 20, 0)"},
+        {&pg::stmt::kTaskPageByInstanceState, "(" + id + ", 'OPEN', 20, 0)"}};
+    for (const auto& [statement, args] : pages) {
+        tx.exec(std::string("PREPARE ") + statement->name + " AS " + pg::sql_of(*statement));
+        std::string plan;
+        for (const auto& row : tx.exec(std::string("EXPLAIN EXECUTE ") + statement->name + args)) {
+            plan += row[0].c_str();
+            plan += '\n';
+        }
+        EXPECT_NE(plan.find("user_tasks_instance_state_idx"), std::string::npos) << plan;
+        EXPECT_EQ(plan.find("user_tasks_state_idx"), std::string::npos) << plan;
+        EXPECT_EQ(tx.exec(std::string("EXECUTE ") + statement->name + args).size(), 2u);
+    }
+    // The store's own connections, past the five custom plans: the same answers.
+    app::TaskFilter open_tasks;
+    open_tasks.instance_id = write.instance.id;
+    app::TaskFilter any_state = open_tasks;
+    any_state.state = "";
+    for (int i = 0; i < 8; ++i) {
+        for (const auto& filter : {open_tasks, any_state}) {
+            auto page = store_->list_tasks(filter, {1, 20});
+            ASSERT_TRUE(page.ok()) << page.error().internal;
+            EXPECT_EQ(page.value().total, 2);
+            ASSERT_EQ(page.value().items.size(), 2u);
+            EXPECT_EQ(page.value().items[0].id, write.waits_opened[1].id);
+        }
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Postgres, PostgresRuntimeStoreTest, ::testing::Values(Backend::kPostgres),
