@@ -107,9 +107,10 @@ pct() {
        FROM instances WHERE process_key='timerbench' AND status='COMPLETED')"
 }
 EARLY=$(q "SELECT count(*) FROM instances WHERE process_key='timerbench' AND status='COMPLETED' AND ended_at < $DUE_MS")
-# History is one row per instance per commit, its entries a JSON array (migration 0005).
+# History is one row per instance per commit, its entries a JSON array (migration 0005; a
+# json column on PostgreSQL since migration 0007).
 if [ "$STORE" = pg ]; then
-    ENTRIES="history h, jsonb_array_elements(h.events) e
+    ENTRIES="history h, json_array_elements(h.events) e
            WHERE e->>'element_id' = 'wait' AND e->>'event' = 'COMPLETED'"
 else
     ENTRIES="history h, json_each(h.events) e
