@@ -520,6 +520,9 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
     }
 
     exec_columns(tx, pg::stmt::kInsertInstances, inserts);
+    if (updates.rows() > 0 || closed_tasks.rows() > 0 || closed_waits.rows() > 0) {
+        pg::join_by_index(tx);  // for the prepared joins with unnest below
+    }
     if (updates.rows() > 0) {
         const pqxx::result changed = exec_columns(tx, pg::stmt::kUpdateInstances, updates);
         if (changed.size() != updated_ids.size()) {

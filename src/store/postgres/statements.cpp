@@ -200,6 +200,12 @@ void prepare_statements(pqxx::connection& connection) {
     }
 }
 
+void join_by_index(pqxx::transaction_base& tx) {
+    tx.exec(
+        "SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off;"
+        " SET LOCAL enable_mergejoin = off; SET LOCAL plan_cache_mode = force_generic_plan");
+}
+
 const std::string& sql_of(const Statement& statement) {
     // Every Statement of stmt has a text: a missing one is a bug, and at() says so.
     return texts().at(statement.name).second;

@@ -28,14 +28,15 @@ inline constexpr const char* kJobColumns =
 /// runs and keeps it until the tables' statistics change, e.g. by autovacuum's next ANALYZE).
 /// Prepared are the statements whose generic plan is the right one both on a new, never analysed
 /// table (which the planner takes for at least ten pages) and on a large one:
-/// INSERT ... SELECT FROM unnest(...) and primary-key reads. Not prepared: a join with
-/// unnest(...) or a lookup by `= ANY(array)`, whose generic plan on a new database is a hash join
-/// over a sequential scan, kept while the table grows to thousands of rows. Those are planned for
-/// each call, with their arguments. The task page is prepared in a form whose only index is the
-/// instance's (statements.cpp, task_page): planning it cost ~0.23 ms of PostgreSQL CPU per call,
-/// three times its execution. (Even a primary-key read gets a sequential scan if it is planned just
-/// after ANALYZE saw a table of a page or two; the next ANALYZE, due after 50 rows + 10 % of
-/// changes, replaces that plan.)
+/// INSERT ... SELECT FROM unnest(...) and primary-key reads. Not prepared: a lookup by
+/// `= ANY(array)` or a join with unnest(...), whose generic plan on a new database is a hash join
+/// over a sequential scan, kept while the table grows to thousands of rows; those are planned for
+/// each call, with their arguments. Except the batch's joins with unnest (the UPDATEs and DELETEs
+/// by instance and wait), prepared and always run after join_by_index(). The task page is prepared
+/// in a form whose only index is the instance's (statements.cpp, task_page): planning it cost ~0.23
+/// ms of PostgreSQL CPU per call, three times its execution. (Even a primary-key read gets a
+/// sequential scan if it is planned just after ANALYZE saw a table of a page or two; the next
+/// ANALYZE, due after 50 rows + 10 % of changes, replaces that plan.)
 struct Statement {
     const char* name;
     bool prepared;
@@ -46,11 +47,11 @@ namespace stmt {
 
 // The batch commit: one statement per table and operation, each column one array parameter.
 inline constexpr Statement kInsertInstances{"insert_instances", true};
-inline constexpr Statement kUpdateInstances{"update_instances", false};
-inline constexpr Statement kCloseTasks{"close_tasks", false};
-inline constexpr Statement kCloseJobs{"close_jobs", false};
-inline constexpr Statement kCloseMessageSubscriptions{"close_message_subscriptions", false};
-inline constexpr Statement kCloseSignalSubscriptions{"close_signal_subscriptions", false};
+inline constexpr Statement kUpdateInstances{"update_instances", true};
+inline constexpr Statement kCloseTasks{"close_tasks", true};
+inline constexpr Statement kCloseJobs{"close_jobs", true};
+inline constexpr Statement kCloseMessageSubscriptions{"close_message_subscriptions", true};
+inline constexpr Statement kCloseSignalSubscriptions{"close_signal_subscriptions", true};
 inline constexpr Statement kInsertTasks{"insert_tasks", true};
 inline constexpr Statement kInsertJobs{"insert_jobs", true};
 inline constexpr Statement kInsertMessageSubscriptions{"insert_message_subscriptions", true};
@@ -86,6 +87,17 @@ inline constexpr Statement kAcquireJobs{"acquire_jobs", false};
 inline constexpr Statement kAcquireTimers{"acquire_timers", false};
 
 }  // namespace stmt
+
+/// Makes the rest of `tx` plan joins as nested loops over an index (SET LOCAL enable_seqscan,
+/// enable_hashjoin and enable_mergejoin off) and use generic plans (plan_cache_mode): run before
+/// the prepared joins of a batch with unnest(...) (kUpdateInstances, kCloseTasks, kClose*), whose
+/// generic plan, made the first time a connection runs them, would otherwise be a hash join over a
+/// sequential scan on a new table, kept until the table's next ANALYZE; and which PostgreSQL would
+/// otherwise keep planning per call (the generic plan's estimate of unnest's rows makes it look
+/// dearer than a custom plan). Every plan of those statements is made under these settings, as
+/// they run nowhere else. One round trip per batch with updates, against ~0.15 ms of planning per
+/// statement per batch.
+void join_by_index(pqxx::transaction_base& tx);
 
 /// Defines the prepared statements of `stmt` on a new connection (the pool's setup hook). libpqxx
 /// 6.4 registers a definition with the server on its first use, so this sends nothing: each

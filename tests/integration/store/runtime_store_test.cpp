@@ -2016,6 +2016,39 @@ TEST_P(PostgresRuntimeStoreTest, TheTaskPageOfAnInstanceIsPreparedOnTheInstanceI
     }
 }
 
+TEST_P(PostgresRuntimeStoreTest, TheBatchJoinsWithUnnestArePreparedAsNestedLoopsOverAnIndex) {
+    // The batch's UPDATEs and DELETEs by instance (and wait) join the tables with unnest(...) of
+    // array parameters. They are prepared and run after join_by_index(): their one generic plan,
+    // made on a new, never analysed table (this test's schema), must look the rows up by index,
+    // not hash-join a sequential scan of the table, which it would keep until the next ANALYZE.
+    app::InstanceWrite write = new_instance(order_, at(0));
+    commit_one(write);
+    pqxx::connection connection(settings_.url);
+    pqxx::work tx(connection);
+    pg::join_by_index(tx);
+    const std::string ids = tx.quote("{" + write.instance.id + "}");
+    const std::pair<const pg::Statement*, std::string> joins[] = {
+        {&pg::stmt::kUpdateInstances,
+         "(" + ids +
+             ", '{0}', '{NULL}', '{RUNNING}', '{\"{}\"}', '{00}', '{\"[]\"}', '{1}', '{NULL}')"},
+        {&pg::stmt::kCloseTasks, "(" + ids + ", '{1}', '{true}', '{1}')"},
+        {&pg::stmt::kCloseJobs, "(" + ids + ", '{1}')"},
+    };
+    for (const auto& [statement, args] : joins) {
+        tx.exec(std::string("PREPARE ") + statement->name + " AS " + pg::sql_of(*statement));
+        std::string plan;
+        for (const auto& row : tx.exec(std::string("EXPLAIN EXECUTE ") + statement->name + args)) {
+            plan += row[0].c_str();
+            plan += '\n';
+        }
+        EXPECT_NE(plan.find("Nested Loop"), std::string::npos) << plan;
+        EXPECT_NE(plan.find("Index Scan"), std::string::npos) << plan;
+        EXPECT_EQ(plan.find("Seq Scan"), std::string::npos) << plan;
+        EXPECT_EQ(plan.find("Hash"), std::string::npos) << plan;
+    }
+    tx.abort();
+}
+
 INSTANTIATE_TEST_SUITE_P(Postgres, PostgresRuntimeStoreTest, ::testing::Values(Backend::kPostgres),
                          backend_name);
 
