@@ -486,7 +486,7 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
             closed_tasks[3].time(row.updated_at);
             // A completed wait is a user task's (the engine completes only user-task waits with
             // CompleteTask): no job or subscription row to delete. In the user task loop, that
-            // spares three DELETEs, each planned per call, in every batch.
+            // spares three DELETEs in every batch.
             if (!completed) {
                 closed_waits[0].text(row.id);
                 closed_waits[1].integer(static_cast<std::int64_t>(wait_id));
