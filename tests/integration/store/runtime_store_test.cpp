@@ -1973,6 +1973,19 @@ TEST_P(PostgresRuntimeStoreTest, ConnectionsReplacingKilledOnesRunThePreparedSta
     EXPECT_GE(db->count("SELECT count(*)" + others), 1);  // the new connections
 }
 
+/// Prepares `statement` on the test's own connection (as the store does on its connections) and
+/// returns the text of EXPLAIN EXECUTE with `args`: under the settings of `tx` at that moment.
+std::string prepared_plan(pqxx::transaction_base& tx, const pg::Statement& statement,
+                          const std::string& args) {
+    tx.exec(std::string("PREPARE ") + statement.name + " AS " + pg::sql_of(statement));
+    std::string plan;
+    for (const auto& row : tx.exec(std::string("EXPLAIN EXECUTE ") + statement.name + args)) {
+        plan += row[0].c_str();
+        plan += '\n';
+    }
+    return plan;
+}
+
 TEST_P(PostgresRuntimeStoreTest, TheTaskPageOfAnInstanceIsPreparedOnTheInstanceIndex) {
     // The task pages of one instance are prepared statements: the generic plan PostgreSQL keeps
     // after five runs must read the instance's tasks by user_tasks_instance_state_idx, also when
@@ -1990,12 +2003,7 @@ TEST_P(PostgresRuntimeStoreTest, TheTaskPageOfAnInstanceIsPreparedOnTheInstanceI
         {&pg::stmt::kTaskPageByInstance, "(" + id + ", 20, 0)"},
         {&pg::stmt::kTaskPageByInstanceState, "(" + id + ", 'OPEN', 20, 0)"}};
     for (const auto& [statement, args] : pages) {
-        tx.exec(std::string("PREPARE ") + statement->name + " AS " + pg::sql_of(*statement));
-        std::string plan;
-        for (const auto& row : tx.exec(std::string("EXPLAIN EXECUTE ") + statement->name + args)) {
-            plan += row[0].c_str();
-            plan += '\n';
-        }
+        const std::string plan = prepared_plan(tx, *statement, args);
         EXPECT_NE(plan.find("user_tasks_instance_state_idx"), std::string::npos) << plan;
         EXPECT_EQ(plan.find("user_tasks_state_idx"), std::string::npos) << plan;
         EXPECT_EQ(tx.exec(std::string("EXECUTE ") + statement->name + args).size(), 2u);
@@ -2035,12 +2043,7 @@ TEST_P(PostgresRuntimeStoreTest, TheBatchJoinsWithUnnestArePreparedAsNestedLoops
         {&pg::stmt::kCloseJobs, "(" + ids + ", '{1}')"},
     };
     for (const auto& [statement, args] : joins) {
-        tx.exec(std::string("PREPARE ") + statement->name + " AS " + pg::sql_of(*statement));
-        std::string plan;
-        for (const auto& row : tx.exec(std::string("EXPLAIN EXECUTE ") + statement->name + args)) {
-            plan += row[0].c_str();
-            plan += '\n';
-        }
+        const std::string plan = prepared_plan(tx, *statement, args);
         EXPECT_NE(plan.find("Nested Loop"), std::string::npos) << plan;
         EXPECT_NE(plan.find("Index Scan"), std::string::npos) << plan;
         EXPECT_EQ(plan.find("Seq Scan"), std::string::npos) << plan;
