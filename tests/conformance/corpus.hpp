@@ -90,6 +90,25 @@ inline bool run_skipped(const nlohmann::json& run) {
     return run.contains("engine_specific") && !run["engine_specific"].is_null();
 }
 
+/// Calls `body(run, process_key, start_variables, prefix)` for every run of case `c` that is not
+/// skipped (skipped runs are listed in docs/bpmn.md with the reason given in cases.json); `prefix`
+/// ("run N: ") numbers the runs as cases.json lists them, skipped ones included.
+template <typename Body>
+void for_each_run(const nlohmann::json& c, Body&& body) {
+    int run_no = 0;
+    for (const auto& run : c["runs"]) {
+        ++run_no;
+        if (run_skipped(run)) {
+            continue;
+        }
+        const std::string key = run.value("process_key", c["process_key"].get<std::string>());
+        const nlohmann::json variables =
+            run.contains("start") ? run["start"].value("variables", nlohmann::json::object())
+                                  : nlohmann::json::object();
+        body(run, key, variables, "run " + std::to_string(run_no) + ": ");
+    }
+}
+
 /// A gtest-safe test name for a case id (every non-alphanumeric character becomes '_').
 inline std::string case_name(const ::testing::TestParamInfo<std::string>& info) {
     std::string n = info.param;

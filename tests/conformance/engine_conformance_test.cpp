@@ -37,9 +37,9 @@ using ::pythmata::conformance::case_skip_reason;
 using ::pythmata::conformance::check_expect;
 using ::pythmata::conformance::corpus_dir;
 using ::pythmata::conformance::find_case;
+using ::pythmata::conformance::for_each_run;
 using ::pythmata::conformance::load_cases;
 using ::pythmata::conformance::Observed;
-using ::pythmata::conformance::run_skipped;
 
 std::string read_file(const fs::path& p) {
     return ::pythmata::conformance::read_text(p);
@@ -309,17 +309,9 @@ CaseResult run_case(const Json& c, bool roundtrip) {
             }
         }
     }
-    int run_no = 0;
-    for (const auto& run : c["runs"]) {
-        ++run_no;
-        const std::string prefix = "run " + std::to_string(run_no) + ": ";
-        if (run_skipped(run)) {
-            continue;  // listed in docs/bpmn.md with the reason given in cases.json
-        }
+    for_each_run(c, [&](const Json& run, const std::string& key, const Json& vars,
+                        const std::string& prefix) {
         World w(processes, roundtrip);
-        std::string key = run.value("process_key", c["process_key"].get<std::string>());
-        Json vars = run.contains("start") ? run["start"].value("variables", Json::object())
-                                          : Json::object();
         int main_idx = w.start(key, vars);
         w.aliases["main"] = main_idx;
         for (const auto& step : run["steps"]) {
@@ -419,7 +411,7 @@ CaseResult run_case(const Json& c, bool roundtrip) {
             std::cout << c["id"].get<std::string>() << " " << prefix << result.outcomes.back()
                       << "\n";
         }
-    }
+    });
     return result;
 }
 

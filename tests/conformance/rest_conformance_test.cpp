@@ -437,19 +437,11 @@ std::vector<std::string> run_case(const Json& c, HttpClient& client) {
         }
     }
     const auto types = job_types(c);
-    int run_no = 0;
-    for (const auto& run : c["runs"]) {
-        ++run_no;
-        const std::string prefix = "run " + std::to_string(run_no) + ": ";
-        if (run_skipped(run)) {
-            continue;  // listed in docs/bpmn.md with the reason given in cases.json
-        }
+    for_each_run(c, [&](const Json& run, const std::string& key, const Json& vars,
+                        const std::string& prefix) {
         RestRun w(client, types);
         w.cancel_leftovers();
         const std::int64_t run_started = w.clock_ms();
-        const std::string key = run.value("process_key", c["process_key"].get<std::string>());
-        Json vars = run.contains("start") ? run["start"].value("variables", Json::object())
-                                          : Json::object();
         const std::string main_id = w.start(key, vars);
         w.aliases["main"] = main_id;
         for (const auto& step : run["steps"]) {
@@ -539,7 +531,7 @@ std::vector<std::string> run_case(const Json& c, HttpClient& client) {
         if (!w.failure.empty()) {
             failures.push_back(prefix + w.failure);
         }
-    }
+    });
     return failures;
 }
 
