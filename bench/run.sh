@@ -24,6 +24,9 @@
 #                   after every 10 s slice in memory.csv (1,000,000 takes ~8 minutes more)
 #   BENCH_MEMORY_WAITING  N: the same with user-task instances that are started and left
 #                   waiting (never completed) until N wait, in memory_waiting.csv
+#   BENCH_TIMERS    N: also bench/timers.sh N (N timers due at one instant) on its own store,
+#                   BENCH_TIMERS_STORE (pg, or sqlite), results in timers/ (100,000 takes ~3
+#                   minutes more); the summary checks the timer targets from its report
 #   BENCH_PERF      set: perf record -g the server during each measured run (perf_*.txt)
 #   PYTHMATA_BIN    the server binary (build/release/pythmata)
 #   ENGINE_BENCH    the Google Benchmark binary (build/release/bench/engine_bench)
@@ -261,6 +264,15 @@ if [ -n "${BENCH_MEMORY_WAITING:-}" ]; then
     memory_slices memory_waiting "$BENCH_MEMORY_WAITING" /api/v1/processes/usertask/instances \
         '"RUNNING"'
     stop_server pg_waiting
+fi
+
+# Timers due at one instant: bench/timers.sh on its own store and server (it starts and stops
+# both by PID), so that no other case's load shares its firing phase.
+if [ -n "${BENCH_TIMERS:-}" ]; then
+    log "timers: $BENCH_TIMERS due at one instant (${BENCH_TIMERS_STORE:-pg})"
+    TIMER_OUT="$OUT/timers" TIMER_STORE="${BENCH_TIMERS_STORE:-pg}" PYTHMATA_BIN="$BIN" \
+        bash "$ROOT/bench/timers.sh" "$BENCH_TIMERS" >"$OUT/timers.log" 2>&1 ||
+        log "timers: failed, see timers.log"
 fi
 
 start_server pg_redis "$PG_URL/bench_pg_redis" "redis://127.0.0.1:$REDIS_PORT"

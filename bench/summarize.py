@@ -144,6 +144,54 @@ h = cells.get(("pg", "health", 50))
 if g and h:
     target("GET /api/v1/processes ≥ ½ GET /health (c=50)", g["rps"] >= 0.5 * h["rps"],
            f"{fmt(g['rps'])} vs {fmt(h['rps'])} req/s ({fmt(100 * g['rps'] / h['rps'], 1)} %)")
+
+
+def memory_growth(name):
+    """VmRSS at the first slice with ≥ 100,000 instances and at the last one (BENCH_MEMORY*)."""
+    path = os.path.join(out, name + ".csv")
+    if not os.path.exists(path):
+        return None
+    slices = [(int(r["instances"]), int(r["vmrss_kb"])) for r in csv.DictReader(open(path))]
+    first = next((sl for sl in slices if sl[0] >= 100000), None)
+    if not first or slices[-1][0] <= first[0]:
+        return None
+    return first, slices[-1]
+
+
+m = memory_growth("memory")
+if m:
+    (n0, r0), (n1, r1) = m
+    growth = 100.0 * (r1 - r0) / r0
+    target("memory: RSS flat within 10 % from 100k to 1M completed instances",
+           abs(growth) <= 10 if n1 >= 1000000 else None,
+           f"{fmt(r0 / 1024, 1)} MB at {fmt(n0)}, {fmt(r1 / 1024, 1)} MB at {fmt(n1)} ({growth:+.1f} %)")
+w = memory_growth("memory_waiting")
+if w:
+    (n0, r0), (n1, r1) = w
+    target("memory: waiting instances live in the store, not in RAM", None,
+           f"{fmt(r0 / 1024, 1)} MB at {fmt(n0)} waiting, {fmt(r1 / 1024, 1)} MB at {fmt(n1)} "
+           f"({100.0 * (r1 - r0) / r0:+.1f} %)")
+report = os.path.join(out, "timers", "report.txt")
+if os.path.exists(report):
+    kv = {}
+    for line in open(report):
+        for word in line.split():
+            if "=" in word:
+                k, _, v = word.partition("=")
+                kv[k] = v
+    try:
+        n, fired = int(kv["instances"]), int(kv["fired"])
+        twice, early = int(kv["fired_twice"]), int(kv["early"])
+        p99 = float(kv["p99"])
+        full = n >= 99999  # wrk loses one request of 100,000 (see docs/benchmarks.md, "Timers")
+        target(f"{fmt(n)} timers due in one second: all fire, none twice",
+               (fired == n and twice == 0 and early == 0) if full else None,
+               f"{fmt(fired)} fired, {early} early, {twice} twice")
+        target(f"{fmt(n)} timers due in one second: p99 lateness ≤ 100 ms",
+               p99 <= 100 if full else None,
+               f"p50 {fmt(float(kv['p50']))} ms, p99 {fmt(p99)} ms, max {fmt(float(kv['max']))} ms")
+    except (KeyError, ValueError):
+        target("timers due in one second", None, "timers/report.txt is incomplete (see timers.log)")
 lines.append("")
 
 # ---- RSS per server --------------------------------------------------------------------------

@@ -9,14 +9,15 @@
 #                                             TIMER_WAIT_S (longest wait after DUE, 300),
 #                                             PYTHMATA_BIN (the binary, build/release/pythmata),
 #                                             TIMER_STORE (sqlite, or pg: its own PostgreSQL 15,
-#                                             fsync on, in the temp dir, stopped by PID)
+#                                             fsync on, in the temp dir, stopped by PID),
+#                                             TIMER_OUT (the results dir; bench/run.sh sets it)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 N=${1:-100000}
 LEAD=${TIMER_LEAD_S:-$((N / 1000 + 20))}
 WAIT=${TIMER_WAIT_S:-300}
 BIN_SRC=${PYTHMATA_BIN:-$ROOT/build/release/pythmata}
-OUT=$ROOT/build/bench/results/timers-$(date -u +%Y%m%dT%H%M%SZ)
+OUT=${TIMER_OUT:-$ROOT/build/bench/results/timers-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 TMP=$(mktemp -d /tmp/pythmata-timers-XXXXXX)
 cp "$BIN_SRC" "$TMP/pythmata"
