@@ -1169,17 +1169,20 @@ class PostgresStore final : public Store {
         if (!is_uuid(instance_id)) {
             return app::PageResult<app::HistoryRow>{};
         }
-        // Rows hold one commit's entries each (a json array, migration 7). The total is the sum of
-        // their `entries`; a page unpacks only the rows it overlaps (a row's first entry is the sum
-        // of `entries` before it), in row order, then array order. One snapshot.
+        // Rows hold one commit's entries each (a json array, migration 7; entries as written by
+        // history_chunks(), or objects in rows of older versions). The total is the sum of their
+        // `entries`; a page unpacks only the rows it overlaps (a row's first entry is the sum of
+        // `entries` before it), in row order, then array order. One snapshot.
         static constexpr const char* kTotal =
             "SELECT coalesce(sum(entries), 0) FROM history WHERE instance_id = $1::uuid";
         static constexpr const char* kPage =
             "WITH c AS (SELECT id, entries, events,"
             "  sum(entries) OVER (ORDER BY id) - entries AS first"
             "  FROM history WHERE instance_id = $1::uuid)"
-            " SELECT e.entry->>'element_id', e.entry->>'element_type', e.entry->>'name',"
-            "  e.entry->>'event', (e.entry->>'at')::bigint"
+            " SELECT coalesce(e.entry->>0, e.entry->>'element_id'),"
+            "  coalesce(e.entry->>1, e.entry->>'element_type'),"
+            "  coalesce(e.entry->>2, e.entry->>'name'), coalesce(e.entry->>3, e.entry->>'event'),"
+            "  coalesce(e.entry->>4, e.entry->>'at')::bigint"
             " FROM c CROSS JOIN LATERAL json_array_elements(c.events)"
             "  WITH ORDINALITY AS e(entry, n)"
             " WHERE c.first + c.entries > $2::bigint AND c.first < $2::bigint + $3::bigint"

@@ -1303,7 +1303,8 @@ class SqliteStore final : public Store {
 
     Result<app::PageResult<app::HistoryRow>> history(const std::string& instance_id,
                                                      const app::PageRequest& page) override {
-        // Rows hold one commit's entries each (a JSON array). The total is the sum of their
+        // Rows hold one commit's entries each (a JSON array; entries as written by
+        // history_chunks(), or objects in rows of older versions). The total is the sum of their
         // `entries`; a page unpacks only the rows it overlaps (a row's first entry is the sum of
         // `entries` before it), in row order, then array order.
         const Window w = window_of(page);
@@ -1323,9 +1324,12 @@ class SqliteStore final : public Store {
                 "WITH c AS (SELECT id, entries, events,"
                 "  sum(entries) OVER (ORDER BY id) - entries AS first"
                 "  FROM history WHERE instance_id = ?1)"
-                " SELECT json_extract(e.value, '$.element_id'),"
-                "  json_extract(e.value, '$.element_type'), json_extract(e.value, '$.name'),"
-                "  json_extract(e.value, '$.event'), json_extract(e.value, '$.at')"
+                " SELECT coalesce(json_extract(e.value, '$[0]'),"
+                "  json_extract(e.value, '$.element_id')),"
+                "  coalesce(json_extract(e.value, '$[1]'), json_extract(e.value, '$.element_type')),"
+                "  coalesce(json_extract(e.value, '$[2]'), json_extract(e.value, '$.name')),"
+                "  coalesce(json_extract(e.value, '$[3]'), json_extract(e.value, '$.event')),"
+                "  coalesce(json_extract(e.value, '$[4]'), json_extract(e.value, '$.at'))"
                 " FROM c, json_each(c.events) e"
                 " WHERE c.first + c.entries > ?2 AND c.first < ?2 + ?3 AND c.first + e.key >= ?2"
                 " ORDER BY c.id, e.key LIMIT ?3");

@@ -1468,6 +1468,55 @@ TEST_P(RuntimeStoreTest, HistoryIsOneRowPerInstancePerCommitAndPagesOverItsEntri
     EXPECT_EQ(own.value().items[0].element_id, "start");
 }
 
+TEST_P(RuntimeStoreTest, HistoryEntriesAreStoredAsArraysAndRowsOfObjectsStillRead) {
+    // A row as earlier builds wrote it (entries as objects), then a commit of this build: one
+    // history, in order, either way.
+    app::InstanceWrite first = new_instance(order_, at(1));
+    first.history.clear();
+    commit_one(first);
+    const std::string id = first.instance.id;
+    auto db = sql();
+    db->exec("INSERT INTO history (instance_id, entries, events) VALUES ('" + id +
+             "', 2, '[{\"element_id\":\"start\",\"element_type\":\"startEvent\",\"name\":\"\","
+             "\"event\":\"STARTED\",\"at\":" + std::to_string(to_epoch_ms(at(1))) +
+             "},{\"element_id\":\"start\",\"element_type\":\"startEvent\",\"name\":\"Go \\\"now\\\"\","
+             "\"event\":\"COMPLETED\",\"at\":" + std::to_string(to_epoch_ms(at(2))) + "}]')");
+    app::InstanceWrite next = update_of(first.instance, 0, at(3));
+    next.history.push_back(history_row(id, "task", app::HistoryEventKind::kStarted, at(3)));
+    next.history.back().name = "Say \"hi\"\n";
+    next.history.push_back(history_row(id, "task", app::HistoryEventKind::kFailed, at(4)));
+    commit_one(next);
+
+    EXPECT_EQ(db->count("SELECT count(*) FROM history WHERE instance_id = '" + id +
+                        "' AND CAST(events AS text) LIKE '[[\"task\",\"userTask\",%'"),
+                        1)
+        << "this build writes each entry as [element_id, element_type, name, event, at]";
+    auto history = store_->history(id, {1, 20});
+    ASSERT_TRUE(history.ok()) << history.error().internal;
+    ASSERT_EQ(history.value().total, 4);
+    ASSERT_EQ(history.value().items.size(), 4u);
+    const auto& items = history.value().items;
+    EXPECT_EQ(items[0].element_id, "start");
+    EXPECT_EQ(items[0].element_type, "startEvent");
+    EXPECT_EQ(items[0].name, "");
+    EXPECT_EQ(items[0].event, app::HistoryEventKind::kStarted);
+    EXPECT_EQ(items[0].at, at(1));
+    EXPECT_EQ(items[1].name, "Go \"now\"");
+    EXPECT_EQ(items[1].event, app::HistoryEventKind::kCompleted);
+    EXPECT_EQ(items[1].at, at(2));
+    EXPECT_EQ(items[2].element_id, "task");
+    EXPECT_EQ(items[2].element_type, "userTask");
+    EXPECT_EQ(items[2].name, "Say \"hi\"\n");
+    EXPECT_EQ(items[2].event, app::HistoryEventKind::kStarted);
+    EXPECT_EQ(items[2].at, at(3));
+    EXPECT_EQ(items[3].event, app::HistoryEventKind::kFailed);
+    EXPECT_EQ(items[3].at, at(4));
+    auto second_page = store_->history(id, {2, 3});
+    ASSERT_TRUE(second_page.ok());
+    ASSERT_EQ(second_page.value().items.size(), 1u);
+    EXPECT_EQ(second_page.value().items[0].event, app::HistoryEventKind::kFailed);
+}
+
 TEST_P(RuntimeStoreTest, HistoryTextsReadBackExactly) {
     app::InstanceWrite write = new_instance(order_, at(0));
     const std::string id = write.instance.id;

@@ -36,17 +36,15 @@ TEST(HistoryChunks, OneChunkPerInstanceWithItsEntriesInOrder) {
     const json first = json::parse(chunks[0].events);
     ASSERT_TRUE(first.is_array());
     ASSERT_EQ(first.size(), 3u);
-    EXPECT_EQ(first[0], (json{{"element_id", "start"},
-                              {"element_type", "scriptTask"},
-                              {"name", ""},
-                              {"event", "STARTED"},
-                              {"at", 10}}));
-    EXPECT_EQ(first[1]["element_id"], "task");
-    EXPECT_EQ(first[1]["event"], "FAILED");
-    EXPECT_EQ(first[2]["element_id"], "end");
-    EXPECT_EQ(first[2]["event"], "TERMINATED");
-    EXPECT_EQ(first[2]["at"], 13);
-    EXPECT_EQ(json::parse(chunks[1].events)[0]["event"], "COMPLETED");
+    // Each entry is [element_id, element_type, name, event, at (epoch ms)].
+    EXPECT_EQ(first[0], json::parse(R"(["start", "scriptTask", "", "STARTED", 10])"));
+    EXPECT_EQ(first[1], json::parse(R"(["task", "scriptTask", "", "FAILED", 12])"));
+    EXPECT_EQ(first[2], json::parse(R"(["end", "scriptTask", "", "TERMINATED", 13])"));
+    EXPECT_EQ(chunks[0].events,
+              R"([["start","scriptTask","","STARTED",10],["task","scriptTask","","FAILED",12],)"
+              R"(["end","scriptTask","","TERMINATED",13]])")
+        << "no spaces";
+    EXPECT_EQ(json::parse(chunks[1].events)[0][3], "COMPLETED");
 }
 
 TEST(HistoryChunks, NoEntriesNoChunk) {
@@ -65,9 +63,9 @@ TEST(HistoryChunks, TextsAreEscapedAsJsonStrings) {
     ASSERT_EQ(chunks.size(), 1u);
     EXPECT_EQ(chunks[0].events.find('\n'), std::string::npos) << "control characters escaped";
     const json parsed = json::parse(chunks[0].events);
-    EXPECT_EQ(parsed[0]["name"], name);
-    EXPECT_EQ(parsed[0]["element_id"], "el\"1");
-    EXPECT_EQ(parsed[0]["at"], -5);
+    EXPECT_EQ(parsed[0][2], name);
+    EXPECT_EQ(parsed[0][0], "el\"1");
+    EXPECT_EQ(parsed[0][4], -5);
 }
 
 }  // namespace
