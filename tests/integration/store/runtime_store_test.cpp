@@ -1476,11 +1476,14 @@ TEST_P(RuntimeStoreTest, HistoryEntriesAreStoredAsArraysAndRowsOfObjectsStillRea
     commit_one(first);
     const std::string id = first.instance.id;
     auto db = sql();
-    db->exec("INSERT INTO history (instance_id, entries, events) VALUES ('" + id +
-             "', 2, '[{\"element_id\":\"start\",\"element_type\":\"startEvent\",\"name\":\"\","
-             "\"event\":\"STARTED\",\"at\":" + std::to_string(to_epoch_ms(at(1))) +
-             "},{\"element_id\":\"start\",\"element_type\":\"startEvent\",\"name\":\"Go \\\"now\\\"\","
-             "\"event\":\"COMPLETED\",\"at\":" + std::to_string(to_epoch_ms(at(2))) + "}]')");
+    const std::string objects =
+        R"([{"element_id":"start","element_type":"startEvent","name":"","event":"STARTED","at":)" +
+        std::to_string(to_epoch_ms(at(1))) +
+        R"(},{"element_id":"start","element_type":"startEvent","name":"Go \"now\"",)"
+        R"("event":"COMPLETED","at":)" +
+        std::to_string(to_epoch_ms(at(2))) + "}]";
+    db->exec("INSERT INTO history (instance_id, entries, events) VALUES ('" + id + "', 2, '" +
+             objects + "')");
     app::InstanceWrite next = update_of(first.instance, 0, at(3));
     next.history.push_back(history_row(id, "task", app::HistoryEventKind::kStarted, at(3)));
     next.history.back().name = "Say \"hi\"\n";
@@ -1489,7 +1492,7 @@ TEST_P(RuntimeStoreTest, HistoryEntriesAreStoredAsArraysAndRowsOfObjectsStillRea
 
     EXPECT_EQ(db->count("SELECT count(*) FROM history WHERE instance_id = '" + id +
                         "' AND CAST(events AS text) LIKE '[[\"task\",\"userTask\",%'"),
-                        1)
+              1)
         << "this build writes each entry as [element_id, element_type, name, event, at]";
     auto history = store_->history(id, {1, 20});
     ASSERT_TRUE(history.ok()) << history.error().internal;
