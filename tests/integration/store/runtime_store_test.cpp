@@ -2092,8 +2092,8 @@ TEST_P(PostgresRuntimeStoreTest, TheTaskPageRunsOnItsGenericPlanFromTheFirstCall
         return std::pair{r[0].as<int>(), r[1].as<int>()};
     };
     for (int i = 0; i < 7; ++i) {
-        const pqxx::result rows = pg::exec_generic(tx, pg::stmt::kTaskPageByInstance,
-                                                   {tx.quote(write.instance.id), "20", "0"});
+        const pqxx::result rows = pg::exec_generic(
+            tx, pg::stmt::kTaskPageByInstance, {tx.quote(write.instance.id), "20", "0"});
         ASSERT_EQ(rows.size(), 1u);
         EXPECT_EQ(rows[0][0].as<std::string>(), write.waits_opened[0].id);
     }
