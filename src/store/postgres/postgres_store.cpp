@@ -1508,16 +1508,11 @@ class PostgresStore final : public Store {
             settings_.pool_timeout, [&](pqxx::connection& connection) {
                 pqxx::nontransaction tx(connection);
                 app::PageResult<app::TaskRow> result;
-                // On its generic plan, pinned (pg::exec_generic): planned per call it cost three
-                // times its execution. The id is a checked UUID; both are quoted anyway.
-                const std::string limit = std::to_string(w.limit);
-                const std::string offset = std::to_string(w.offset);
                 const pqxx::result rows =
-                    state.empty()
-                        ? pg::exec_generic(tx, pg::stmt::kTaskPageByInstance,
-                                           {tx.quote(instance_id), limit, offset})
-                        : pg::exec_generic(tx, pg::stmt::kTaskPageByInstanceState,
-                                           {tx.quote(instance_id), tx.quote(state), limit, offset});
+                    state.empty() ? pg::exec_statement(tx, pg::stmt::kTaskPageByInstance,
+                                                       instance_id, w.limit, w.offset)
+                                  : pg::exec_statement(tx, pg::stmt::kTaskPageByInstanceState,
+                                                       instance_id, state, w.limit, w.offset);
                 for (const auto& r : rows) {
                     result.items.push_back(read_task(r));
                 }

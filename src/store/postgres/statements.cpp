@@ -1,7 +1,6 @@
 #include "postgres/statements.hpp"
 
 #include <map>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -205,24 +204,6 @@ void join_by_index(pqxx::transaction_base& tx) {
     tx.exec(
         "SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off;"
         " SET LOCAL enable_mergejoin = off; SET LOCAL plan_cache_mode = force_generic_plan");
-}
-
-pqxx::result exec_generic(pqxx::transaction_base& tx, const Statement& statement,
-                          const std::vector<std::string>& literals) {
-    if (!statement.prepared) {
-        throw std::logic_error(std::string("exec_generic: not prepared: ") + statement.name);
-    }
-    tx.conn().prepare_now(statement.name);  // EXECUTE needs it on the server; once per connection
-    std::string sql = "SET LOCAL plan_cache_mode = force_generic_plan; EXECUTE ";
-    sql += statement.name;
-    char separator = '(';
-    for (const std::string& literal : literals) {
-        sql += separator;
-        sql += literal;
-        separator = ',';
-    }
-    sql += ')';
-    return tx.exec(sql);
 }
 
 const std::string& sql_of(const Statement& statement) {

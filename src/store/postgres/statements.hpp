@@ -6,7 +6,6 @@
 
 #include <string>
 #include <utility>
-#include <vector>
 
 namespace pythmata::store::pg {
 
@@ -99,19 +98,6 @@ inline constexpr Statement kAcquireTimers{"acquire_timers", false};
 /// they run nowhere else. One round trip per batch with updates, against ~0.15 ms of planning per
 /// statement per batch.
 void join_by_index(pqxx::transaction_base& tx);
-
-/// Runs the prepared `statement` with `literals` (its arguments as SQL literals: quoted with
-/// tx.quote(), or numbers) on its generic plan, in ONE round trip: `SET LOCAL plan_cache_mode =
-/// force_generic_plan; EXECUTE name(literals)` as one simple query, whose implicit transaction
-/// ends the setting with it. PostgreSQL (15) has no per-statement plan_cache_mode, and a prepared
-/// statement run by Bind may stay on custom plans in a session for good: when its generic plan is
-/// costed above the average of its custom plans, e.g. the first five made on a near-empty table.
-/// Seen for the task page: on some pool connections every call planned (0.22 ms of planning for
-/// 0.07 ms of execution; half of all calls in a user task run). For statements whose generic plan
-/// is the right one on any table (statements.cpp) and that run outside a batch's transaction.
-/// Returns the EXECUTE's rows.
-pqxx::result exec_generic(pqxx::transaction_base& tx, const Statement& statement,
-                          const std::vector<std::string>& literals);
 
 /// Defines the prepared statements of `stmt` on a new connection (the pool's setup hook). libpqxx
 /// 6.4 registers a definition with the server on its first use, so this sends nothing: each

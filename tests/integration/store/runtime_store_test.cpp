@@ -2076,39 +2076,6 @@ TEST_P(PostgresRuntimeStoreTest, TheTaskPageOfAnInstanceIsPreparedOnTheInstanceI
     }
 }
 
-TEST_P(PostgresRuntimeStoreTest, TheTaskPageRunsOnItsGenericPlanFromTheFirstCall) {
-    // A prepared statement run by Bind gets five custom plans first and may keep getting them;
-    // pg::exec_generic pins the generic plan for the one call, in the same round trip, and leaves
-    // the session's plan_cache_mode as it was.
-    app::InstanceWrite write = new_instance(order_, at(0));
-    commit_one(write);
-    pqxx::connection connection(settings_.url);
-    pg::prepare_statements(connection);
-    pqxx::nontransaction tx(connection);
-    const auto plans = [&](const pg::Statement& statement) {
-        const pqxx::row r = tx.exec_params1(
-            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = $1",
-            std::string(statement.name));
-        return std::pair{r[0].as<int>(), r[1].as<int>()};
-    };
-    for (int i = 0; i < 7; ++i) {
-        const pqxx::result rows = pg::exec_generic(
-            tx, pg::stmt::kTaskPageByInstance, {tx.quote(write.instance.id), "20", "0"});
-        ASSERT_EQ(rows.size(), 1u);
-        EXPECT_EQ(rows[0][0].as<std::string>(), write.waits_opened[0].id);
-    }
-    EXPECT_EQ(plans(pg::stmt::kTaskPageByInstance), std::pair(7, 0));
-    EXPECT_EQ(tx.exec1("SHOW plan_cache_mode")[0].as<std::string>(), "auto");
-    // By Bind, the same statement on the same connection: custom plans (the default this avoids).
-    tx.exec_prepared(pg::stmt::kTaskPageByInstanceState.name, write.instance.id, "OPEN", 20, 0);
-    EXPECT_EQ(plans(pg::stmt::kTaskPageByInstanceState), std::pair(0, 1));
-    const pqxx::result state_rows =
-        pg::exec_generic(tx, pg::stmt::kTaskPageByInstanceState,
-                         {tx.quote(write.instance.id), tx.quote("O'PEN"), "20", "0"});
-    EXPECT_TRUE(state_rows.empty()) << "a quote in a literal stays data";
-    EXPECT_EQ(plans(pg::stmt::kTaskPageByInstanceState), std::pair(1, 1));
-}
-
 TEST_P(PostgresRuntimeStoreTest, TheBatchJoinsWithUnnestArePreparedAsNestedLoopsOverAnIndex) {
     // The batch's UPDATEs and DELETEs by instance (and wait) join the tables with unnest(...) of
     // array parameters. They are prepared and run after join_by_index(): their one generic plan,
