@@ -208,6 +208,8 @@ const std::vector<Key>& keys() {
         int_key<D>("db_max_overflow", &S::db, &D::max_overflow, 0, 1000),
         seconds_key<D>("db_pool_timeout", &S::db, &D::pool_timeout, 1, kHourMs),
         ms_key<D>("db_statement_timeout_ms", &S::db, &D::statement_timeout, 0, kHourMs),
+        string_key<D>("db_plan_cache_mode", &S::db, &D::plan_cache_mode,
+                      {"force_generic_plan", "auto", "force_custom_plan"}),
         ms_key<D>("db_connect_timeout_ms", &S::db, &D::connect_timeout, 100, 600'000),
         ms_key<D>("db_overflow_idle_ms", &S::db, &D::overflow_idle, 0, kHourMs),
         int_key<D>("sqlite_wal_autocheckpoint", &S::db, &D::sqlite_wal_autocheckpoint, 100,

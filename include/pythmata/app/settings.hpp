@@ -54,7 +54,11 @@ struct DbSettings {
     std::chrono::milliseconds pool_timeout{
         5'000};  ///< db_pool_timeout (seconds, fractions allowed)
     std::chrono::milliseconds statement_timeout{30'000};  ///< db_statement_timeout_ms
-    std::chrono::milliseconds connect_timeout{3'000};     ///< db_connect_timeout_ms
+    /// db_plan_cache_mode: PostgreSQL's plan_cache_mode on every pool connection. The default,
+    /// force_generic_plan, plans each prepared statement once per connection; PostgreSQL's own
+    /// `auto` may keep re-planning one on every call (docs/benchmarks.md, "Session 6").
+    std::string plan_cache_mode = "force_generic_plan";
+    std::chrono::milliseconds connect_timeout{3'000};  ///< db_connect_timeout_ms
     /// db_overflow_idle_ms: overflow connections (beyond db_pool_size) stay open this long while
     /// the pool keeps more than db_pool_size idle; 0 = close them as soon as they are returned.
     std::chrono::milliseconds overflow_idle{30'000};

@@ -560,8 +560,10 @@ class PostgresStore final : public Store {
           metrics_(registry, "postgres", static_cast<double>(settings.pool_size)),
           pool_(
               std::move(conninfo), settings.pool_size, settings.max_overflow,
-              [timeout = settings.statement_timeout](pqxx::connection& connection) {
+              [timeout = settings.statement_timeout,
+               plan_cache_mode = settings.plan_cache_mode](pqxx::connection& connection) {
                   connection.set_variable("statement_timeout", std::to_string(timeout.count()));
+                  connection.set_variable("plan_cache_mode", plan_cache_mode);
                   pg::prepare_statements(connection);
               },
               metrics_, settings.overflow_idle) {}
@@ -771,7 +773,8 @@ class PostgresStore final : public Store {
         return run<Settings>(settings_.pool_timeout, [](pqxx::connection& connection) {
             pqxx::nontransaction tx(connection);
             Settings settings;
-            for (const char* name : {"statement_timeout", "default_transaction_isolation"}) {
+            for (const char* name :
+                 {"statement_timeout", "default_transaction_isolation", "plan_cache_mode"}) {
                 settings.emplace_back(
                     name, tx.exec_params("SELECT current_setting($1)", std::string(name))[0][0]
                               .as<std::string>());
@@ -1362,6 +1365,7 @@ class PostgresStore final : public Store {
                                                                                : 0;
         return run<app::RetentionResult>(settings_.pool_timeout, [&](pqxx::connection& connection) {
             pqxx::work tx(connection);
+            pg::plan_with_values(tx);  // `ended_at < $1`: how many rows that is decides the plan
             // SKIP LOCKED: two replicas running retention at once take different rows.
             const pqxx::row r = tx.exec_params1(
                 "WITH doomed AS ("
@@ -1469,16 +1473,18 @@ class PostgresStore final : public Store {
         const std::string limit = where.next(w.limit);
         const std::string offset = where.next(w.offset);
         const std::string count_sql = "SELECT count(*) " + from + where.where();
-        // One statement, one round trip: the window count is taken over every matching row
-        // before LIMIT/OFFSET apply, and a single statement needs no explicit transaction to see
-        // one snapshot. Only a page past the end (no row to carry the count) asks count(*).
+        // One statement: the window count is taken over every matching row before LIMIT/OFFSET
+        // apply, in the statement's one snapshot. Only a page past the end (no row to carry the
+        // count) asks count(*).
         const std::string rows_sql = "SELECT " + columns + ", count(*) OVER () " + from +
                                      where.where() + " ORDER BY " + order + " LIMIT " + limit +
                                      "::bigint OFFSET " + offset + "::bigint";
         const std::vector<std::string> count_params = text_params(where.values(), filters);
         const std::vector<std::string> rows_params = text_params(where.values(), where.size());
         return run<app::PageResult<Row>>(settings_.pool_timeout, [&](pqxx::connection& connection) {
-            pqxx::nontransaction tx(connection);
+            // A transaction for plan_with_values: the filters' values decide the plan.
+            pqxx::work tx(connection);
+            pg::plan_with_values(tx);
             app::PageResult<Row> result;
             const pqxx::result rows =
                 tx.exec_params(rows_sql, pqxx::prepare::make_dynamic_params(rows_params));
@@ -1493,6 +1499,7 @@ class PostgresStore final : public Store {
                                    pqxx::prepare::make_dynamic_params(count_params))[0][0]
                         .as<std::int64_t>();
             }
+            tx.commit();
             return result;
         });
     }

@@ -206,6 +206,10 @@ void join_by_index(pqxx::transaction_base& tx) {
         " SET LOCAL enable_mergejoin = off; SET LOCAL plan_cache_mode = force_generic_plan");
 }
 
+void plan_with_values(pqxx::transaction_base& tx) {
+    tx.exec("SET LOCAL plan_cache_mode = force_custom_plan");
+}
+
 const std::string& sql_of(const Statement& statement) {
     // Every Statement of stmt has a text: a missing one is a bug, and at() says so.
     return texts().at(statement.name).second;

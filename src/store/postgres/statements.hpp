@@ -99,6 +99,14 @@ inline constexpr Statement kAcquireTimers{"acquire_timers", false};
 /// statement per batch.
 void join_by_index(pqxx::transaction_base& tx);
 
+/// Makes the rest of `tx` plan each statement with its parameters' values (SET LOCAL
+/// plan_cache_mode = force_custom_plan). The pool's connections run on generic plans
+/// (db_plan_cache_mode), which also applies to a statement sent with parameters but not prepared;
+/// for the filtered lists and the retention sweep the values decide the plan: `status =
+/// 'RUNNING'` wants the status index, `status = 'COMPLETED'` may want a scan. One round trip, in
+/// a transaction of its own.
+void plan_with_values(pqxx::transaction_base& tx);
+
 /// Defines the prepared statements of `stmt` on a new connection (the pool's setup hook). libpqxx
 /// 6.4 registers a definition with the server on its first use, so this sends nothing: each
 /// connection parses a statement once, when it first runs it, and never one it does not run. A

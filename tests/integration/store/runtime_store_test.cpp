@@ -2076,6 +2076,21 @@ TEST_P(PostgresRuntimeStoreTest, TheTaskPageOfAnInstanceIsPreparedOnTheInstanceI
     }
 }
 
+TEST_P(PostgresRuntimeStoreTest, ListsArePlannedWithTheirValuesOnGenericPlanConnections) {
+    // The pool's connections run on generic plans (db_plan_cache_mode); plan_with_values gives
+    // the rest of one transaction custom plans, and the connection keeps its mode after it.
+    pqxx::connection connection(settings_.url);
+    connection.set_variable("plan_cache_mode", "force_generic_plan");
+    {
+        pqxx::work tx(connection);
+        pg::plan_with_values(tx);
+        EXPECT_EQ(tx.exec1("SHOW plan_cache_mode")[0].as<std::string>(), "force_custom_plan");
+        tx.commit();
+    }
+    pqxx::nontransaction after(connection);
+    EXPECT_EQ(after.exec1("SHOW plan_cache_mode")[0].as<std::string>(), "force_generic_plan");
+}
+
 TEST_P(PostgresRuntimeStoreTest, TheBatchJoinsWithUnnestArePreparedAsNestedLoopsOverAnIndex) {
     // The batch's UPDATEs and DELETEs by instance (and wait) join the tables with unnest(...) of
     // array parameters. They are prepared and run after join_by_index(): their one generic plan,

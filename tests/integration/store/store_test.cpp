@@ -753,11 +753,23 @@ INSTANTIATE_TEST_SUITE_P(Sqlite, SqliteStoreTest, ::testing::Values(Backend::kSq
 
 class PostgresStoreTest : public StoreTest {};
 
-TEST_P(PostgresStoreTest, EveryConnectionHasTheStatementTimeout) {
+TEST_P(PostgresStoreTest, EveryConnectionHasTheStatementTimeoutAndThePlanCacheMode) {
     auto settings = store_->connection_settings();
     ASSERT_TRUE(settings.ok()) << settings.error().internal;
     std::map<std::string, std::string> values(settings.value().begin(), settings.value().end());
     EXPECT_EQ(values["statement_timeout"], "10s");
+    EXPECT_EQ(values["plan_cache_mode"], "force_generic_plan");
+
+    store_.reset();
+    settings_.plan_cache_mode = "auto";
+    metrics::Registry registry;
+    store_ = open(settings_, registry);
+    ASSERT_NE(store_, nullptr);
+    auto other = store_->connection_settings();
+    ASSERT_TRUE(other.ok()) << other.error().internal;
+    std::map<std::string, std::string> again(other.value().begin(), other.value().end());
+    EXPECT_EQ(again["plan_cache_mode"], "auto");
+    store_.reset();  // before `registry`
 }
 
 TEST_P(PostgresStoreTest, OverflowConnectionsServePeaksAndAreClosedAfterUse) {

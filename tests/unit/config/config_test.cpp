@@ -97,6 +97,20 @@ TEST_F(ConfigTest, UnknownChoiceIsRejected) {
     EXPECT_NE(s.error().find("log_level"), std::string::npos) << s.error();
 }
 
+TEST_F(ConfigTest, ThePlanCacheModeIsGenericUnlessSetToAnotherOfPostgresModes) {
+    auto defaults = load(std::nullopt, env);
+    ASSERT_TRUE(defaults) << defaults.error();
+    EXPECT_EQ(defaults->db.plan_cache_mode, "force_generic_plan");
+    env_vars["PYTHMATA_DB_PLAN_CACHE_MODE"] = "auto";
+    auto set = load(std::nullopt, env);
+    ASSERT_TRUE(set) << set.error();
+    EXPECT_EQ(set->db.plan_cache_mode, "auto");
+    env_vars["PYTHMATA_DB_PLAN_CACHE_MODE"] = "auto; DROP TABLE instances";
+    auto bad = load(std::nullopt, env);
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().find("db_plan_cache_mode"), std::string::npos) << bad.error();
+}
+
 TEST_F(ConfigTest, BadDatabaseSchemeIsRejected) {
     env_vars["PYTHMATA_DB_URL"] = "mysql://localhost/x";
     auto s = load(std::nullopt, env);
