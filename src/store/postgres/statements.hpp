@@ -24,8 +24,11 @@ inline constexpr const char* kJobColumns =
     " lock_owner, lock_expires_at, retries, error_message, payload, created_at";
 
 /// A hot statement of the store, its SQL text in statements.cpp. `prepared`: parsed and planned
-/// once per connection (PostgreSQL switches a prepared statement to a generic plan after five
-/// runs and keeps it until the tables' statistics change, e.g. by autovacuum's next ANALYZE).
+/// once per connection: the pool's connections run with plan_cache_mode = force_generic_plan
+/// (db_plan_cache_mode), so the one generic plan is made at the first run and kept until the
+/// tables' statistics change, e.g. by autovacuum's next ANALYZE. (Under PostgreSQL's `auto`, a
+/// prepared statement gets five custom plans first and, on some connections, custom plans for
+/// good.)
 /// Prepared are the statements whose generic plan is the right one both on a new, never analysed
 /// table (which the planner takes for at least ten pages) and on a large one:
 /// INSERT ... SELECT FROM unnest(...) and primary-key reads. Not prepared: a lookup by
