@@ -84,7 +84,7 @@ struct HistoryChunk {
     /// at (epoch ms)]. Rows of earlier builds hold objects with those keys instead; the readers
     /// take both. Arrays are half the bytes of objects (straight.bpmn's 16 entries: 1,545 -> 737),
     /// and the bytes are what a history row costs: escaping them into the statement, the
-    /// server's JSON check, the WAL (docs/benchmarks.md, "History entries as arrays").
+    /// server's JSON check, the WAL (docs/benchmarks.md, "Session 6").
     std::string events;
 };
 

@@ -34,7 +34,9 @@ inline constexpr const char* kJobColumns =
 /// INSERT ... SELECT FROM unnest(...) and primary-key reads. Not prepared: a lookup by
 /// `= ANY(array)` or a join with unnest(...), whose generic plan on a new database is a hash join
 /// over a sequential scan, kept while the table grows to thousands of rows; those are planned for
-/// each call, with their arguments. Except the batch's joins with unnest (the UPDATEs and DELETEs
+/// each call (with the default db_plan_cache_mode, generically too: with the table's current
+/// statistics, not its first ones; the timer acquisition measured faster so). Except the batch's
+/// joins with unnest (the UPDATEs and DELETEs
 /// by instance and wait), prepared and always run after join_by_index(). The task page is prepared
 /// in a form whose only index is the instance's (statements.cpp, task_page): planning it cost ~0.23
 /// ms of PostgreSQL CPU per call, three times its execution. (Even a primary-key read gets a
