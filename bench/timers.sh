@@ -109,17 +109,23 @@ pct() {
 }
 EARLY=$(q "SELECT count(*) FROM instances WHERE process_key='timerbench' AND status='COMPLETED' AND ended_at < $DUE_MS")
 # History is one row per instance per commit, its entries a JSON array (migration 0005; a
-# json column on PostgreSQL since migration 0007).
+# json column on PostgreSQL since migration 0007); an entry is [element_id, element_type, name,
+# event, at], or an object with those keys in rows of earlier builds.
 if [ "$STORE" = pg ]; then
     ENTRIES="history h, json_array_elements(h.events) e
-           WHERE e->>'element_id' = 'wait' AND e->>'event' = 'COMPLETED'"
+           WHERE coalesce(e->>0, e->>'element_id') = 'wait'
+             AND coalesce(e->>3, e->>'event') = 'COMPLETED'"
 else
     ENTRIES="history h, json_each(h.events) e
-           WHERE json_extract(e.value, '\$.element_id') = 'wait'
-             AND json_extract(e.value, '\$.event') = 'COMPLETED'"
+           WHERE coalesce(json_extract(e.value, '\$[0]'),
+                          json_extract(e.value, '\$.element_id')) = 'wait'
+             AND coalesce(json_extract(e.value, '\$[3]'),
+                          json_extract(e.value, '\$.event')) = 'COMPLETED'"
 fi
 TWICE=$(q "SELECT count(*) FROM (SELECT h.instance_id FROM $ENTRIES
            GROUP BY h.instance_id HAVING count(*) > 1) AS twice")
+# The timer's COMPLETED entries in all: one per fired instance, or the query above sees nothing.
+WAIT_COMPLETED=$(q "SELECT count(*) FROM $ENTRIES")
 # Group commits of the firing phase (metrics after minus before DUE): how many firings each
 # carried and how long each took.
 METRICS_AFTER=$(batch_metrics)
@@ -132,6 +138,6 @@ METRICS_AFTER=$(batch_metrics)
                 printf "firing phase: commits=%d mean_batch=%.1f mean_commit_ms=%.2f\n", n,
                     d["pythmata_batch_size_sum"] / n,
                     1000 * d["pythmata_batch_commit_seconds_sum"] / d["pythmata_batch_commit_seconds_count"] }'
-    echo "instances=$TOTAL fired=$FIRED early=$EARLY fired_twice=$TWICE"
+    echo "instances=$TOTAL fired=$FIRED early=$EARLY fired_twice=$TWICE wait_completed=$WAIT_COMPLETED"
     echo "lateness_ms p50=$(pct 50) p99=$(pct 99) max=$(pct 100) min=$(pct 0)"
 } | tee -a "$OUT/report.txt"

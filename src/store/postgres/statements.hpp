@@ -36,12 +36,12 @@ inline constexpr const char* kJobColumns =
 /// over a sequential scan, kept while the table grows to thousands of rows; those are planned for
 /// each call (with the default db_plan_cache_mode, generically too: with the table's current
 /// statistics, not its first ones; the timer acquisition measured faster so). Except the batch's
-/// joins with unnest (the UPDATEs and DELETEs
-/// by instance and wait), prepared and always run after join_by_index(). The task page is prepared
-/// in a form whose only index is the instance's (statements.cpp, task_page): planning it cost ~0.23
-/// ms of PostgreSQL CPU per call, three times its execution. (Even a primary-key read gets a
-/// sequential scan if it is planned just after ANALYZE saw a table of a page or two; the next
-/// ANALYZE, due after 50 rows + 10 % of changes, replaces that plan.)
+/// joins with unnest (the UPDATEs and DELETEs by instance and wait), prepared and always run after
+/// join_by_index(). The task page is prepared in a form whose only index is the instance's
+/// (statements.cpp, task_page): planning it cost ~0.23 ms of PostgreSQL CPU per call, three times
+/// its execution. (Even a primary-key read gets a sequential scan if it is planned just after
+/// ANALYZE saw a table of a page or two; the next ANALYZE, due after 50 rows + 10 % of changes,
+/// replaces that plan.)
 struct Statement {
     const char* name;
     bool prepared;
