@@ -712,6 +712,9 @@ class PostgresStore final : public Store {
         return run<std::int64_t>(
             settings_.pool_timeout, [&](pqxx::connection& connection) -> Result<std::int64_t> {
                 pqxx::work tx(connection);
+                // The key's number of instances decides the plans of the deletions below; a
+                // generic plan would assume the average key's share of the table.
+                pg::plan_with_values(tx);
                 // Same lock as deploy: no new version appears while the key goes away.
                 tx.exec_params("SELECT pg_advisory_xact_lock($1, hashtext($2))", kDeployLockClass,
                                key);
@@ -1260,12 +1263,14 @@ class PostgresStore final : public Store {
         return run<std::vector<app::OutboxRow>>(
             settings_.pool_timeout, [&](pqxx::connection& connection) {
                 pqxx::work tx(connection);
-                // SKIP LOCKED: replicas sweeping at once take different rows.
+                // SKIP LOCKED: replicas sweeping at once take different rows. The ids as an
+                // array, then the rows by primary key: the generic plan of `id IN (SELECT ...)`
+                // hash-joins a sequential scan of the whole table (as pg::stmt::kAcquireJobs).
                 const pqxx::result rows = tx.exec_params(
-                    "UPDATE outbox SET lock_owner = $1, lock_expires_at = $2 WHERE id IN"
+                    "UPDATE outbox SET lock_owner = $1, lock_expires_at = $2 WHERE id = ANY(ARRAY"
                     " (SELECT id FROM outbox WHERE created_at <= $3 AND (lock_expires_at IS NULL"
                     " OR lock_expires_at <= $4) ORDER BY created_at, id LIMIT $5"
-                    " FOR UPDATE SKIP LOCKED)"
+                    " FOR UPDATE SKIP LOCKED))"
                     " RETURNING id, kind, payload, created_at, lock_owner, lock_expires_at",
                     owner, to_epoch_ms(lock_until), to_epoch_ms(created_before), to_epoch_ms(now),
                     max);

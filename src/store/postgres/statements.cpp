@@ -17,18 +17,25 @@ std::string close_waits(const char* table) {
 }
 
 /// Removing the start-event rows (no instance) of the definitions in $1 from a wait table.
+/// `definition_id IS NOT NULL` is implied by `= ANY($1)` but PostgreSQL proves it only for a
+/// constant array: written out, the generic plan can use the table's partial definition index
+/// instead of a sequential scan.
 std::string clear_start_events(const char* table) {
     return std::string("DELETE FROM ") + table +
-           " WHERE definition_id = ANY($1::uuid[]) AND instance_id IS NULL";
+           " WHERE definition_id = ANY($1::uuid[]) AND definition_id IS NOT NULL"
+           " AND instance_id IS NULL";
 }
 
 /// Locks up to $4 due rows matching `condition` ($3 = now, $5 = type) for owner $1 until $2 in
-/// one statement; rows another transaction holds are skipped, not waited for.
+/// one statement; rows another transaction holds are skipped, not waited for. The ids are
+/// collected into an array first (an InitPlan), and the rows updated by primary key: written
+/// `id IN (SELECT ...)`, the generic plan (db_plan_cache_mode) is a hash semi join over a
+/// sequential scan of all of jobs, 23 ms for 5 due timers among 107,000 waiting ones.
 std::string acquire(const char* condition, const char* order) {
     return std::string(
                "UPDATE jobs SET lock_owner = $1, lock_expires_at = $2"
-               " WHERE id IN (SELECT id FROM jobs WHERE ") +
-           condition + " ORDER BY " + order + " LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING " +
+               " WHERE id = ANY(ARRAY(SELECT id FROM jobs WHERE ") +
+           condition + " ORDER BY " + order + " LIMIT $4 FOR UPDATE SKIP LOCKED)) RETURNING " +
            kJobColumns;
 }
 

@@ -35,7 +35,8 @@ inline constexpr const char* kJobColumns =
 /// `= ANY(array)` or a join with unnest(...), whose generic plan on a new database is a hash join
 /// over a sequential scan, kept while the table grows to thousands of rows; those are planned for
 /// each call (with the default db_plan_cache_mode, generically too: with the table's current
-/// statistics, not its first ones; the timer acquisition measured faster so). Except the batch's
+/// statistics, not its first ones; the acquisitions are written so that their generic plan finds
+/// the rows by primary key, statements.cpp acquire()). Except the batch's
 /// joins with unnest (the UPDATEs and DELETEs by instance and wait), prepared and always run after
 /// join_by_index(). The task page is prepared in a form whose only index is the instance's
 /// (statements.cpp, task_page): planning it cost ~0.23 ms of PostgreSQL CPU per call, three times

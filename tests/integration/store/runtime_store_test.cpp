@@ -2119,6 +2119,56 @@ TEST_P(PostgresRuntimeStoreTest, TheBatchJoinsWithUnnestArePreparedAsNestedLoops
     tx.abort();
 }
 
+TEST_P(PostgresRuntimeStoreTest, AcquisitionsAndStartEventClearingReadByIndexOnGenericPlans) {
+    // The pool's connections run on generic plans (db_plan_cache_mode), also for the statements
+    // that are not prepared. On an analysed table of thousands of rows, the acquisitions must
+    // lock the few due rows by index and update them by primary key, not hash-join a sequential
+    // scan of the table (what `id IN (SELECT ... LIMIT $4)` planned, on every scheduler pass);
+    // clearing a definition's start events must use the partial definition index.
+    pqxx::connection connection(settings_.url);
+    {
+        pqxx::work fill(connection);
+        // Timers and jobs of no instance or definition, due in a year; three of each due now.
+        fill.exec(
+            "INSERT INTO jobs (id, kind, type, element_id, due_at, created_at)"
+            " SELECT gen_random_uuid(), CASE WHEN n % 2 = 0 THEN 'timer' ELSE 'job' END,"
+            " CASE WHEN n % 2 = 0 THEN 'timer' ELSE 'charge' END, 'e',"
+            " CASE WHEN n <= 6 THEN 0 ELSE 31536000000 END, 0 FROM generate_series(1, 6000) n");
+        fill.exec_params(
+            "INSERT INTO jobs (id, kind, type, definition_id, element_id, due_at, created_at)"
+            " VALUES (gen_random_uuid(), 'timer', 'timer', $1::uuid, 'start', 31536000000, 0)",
+            order_.id);
+        fill.exec("ANALYZE jobs");
+        fill.commit();
+    }
+    pqxx::work tx(connection);
+    tx.exec("SET LOCAL plan_cache_mode = force_generic_plan");
+    const std::pair<const pg::Statement*, std::string> statements[] = {
+        {&pg::stmt::kAcquireTimers, "('w', 60000, 1000, 100)"},
+        {&pg::stmt::kAcquireJobs, "('w', 60000, 1000, 100, 'charge')"},
+        {&pg::stmt::kClearStartJobs, "(" + tx.quote("{" + order_.id + "}") + ")"},
+    };
+    for (const auto& [statement, args] : statements) {
+        const std::string plan = prepared_plan(tx, *statement, args);
+        EXPECT_EQ(plan.find("Seq Scan"), std::string::npos) << plan;
+        EXPECT_EQ(plan.find("Hash"), std::string::npos) << plan;
+        EXPECT_NE(plan.find(statement == &pg::stmt::kClearStartJobs ? "jobs_definition_idx"
+                                                                    : "jobs_pkey"),
+                  std::string::npos)
+            << plan;
+    }
+    // And they still do their work: three due timers, three due jobs of the type.
+    EXPECT_EQ(tx.exec(std::string("EXECUTE ") + pg::stmt::kAcquireTimers.name +
+                      "('w', 60000, 1000, 100)")
+                  .size(),
+              3u);
+    EXPECT_EQ(tx.exec(std::string("EXECUTE ") + pg::stmt::kAcquireJobs.name +
+                      "('w', 60000, 1000, 100, 'charge')")
+                  .size(),
+              3u);
+    tx.abort();
+}
+
 INSTANTIATE_TEST_SUITE_P(Postgres, PostgresRuntimeStoreTest, ::testing::Values(Backend::kPostgres),
                          backend_name);
 
