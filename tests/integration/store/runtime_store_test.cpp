@@ -2158,10 +2158,10 @@ TEST_P(PostgresRuntimeStoreTest, AcquisitionsAndStartEventClearingReadByIndexOnG
             << plan;
     }
     // And they still do their work: three due timers, three due jobs of the type.
-    EXPECT_EQ(tx.exec(std::string("EXECUTE ") + pg::stmt::kAcquireTimers.name +
-                      "('w', 60000, 1000, 100)")
-                  .size(),
-              3u);
+    EXPECT_EQ(
+        tx.exec(std::string("EXECUTE ") + pg::stmt::kAcquireTimers.name + "('w', 60000, 1000, 100)")
+            .size(),
+        3u);
     EXPECT_EQ(tx.exec(std::string("EXECUTE ") + pg::stmt::kAcquireJobs.name +
                       "('w', 60000, 1000, 100, 'charge')")
                   .size(),
