@@ -1468,7 +1468,10 @@ class PostgresStore final : public Store {
     }
 
     /// One page of `columns` `from` `where`, in `order`, with the total of all pages, read in
-    /// one snapshot.
+    /// one snapshot. The total is counted only when the page does not tell it (a full page, or
+    /// an empty one past the first): a separate count(*) reads the index alone, where a window
+    /// count over the rows would read and sort every matching row before LIMIT (1.5 s against
+    /// 31 ms + 3 ms for `status=RUNNING` among 658,000 instances).
     template <typename Row, typename Reader>
     Result<app::PageResult<Row>> page_of(const std::string& from, Conditions where,
                                          const std::string& order, const std::string& columns,
@@ -1478,17 +1481,17 @@ class PostgresStore final : public Store {
         const std::string limit = where.next(w.limit);
         const std::string offset = where.next(w.offset);
         const std::string count_sql = "SELECT count(*) " + from + where.where();
-        // One statement: the window count is taken over every matching row before LIMIT/OFFSET
-        // apply, in the statement's one snapshot. Only a page past the end (no row to carry the
-        // count) asks count(*).
-        const std::string rows_sql = "SELECT " + columns + ", count(*) OVER () " + from +
-                                     where.where() + " ORDER BY " + order + " LIMIT " + limit +
+        const std::string rows_sql = "SELECT " + columns + " " + from + where.where() +
+                                     " ORDER BY " + order + " LIMIT " + limit +
                                      "::bigint OFFSET " + offset + "::bigint";
         const std::vector<std::string> count_params = text_params(where.values(), filters);
         const std::vector<std::string> rows_params = text_params(where.values(), where.size());
         return run<app::PageResult<Row>>(settings_.pool_timeout, [&](pqxx::connection& connection) {
-            // A transaction for plan_with_values: the filters' values decide the plan.
-            pqxx::work tx(connection);
+            // Repeatable read: the page and the count see one snapshot. (libpqxx sends BEGIN
+            // and SET TRANSACTION as one query.) plan_with_values: the filters' values decide
+            // the plans.
+            pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::read_only> tx(
+                connection);
             pg::plan_with_values(tx);
             app::PageResult<Row> result;
             const pqxx::result rows =
@@ -1496,9 +1499,10 @@ class PostgresStore final : public Store {
             for (const auto& r : rows) {
                 result.items.push_back(reader(r));
             }
-            if (!rows.empty()) {
-                result.total = rows[0][rows.columns() - 1].as<std::int64_t>();
-            } else if (w.offset > 0) {
+            const auto n = static_cast<std::int64_t>(rows.size());
+            if (n > 0 && n < w.limit) {
+                result.total = w.offset + n;
+            } else if (n > 0 || w.offset > 0) {
                 result.total =
                     tx.exec_params(count_sql,
                                    pqxx::prepare::make_dynamic_params(count_params))[0][0]

@@ -755,6 +755,12 @@ TEST_P(RuntimeStoreTest, ListInstancesFiltersAndPagesNewestFirst) {
     ASSERT_TRUE(page2.ok());
     ASSERT_EQ(page2.value().items.size(), 2u);
     EXPECT_EQ(page2.value().items[1].id, order_ids[0]);
+    EXPECT_EQ(page2.value().total, 4);
+    auto last = store_->list_instances(filter, {2, 3});  // a partial page after the first
+    ASSERT_TRUE(last.ok());
+    EXPECT_EQ(last.value().total, 4);
+    ASSERT_EQ(last.value().items.size(), 1u);
+    EXPECT_EQ(last.value().items[0].id, order_ids[0]);
     auto beyond = store_->list_instances(filter, {3, 2});
     ASSERT_TRUE(beyond.ok());
     EXPECT_EQ(beyond.value().total, 4);
