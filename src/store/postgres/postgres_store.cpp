@@ -1482,8 +1482,8 @@ class PostgresStore final : public Store {
         const std::string offset = where.next(w.offset);
         const std::string count_sql = "SELECT count(*) " + from + where.where();
         const std::string rows_sql = "SELECT " + columns + " " + from + where.where() +
-                                     " ORDER BY " + order + " LIMIT " + limit +
-                                     "::bigint OFFSET " + offset + "::bigint";
+                                     " ORDER BY " + order + " LIMIT " + limit + "::bigint OFFSET " +
+                                     offset + "::bigint";
         const std::vector<std::string> count_params = text_params(where.values(), filters);
         const std::vector<std::string> rows_params = text_params(where.values(), where.size());
         return run<app::PageResult<Row>>(settings_.pool_timeout, [&](pqxx::connection& connection) {
