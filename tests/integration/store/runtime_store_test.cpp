@@ -2130,21 +2130,30 @@ TEST_P(PostgresRuntimeStoreTest, AcquisitionsAndStartEventClearingReadByIndexOnG
     // that are not prepared. On an analysed table of thousands of rows, the acquisitions must
     // lock the few due rows by index and update them by primary key, not hash-join a sequential
     // scan of the table (what `id IN (SELECT ... LIMIT $4)` planned, on every scheduler pass);
-    // clearing a definition's start events must use the partial definition index.
+    // clearing a definition's start events must use the start-event index (migration 8), not
+    // scan the waits of every instance of the definition.
     pqxx::connection connection(settings_.url);
     {
         pqxx::work fill(connection);
-        // Timers and jobs of no instance or definition, due in a year; three of each due now.
+        // 3,000 instances of the definition, each waiting on a timer or a job due in a year;
+        // three timers and three jobs due now; one timer start event of the definition.
+        fill.exec_params(
+            "INSERT INTO instances (id, definition_id, process_key, process_version, status,"
+            " created_at, updated_at) SELECT gen_random_uuid(), $1::uuid, 'Order', 1, 'RUNNING',"
+            " 0, 0 FROM generate_series(1, 3000)",
+            order_.id);
         fill.exec(
-            "INSERT INTO jobs (id, kind, type, element_id, due_at, created_at)"
-            " SELECT gen_random_uuid(), CASE WHEN n % 2 = 0 THEN 'timer' ELSE 'job' END,"
-            " CASE WHEN n % 2 = 0 THEN 'timer' ELSE 'charge' END, 'e',"
-            " CASE WHEN n <= 6 THEN 0 ELSE 31536000000 END, 0 FROM generate_series(1, 6000) n");
+            "INSERT INTO jobs (id, kind, type, instance_id, definition_id, wait_id, element_id,"
+            " due_at, created_at) SELECT gen_random_uuid(), CASE WHEN n % 2 = 0 THEN 'timer'"
+            " ELSE 'job' END, CASE WHEN n % 2 = 0 THEN 'timer' ELSE 'charge' END, id,"
+            " definition_id, 1, 'e', CASE WHEN n <= 6 THEN 0 ELSE 31536000000 END, 0"
+            " FROM (SELECT id, definition_id, row_number() OVER () AS n FROM instances) i");
         fill.exec_params(
             "INSERT INTO jobs (id, kind, type, definition_id, element_id, due_at, created_at)"
             " VALUES (gen_random_uuid(), 'timer', 'timer', $1::uuid, 'start', 31536000000, 0)",
             order_.id);
         fill.exec("ANALYZE jobs");
+        fill.exec("ANALYZE instances");
         fill.commit();
     }
     pqxx::work tx(connection);
@@ -2158,7 +2167,7 @@ TEST_P(PostgresRuntimeStoreTest, AcquisitionsAndStartEventClearingReadByIndexOnG
         const std::string plan = prepared_plan(tx, *statement, args);
         EXPECT_EQ(plan.find("Seq Scan"), std::string::npos) << plan;
         EXPECT_EQ(plan.find("Hash"), std::string::npos) << plan;
-        EXPECT_NE(plan.find(statement == &pg::stmt::kClearStartJobs ? "jobs_definition_idx"
+        EXPECT_NE(plan.find(statement == &pg::stmt::kClearStartJobs ? "jobs_start_event_idx"
                                                                     : "jobs_pkey"),
                   std::string::npos)
             << plan;

@@ -294,6 +294,16 @@ bool PostgresServer::start() {
         // Segments in the data dir, so a killed server leaves
         // nothing behind in /dev/shm.
         "dynamic_shared_memory_type=mmap"};
+    // $PYTHMATA_TEST_PG_LOG_DIR: every statement of every cluster logged into that directory,
+    // kept after the test (bench/plans/review.sh reads the statements the store sends).
+    if (const char* logs = std::getenv("PYTHMATA_TEST_PG_LOG_DIR"); logs != nullptr && *logs != 0) {
+        for (const std::string& setting :
+             std::vector<std::string>{"logging_collector=on", std::string("log_directory=") + logs,
+                                      "log_filename=postgresql-" + std::to_string(port_) + ".log",
+                                      "log_statement=all"}) {
+            args.insert(args.end(), {"-c", setting});
+        }
+    }
     std::vector<char*> argv;
     for (auto& arg : args) {
         argv.push_back(arg.data());
