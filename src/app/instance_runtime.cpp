@@ -1975,15 +1975,30 @@ struct InstanceRuntime::Impl {
     }
 
     void fire_instance_timers(const std::string& instance_id) {
-        auto timers = store_.list_timers(instance_id);
-        if (!timers) {
-            return;
-        }
+        // The due ones, in due order: read page by page up to the first timer not due yet, all
+        // before any fires (a firing deletes its row and would shift the pages).
         const TimePoint now = this->now();
-        for (const auto& t : timers.value()) {
-            if (t.due_at <= now) {
-                post(instance_id, CommandWork{engine::FireTimer{t.wait_id}, {}, false});
+        constexpr int kPage = 1000;
+        std::vector<std::uint64_t> due;
+        for (int number = 1;; ++number) {
+            auto timers = store_.list_timers(instance_id, PageRequest{number, kPage});
+            if (!timers) {
+                return;
             }
+            bool later = false;
+            for (const auto& t : timers->items) {
+                if (t.due_at > now) {
+                    later = true;
+                    break;
+                }
+                due.push_back(t.wait_id);
+            }
+            if (later || timers->items.size() < static_cast<std::size_t>(kPage)) {
+                break;
+            }
+        }
+        for (const std::uint64_t wait_id : due) {
+            post(instance_id, CommandWork{engine::FireTimer{wait_id}, {}, false});
         }
     }
 
@@ -2802,15 +2817,16 @@ Status InstanceRuntime::throw_job_error(const std::string& id, JobErrorRequest r
 // --- timers, incidents, clock, stats
 // ---------------------------------------------------------------
 
-Result<std::vector<TimerView>> InstanceRuntime::list_timers(
-    const std::optional<std::string>& instance_id) {
-    auto rows = impl_->store_.list_timers(instance_id);
+Result<PageResult<TimerView>> InstanceRuntime::list_timers(
+    const std::optional<std::string>& instance_id, const PageRequest& page) {
+    auto rows = impl_->store_.list_timers(instance_id, page);
     if (!rows) {
         return std::move(rows).error();
     }
-    std::vector<TimerView> out;
-    for (const auto& r : rows.value()) {
-        out.push_back({r.id, r.instance_id, r.element_id, r.due_at, r.repeat});
+    PageResult<TimerView> out;
+    out.total = rows->total;
+    for (const auto& r : rows->items) {
+        out.items.push_back({r.id, r.instance_id, r.element_id, r.due_at, r.repeat});
     }
     return out;
 }

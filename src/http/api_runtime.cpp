@@ -511,17 +511,17 @@ Response Api::job_error(const Request& request, const PathParams& params) {
 
 Response Api::list_timers(const Request& request, const PathParams&) {
     PY_TRY(query, request_query(request));
-    PY_TRY(timers, instances_->list_timers(query_value(query, "instance_id")));
-    json items = json::array();
-    for (const auto& timer : timers) {
-        items.push_back(
-            {{"id", timer.id},
-             {"instance_id", timer.instance_id.empty() ? json(nullptr) : json(timer.instance_id)},
-             {"element_id", timer.element_id},
-             {"due_at", format_rfc3339(timer.due_at)},
-             {"repeat", timer.repeat}});
-    }
-    return json_response(200, {{"items", std::move(items)}});
+    PY_TRY(page, parse_paging(query));
+    PY_TRY(result, instances_->list_timers(query_value(query, "instance_id"), page));
+    return json_response(
+        200, page_of(result, page, [](const app::TimerView& timer) -> json {
+            return {{"id", timer.id},
+                    {"instance_id",
+                     timer.instance_id.empty() ? json(nullptr) : json(timer.instance_id)},
+                    {"element_id", timer.element_id},
+                    {"due_at", format_rfc3339(timer.due_at)},
+                    {"repeat", timer.repeat}};
+        }));
 }
 
 Response Api::list_incidents(const Request& request, const PathParams&) {

@@ -117,8 +117,8 @@ class InstanceRuntime final : public InstanceService, public DeployObserver {
     [[nodiscard]] Status complete_job(const std::string& id, nlohmann::json variables) override;
     [[nodiscard]] Status fail_job(const std::string& id, FailJobRequest request) override;
     [[nodiscard]] Status throw_job_error(const std::string& id, JobErrorRequest request) override;
-    [[nodiscard]] Result<std::vector<TimerView>> list_timers(
-        const std::optional<std::string>& instance_id) override;
+    [[nodiscard]] Result<PageResult<TimerView>> list_timers(
+        const std::optional<std::string>& instance_id, const PageRequest& page) override;
     [[nodiscard]] Result<PageResult<IncidentView>> list_incidents(const IncidentQuery& query,
                                                                   const PageRequest& page) override;
     [[nodiscard]] Result<IncidentView> resolve_incident(const std::string& id) override;

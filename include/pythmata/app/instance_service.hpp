@@ -284,8 +284,9 @@ class InstanceService {
                                                  JobErrorRequest request) = 0;
 
     // Timers, incidents, clock, stats.
-    [[nodiscard]] virtual Result<std::vector<TimerView>> list_timers(
-        const std::optional<std::string>& instance_id) = 0;
+    /// One page of the timers (of one instance, or all), in due order.
+    [[nodiscard]] virtual Result<PageResult<TimerView>> list_timers(
+        const std::optional<std::string>& instance_id, const PageRequest& page) = 0;
     [[nodiscard]] virtual Result<PageResult<IncidentView>> list_incidents(
         const IncidentQuery& query, const PageRequest& page) = 0;
     /// The failed step runs again; answers the incident (state RESOLVED).

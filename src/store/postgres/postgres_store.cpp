@@ -1122,26 +1122,18 @@ class PostgresStore final : public Store {
             });
     }
 
-    Result<std::vector<app::JobRow>> list_timers(
-        const std::optional<std::string>& instance_id) override {
+    Result<app::PageResult<app::JobRow>> list_timers(const std::optional<std::string>& instance_id,
+                                                     const app::PageRequest& page) override {
         if (instance_id && !is_uuid(*instance_id)) {
-            return std::vector<app::JobRow>{};
+            return app::PageResult<app::JobRow>{};
         }
-        return run<std::vector<app::JobRow>>(
-            settings_.pool_timeout, [&](pqxx::connection& connection) {
-                pqxx::nontransaction tx(connection);
-                const std::string sql = std::string("SELECT ") + kJobColumns +
-                                        " FROM jobs WHERE kind = 'timer'" +
-                                        (instance_id ? " AND instance_id = $1::uuid" : "") +
-                                        " ORDER BY due_at, created_at, id";
-                const pqxx::result rows =
-                    instance_id ? tx.exec_params(sql, *instance_id) : tx.exec(sql);
-                std::vector<app::JobRow> timers;
-                for (const auto& r : rows) {
-                    timers.push_back(read_job(r));
-                }
-                return timers;
-            });
+        Conditions where(Conditions::Style::kPostgres);
+        where.add("kind = ", std::string("timer"));
+        if (instance_id) {
+            where.add("instance_id = ", *instance_id, "::uuid");
+        }
+        return page_of<app::JobRow>("FROM jobs", std::move(where), "due_at, created_at, id",
+                                    kJobColumns, page, read_job);
     }
 
     Result<std::optional<app::IncidentRow>> incident(const std::string& id) override {

@@ -1257,21 +1257,15 @@ class SqliteStore final : public Store {
         });
     }
 
-    Result<std::vector<app::JobRow>> list_timers(
-        const std::optional<std::string>& instance_id) override {
-        return read<std::vector<app::JobRow>>([&](Connection& db) {
-            std::vector<app::JobRow> rows;
-            Statement s = db.cached(
-                std::string("SELECT ") + kJobColumns + " FROM jobs WHERE kind = 'timer'" +
-                (instance_id ? " AND instance_id = ?1" : "") + " ORDER BY due_at, created_at, id");
-            if (instance_id) {
-                s.bind(1, *instance_id);
-            }
-            while (s.step()) {
-                rows.push_back(read_job(s));
-            }
-            return rows;
-        });
+    Result<app::PageResult<app::JobRow>> list_timers(const std::optional<std::string>& instance_id,
+                                                     const app::PageRequest& page) override {
+        Conditions where(Conditions::Style::kSqlite);
+        where.add("kind = ", std::string("timer"));
+        if (instance_id) {
+            where.add("instance_id = ", *instance_id);
+        }
+        return page_of<app::JobRow>("FROM jobs", std::move(where), "due_at, created_at, id",
+                                    kJobColumns, page, read_job);
     }
 
     Result<std::optional<app::IncidentRow>> incident(const std::string& id) override {

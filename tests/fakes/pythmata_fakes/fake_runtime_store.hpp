@@ -305,8 +305,8 @@ class FakeRuntimeStore final : public app::RuntimeStore {
         return out;
     }
 
-    Result<std::vector<app::JobRow>> list_timers(
-        const std::optional<std::string>& instance_id) override {
+    Result<app::PageResult<app::JobRow>> list_timers(const std::optional<std::string>& instance_id,
+                                                     const app::PageRequest& page) override {
         std::lock_guard lock(mutex_);
         if (unavailable) {
             return down();
@@ -317,9 +317,10 @@ class FakeRuntimeStore final : public app::RuntimeStore {
                 out.push_back(j);
             }
         }
-        std::sort(out.begin(), out.end(),
-                  [](const auto& a, const auto& b) { return a.due_at < b.due_at; });
-        return out;
+        std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+            return std::tie(a.due_at, a.created_at, a.id) < std::tie(b.due_at, b.created_at, b.id);
+        });
+        return paged(std::move(out), page);
     }
 
     Result<std::optional<app::IncidentRow>> incident(const std::string& id) override {

@@ -364,14 +364,14 @@ TEST_P(RuntimeStoreTest, CommitWritesEveryRowKindAndReadsThemBack) {
     EXPECT_EQ(stored_job.value()->payload, job.payload);
     EXPECT_FALSE(stored_job.value()->lock_owner.has_value());
 
-    auto timers = store_->list_timers(id);
+    auto timers = store_->list_timers(id, {});
     ASSERT_TRUE(timers.ok());
-    ASSERT_EQ(timers.value().size(), 1u);
-    EXPECT_EQ(timers.value()[0].id, timer.id);
-    EXPECT_EQ(timers.value()[0].type, "timer");
-    EXPECT_EQ(timers.value()[0].due_at, at(86'400'000));
-    EXPECT_EQ(timers.value()[0].repeat, -1);
-    EXPECT_EQ(timers.value()[0].wait_id, 3u);
+    ASSERT_EQ(timers.value().items.size(), 1u);
+    EXPECT_EQ(timers.value().items[0].id, timer.id);
+    EXPECT_EQ(timers.value().items[0].type, "timer");
+    EXPECT_EQ(timers.value().items[0].due_at, at(86'400'000));
+    EXPECT_EQ(timers.value().items[0].repeat, -1);
+    EXPECT_EQ(timers.value().items[0].wait_id, 3u);
 
     auto matched = store_->find_message_subscription("paid", "order-7");
     ASSERT_TRUE(matched.ok() && matched.value().has_value());
@@ -482,9 +482,9 @@ TEST_P(RuntimeStoreTest, UpdateClosesWaitsAndBumpsTheVersion) {
     auto gone_job = store_->job(job.id);
     ASSERT_TRUE(gone_job.ok());
     EXPECT_FALSE(gone_job.value().has_value());
-    auto timers = store_->list_timers(std::nullopt);
+    auto timers = store_->list_timers(std::nullopt, {});
     ASSERT_TRUE(timers.ok());
-    EXPECT_TRUE(timers.value().empty());
+    EXPECT_TRUE(timers.value().items.empty());
     auto no_message = store_->find_message_subscription("paid", std::nullopt);
     ASSERT_TRUE(no_message.ok());
     EXPECT_FALSE(no_message.value().has_value());
@@ -509,12 +509,12 @@ TEST_P(RuntimeStoreTest, AReArmedTimerClosesAndReopensItsWaitIdInOneWrite) {
     fired.waits_closed = {2};
     fired.waits_opened = {rearmed};
     commit_one(fired);
-    auto timers = store_->list_timers(write.instance.id);
+    auto timers = store_->list_timers(write.instance.id, {});
     ASSERT_TRUE(timers.ok());
-    ASSERT_EQ(timers.value().size(), 1u);
-    EXPECT_EQ(timers.value()[0].id, rearmed.id);
-    EXPECT_EQ(timers.value()[0].wait_id, 2u);
-    EXPECT_EQ(timers.value()[0].due_at, at(200));
+    ASSERT_EQ(timers.value().items.size(), 1u);
+    EXPECT_EQ(timers.value().items[0].id, rearmed.id);
+    EXPECT_EQ(timers.value().items[0].wait_id, 2u);
+    EXPECT_EQ(timers.value().items[0].due_at, at(200));
 }
 
 TEST_P(RuntimeStoreTest, StaleVersionRollsBackTheWholeBatchWithDbConflict) {
@@ -1050,20 +1050,20 @@ TEST_P(RuntimeStoreTest, StartEventsOfADefinitionAreReplacedAsAWhole) {
     app::Batch first;
     first.start_events = {{order_.id, {timer, message}}};
     commit_ok(first);
-    auto timers = store_->list_timers(std::nullopt);
+    auto timers = store_->list_timers(std::nullopt, {});
     ASSERT_TRUE(timers.ok());
-    ASSERT_EQ(timers.value().size(), 1u);
-    EXPECT_EQ(timers.value()[0].type, "timer-start");
-    EXPECT_EQ(timers.value()[0].definition_id, order_.id);
-    EXPECT_TRUE(timers.value()[0].instance_id.empty());
+    ASSERT_EQ(timers.value().items.size(), 1u);
+    EXPECT_EQ(timers.value().items[0].type, "timer-start");
+    EXPECT_EQ(timers.value().items[0].definition_id, order_.id);
+    EXPECT_TRUE(timers.value().items[0].instance_id.empty());
 
     app::WaitRow signal = wait_row(WaitRowKind::kSignal, "", 0, "go", at(1));
     app::Batch second;
     second.start_events = {{order_.id, {signal}}};
     commit_ok(second);
-    timers = store_->list_timers(std::nullopt);
+    timers = store_->list_timers(std::nullopt, {});
     ASSERT_TRUE(timers.ok());
-    EXPECT_TRUE(timers.value().empty());
+    EXPECT_TRUE(timers.value().items.empty());
     auto message_start = store_->find_message_subscription("order", std::nullopt);
     ASSERT_TRUE(message_start.ok());
     EXPECT_FALSE(message_start.value().has_value());
@@ -1211,6 +1211,9 @@ TEST_P(RuntimeStoreTest, TimersFallDueInOrderAndTheNextDueTimeFollowsLocks) {
         timer.due_at = at(due);
         write.waits_opened.push_back(timer);
     }
+    app::WaitRow job = wait_row(WaitRowKind::kJob, id, 6, "mail", at(0));
+    job.due_at = at(0);
+    write.waits_opened.push_back(job);
     app::Batch batch;
     batch.instances.push_back(write);
     app::WaitRow start = wait_row(WaitRowKind::kTimer, "", 0, "cron", at(0));
@@ -1234,7 +1237,9 @@ TEST_P(RuntimeStoreTest, TimersFallDueInOrderAndTheNextDueTimeFollowsLocks) {
     EXPECT_EQ(due.value()[0].kind, "timer");
     EXPECT_EQ(due.value()[0].instance_id, id);
 
-    // Locked timers count again when their lock expires; the 300 ms one is free.
+    // Locked timers count again when their lock expires; the 300 ms one is free. A job a
+    // worker holds is no timer: its earlier lock expiry is not the next timer.
+    ASSERT_EQ(store_->acquire_jobs("mail", "w", 1, at(100), at(150)).value().size(), 1u);
     next = store_->next_timer_due();
     ASSERT_TRUE(next.ok() && next.value().has_value());
     EXPECT_EQ(*next.value(), at(300));
@@ -1247,12 +1252,25 @@ TEST_P(RuntimeStoreTest, TimersFallDueInOrderAndTheNextDueTimeFollowsLocks) {
     app::InstanceWrite fired = update_of(write.instance, 0, at(300));
     fired.waits_closed = {3};
     commit_one(fired);
-    auto remaining = store_->list_timers(id);
+    auto remaining = store_->list_timers(id, {});
     ASSERT_TRUE(remaining.ok());
-    EXPECT_EQ(remaining.value().size(), 3u);
-    auto all = store_->list_timers(std::nullopt);
+    EXPECT_EQ(remaining.value().items.size(), 3u);
+    auto all = store_->list_timers(std::nullopt, {});
     ASSERT_TRUE(all.ok());
-    EXPECT_EQ(all.value().size(), 4u);
+    EXPECT_EQ(all.value().items.size(), 4u);
+    EXPECT_EQ(all.value().total, 4);
+    // Paged in due order: 200 (instance), 250 (start event), then 5000.
+    auto first = store_->list_timers(std::nullopt, {1, 2});
+    ASSERT_TRUE(first.ok());
+    EXPECT_EQ(first.value().total, 4);
+    ASSERT_EQ(first.value().items.size(), 2u);
+    EXPECT_EQ(first.value().items[0].due_at, at(200));
+    EXPECT_EQ(first.value().items[1].id, start.id);
+    auto second = store_->list_timers(id, {2, 1});
+    ASSERT_TRUE(second.ok());
+    EXPECT_EQ(second.value().total, 3);
+    ASSERT_EQ(second.value().items.size(), 1u);
+    EXPECT_EQ(second.value().items[0].due_at, at(300));
 }
 
 TEST_P(RuntimeStoreTest, RescheduleMovesAStartTimerOrDeletesIt) {

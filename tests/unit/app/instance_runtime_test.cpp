@@ -590,11 +590,12 @@ TEST_F(InstanceRuntimeTest, TimersFireWhenTheClockIsAdvanced) {
     deploy(kTimer);
     auto v = start("timed");
     ASSERT_EQ(v.status, "RUNNING");
-    auto timers = runtime->list_timers(v.id);
+    auto timers = runtime->list_timers(v.id, {});
     ASSERT_TRUE(timers.ok());
-    ASSERT_EQ(timers.value().size(), 1u);
-    EXPECT_EQ(timers.value()[0].element_id, "pause");
-    EXPECT_EQ(timers.value()[0].due_at, clock.now() + 1h);
+    ASSERT_EQ(timers.value().items.size(), 1u);
+    EXPECT_EQ(timers.value().total, 1);
+    EXPECT_EQ(timers.value().items[0].element_id, "pause");
+    EXPECT_EQ(timers.value().items[0].due_at, clock.now() + 1h);
 
     ASSERT_TRUE(runtime->advance_clock("PT30M").ok());
     EXPECT_EQ(status(v.id), "RUNNING");
@@ -602,7 +603,7 @@ TEST_F(InstanceRuntimeTest, TimersFireWhenTheClockIsAdvanced) {
     ASSERT_TRUE(now.ok());
     EXPECT_EQ(now.value().now, clock.now() + 61min);
     EXPECT_EQ(status(v.id), "COMPLETED");
-    EXPECT_TRUE(runtime->list_timers(v.id).value().empty());
+    EXPECT_TRUE(runtime->list_timers(v.id, {}).value().items.empty());
     EXPECT_EQ(telemetry.timers_fired, 1);
 
     ASSERT_TRUE(runtime->reset_clock().ok());
@@ -632,7 +633,7 @@ TEST_F(InstanceRuntimeTest, TimersDueTogetherFireOnceInBatchesOfTimerBatchSize) 
         }
         EXPECT_EQ(fired, 1) << id;
     }
-    EXPECT_TRUE(runtime->list_timers(std::nullopt).value().empty());
+    EXPECT_TRUE(runtime->list_timers(std::nullopt, {}).value().items.empty());
     EXPECT_EQ(telemetry.timers_fired, kInstances);
     // token_batch_size alone would take at least 30 commits.
     EXPECT_GE(batches, 1);
@@ -652,20 +653,20 @@ TEST_F(InstanceRuntimeTest, CycleTimerBoundaryReArmsWithANewRowUntilItsRepetitio
 <endEvent id="noted"/>)",
                 "reminders"));
     auto v = start("reminders");
-    auto first = runtime->list_timers(v.id).value();
+    auto first = runtime->list_timers(v.id, {}).value().items;
     ASSERT_EQ(first.size(), 1u);
     EXPECT_EQ(first[0].due_at, clock.now() + 10min);
     EXPECT_EQ(first[0].repeat, 2);
 
     ASSERT_TRUE(runtime->advance_clock("PT10M").ok());
-    auto second = runtime->list_timers(v.id).value();
+    auto second = runtime->list_timers(v.id, {}).value().items;
     ASSERT_EQ(second.size(), 1u);
     EXPECT_NE(second[0].id, first[0].id);
     EXPECT_EQ(second[0].due_at, clock.now() + 20min);
     EXPECT_EQ(second[0].repeat, 1);
 
     ASSERT_TRUE(runtime->advance_clock("PT25M").ok());
-    EXPECT_TRUE(runtime->list_timers(v.id).value().empty());
+    EXPECT_TRUE(runtime->list_timers(v.id, {}).value().items.empty());
     int noted = 0;
     const auto activities = runtime->activities(v.id, {1, 100}).value().items;
     for (const auto& a : activities) {
@@ -700,11 +701,11 @@ TEST_F(InstanceRuntimeTest, TimerStartEventStartsInstancesOnSchedule) {
 <sequenceFlow id="f0" sourceRef="tick" targetRef="end"/>
 <endEvent id="end"/>)",
                 "cron"));
-    auto timers = runtime->list_timers(std::nullopt);
+    auto timers = runtime->list_timers(std::nullopt, {});
     ASSERT_TRUE(timers.ok());
-    ASSERT_EQ(timers.value().size(), 1u);
-    EXPECT_TRUE(timers.value()[0].instance_id.empty());
-    EXPECT_EQ(timers.value()[0].element_id, "tick");
+    ASSERT_EQ(timers.value().items.size(), 1u);
+    EXPECT_TRUE(timers.value().items[0].instance_id.empty());
+    EXPECT_EQ(timers.value().items[0].element_id, "tick");
 
     InstanceQuery q;
     q.process_key = "cron";
@@ -714,7 +715,7 @@ TEST_F(InstanceRuntimeTest, TimerStartEventStartsInstancesOnSchedule) {
     EXPECT_EQ(runtime->list_instances(q, {1, 10}).value().total, 1);
     ASSERT_TRUE(runtime->advance_clock("PT1H").ok());
     EXPECT_EQ(runtime->list_instances(q, {1, 10}).value().total, 2);
-    EXPECT_TRUE(runtime->list_timers(std::nullopt).value().empty());
+    EXPECT_TRUE(runtime->list_timers(std::nullopt, {}).value().items.empty());
     ASSERT_TRUE(runtime->advance_clock("PT5H").ok());
     EXPECT_EQ(runtime->list_instances(q, {1, 10}).value().total, 2);
 }
@@ -730,10 +731,10 @@ TEST_F(InstanceRuntimeTest, NewVersionReplacesTheTimerStartEventsOfTheOldOne) {
     std::string v2 = v1;
     v2.replace(v2.find("PT1H"), 4, "PT2H");
     deploy(v2);
-    auto timers = runtime->list_timers(std::nullopt);
+    auto timers = runtime->list_timers(std::nullopt, {});
     ASSERT_TRUE(timers.ok());
-    ASSERT_EQ(timers.value().size(), 1u);
-    EXPECT_EQ(timers.value()[0].due_at, clock.now() + 2h);
+    ASSERT_EQ(timers.value().items.size(), 1u);
+    EXPECT_EQ(timers.value().items[0].due_at, clock.now() + 2h);
 }
 
 const std::string kJob = bpmn(R"(
@@ -1440,7 +1441,7 @@ TEST_F(InstanceRuntimeTest, AnIdenticalRedeployWritesTheStartEventRowsAFailedDep
     store.fail_commits = 1;  // the store goes down between the definition and its start events
     auto first = catalog->deploy({xml, std::nullopt, std::nullopt});
     ASSERT_FALSE(first.ok());
-    EXPECT_TRUE(runtime->list_timers(std::nullopt).value().empty());
+    EXPECT_TRUE(runtime->list_timers(std::nullopt, {}).value().items.empty());
     MessageRequest kick;
     kick.name = "kick";
     EXPECT_EQ(runtime->correlate_message(kick).error().code, "MESSAGE_NOT_CORRELATED");
@@ -1448,7 +1449,7 @@ TEST_F(InstanceRuntimeTest, AnIdenticalRedeployWritesTheStartEventRowsAFailedDep
     auto second = catalog->deploy({xml, std::nullopt, std::nullopt});
     ASSERT_TRUE(second.ok()) << second.error().message;
     EXPECT_FALSE(second.value().created);  // the definition was stored the first time
-    auto timers = runtime->list_timers(std::nullopt).value();
+    auto timers = runtime->list_timers(std::nullopt, {}).value().items;
     ASSERT_EQ(timers.size(), 1u);
     EXPECT_EQ(timers[0].due_at, clock.now() + 1h);
     auto started = runtime->correlate_message(kick);
@@ -1458,7 +1459,7 @@ TEST_F(InstanceRuntimeTest, AnIdenticalRedeployWritesTheStartEventRowsAFailedDep
     // Written once: a later identical redeploy leaves the rows (and the schedule) alone.
     clock.advance(10min);
     ASSERT_TRUE(catalog->deploy({xml, std::nullopt, std::nullopt}).ok());
-    auto after = runtime->list_timers(std::nullopt).value();
+    auto after = runtime->list_timers(std::nullopt, {}).value().items;
     ASSERT_EQ(after.size(), 1u);
     EXPECT_EQ(after[0].id, timers[0].id);
     EXPECT_EQ(after[0].due_at, timers[0].due_at);

@@ -348,8 +348,9 @@ class RuntimeStore {
     /// The earliest due_at of any timer, for the scheduler's sleep; a locked timer counts from
     /// when its lock expires (so that timers being fired do not wake the scheduler again).
     [[nodiscard]] virtual Result<std::optional<TimePoint>> next_timer_due() = 0;
-    [[nodiscard]] virtual Result<std::vector<JobRow>> list_timers(
-        const std::optional<std::string>& instance_id) = 0;
+    /// One page of the timers (of one instance, or all), in due order.
+    [[nodiscard]] virtual Result<PageResult<JobRow>> list_timers(
+        const std::optional<std::string>& instance_id, const PageRequest& page) = 0;
 
     [[nodiscard]] virtual Result<std::optional<IncidentRow>> incident(const std::string& id) = 0;
     [[nodiscard]] virtual Result<PageResult<IncidentRow>> list_incidents(
