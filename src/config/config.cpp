@@ -214,6 +214,7 @@ const std::vector<Key>& keys() {
         ms_key<D>("db_overflow_idle_ms", &S::db, &D::overflow_idle, 0, kHourMs),
         int_key<D>("sqlite_wal_autocheckpoint", &S::db, &D::sqlite_wal_autocheckpoint, 100,
                    1'000'000),
+        int_key<D>("db_delete_batch_size", &S::db, &D::delete_batch_size, 1, 1'000'000),
 
         string_key<C>("redis_url", &S::cache, &C::redis_url),
         int_key<C>("redis_pool_size", &S::cache, &C::redis_pool_size, 1, 1000),

@@ -65,6 +65,10 @@ struct DbSettings {
     /// sqlite_wal_autocheckpoint: WAL pages after which the SQLite writer's commit checkpoints
     /// the log into the database file.
     unsigned sqlite_wal_autocheckpoint = 10'000;
+    /// db_delete_batch_size: instances deleted per transaction by DELETE /processes/{key} (with
+    /// their history, called sub-instances, tasks, waits and incidents); the versions go with
+    /// the last one.
+    unsigned delete_batch_size = 5'000;
 };
 
 struct CacheSettings {

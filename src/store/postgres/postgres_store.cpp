@@ -709,39 +709,61 @@ class PostgresStore final : public Store {
     }
 
     Result<std::int64_t> delete_key(const std::string& key, bool cascade) override {
-        return run<std::int64_t>(
-            settings_.pool_timeout, [&](pqxx::connection& connection) -> Result<std::int64_t> {
-                pqxx::work tx(connection);
-                // The key's number of instances decides the plans of the deletions below; a
-                // generic plan would assume the average key's share of the table.
-                pg::plan_with_values(tx);
-                // Same lock as deploy: no new version appears while the key goes away.
-                tx.exec_params("SELECT pg_advisory_xact_lock($1, hashtext($2))", kDeployLockClass,
-                               key);
-                if (!cascade) {
-                    const std::int64_t running = count_unfinished(tx, key);
-                    if (running > 0) {
-                        return Error::conflict("PROCESS_HAS_INSTANCES",
-                                               "process '" + key + "' has " +
-                                                   std::to_string(running) +
-                                                   " unfinished instances; delete with cascade");
+        // Transactions of db_delete_batch_size instances, each bounded by the statement timeout
+        // (one transaction for 380,679 instances hit the 30 s statement_timeout in the per-row
+        // cascades and rolled back, so the key could never be deleted); the last one, which
+        // finds fewer, deletes the versions.
+        const auto batch = static_cast<std::int64_t>(std::max(1u, settings_.delete_batch_size));
+        for (;;) {
+            auto step = run<std::optional<std::int64_t>>(
+                settings_.pool_timeout,
+                [&](pqxx::connection& connection) -> Result<std::optional<std::int64_t>> {
+                    pqxx::work tx(connection);
+                    // The key's number of instances decides the plans below; a generic plan
+                    // would assume the average key's share of the table.
+                    pg::plan_with_values(tx);
+                    // Same lock as deploy: no new version appears while the key goes away.
+                    tx.exec_params("SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                                   kDeployLockClass, key);
+                    if (!cascade) {
+                        const std::int64_t running = count_unfinished(tx, key);
+                        if (running > 0) {
+                            return Error::conflict(
+                                "PROCESS_HAS_INSTANCES",
+                                "process '" + key + "' has " + std::to_string(running) +
+                                    " unfinished instances; delete with cascade");
+                        }
                     }
-                }
-                // History has no foreign key (batch-written): delete it for the instances of
-                // the key and their called sub-instances; the rest cascades.
-                tx.exec_params(
-                    "WITH RECURSIVE doomed(id) AS ("
-                    " SELECT id FROM instances WHERE process_key = $1"
-                    " UNION SELECT i.id FROM instances i"
-                    " JOIN doomed ON i.parent_instance_id = doomed.id)"
-                    " DELETE FROM history WHERE instance_id IN (SELECT id FROM doomed)",
-                    key);
-                tx.exec_params("DELETE FROM instances WHERE process_key = $1", key);
-                const pqxx::result deleted =
-                    tx.exec_params("DELETE FROM definitions WHERE key = $1", key);
-                tx.commit();
-                return static_cast<std::int64_t>(deleted.affected_rows());
-            });
+                    // History has no foreign key (batch-written): it goes with the instances
+                    // and their called sub-instances; tasks, waits and incidents cascade.
+                    const std::int64_t taken =
+                        tx.exec_params1(
+                              "WITH RECURSIVE top AS (SELECT id FROM instances"
+                              "  WHERE process_key = $1 LIMIT $2),"
+                              " doomed(id) AS (SELECT id FROM top UNION SELECT i.id"
+                              "  FROM instances i JOIN doomed ON i.parent_instance_id = doomed.id),"
+                              " h AS (DELETE FROM history WHERE instance_id IN"
+                              "  (SELECT id FROM doomed)),"
+                              " d AS (DELETE FROM instances WHERE id IN (SELECT id FROM doomed))"
+                              " SELECT count(*) FROM top",
+                              key, batch)[0]
+                            .as<std::int64_t>();
+                    std::optional<std::int64_t> versions;
+                    if (taken < batch) {
+                        versions = static_cast<std::int64_t>(
+                            tx.exec_params("DELETE FROM definitions WHERE key = $1", key)
+                                .affected_rows());
+                    }
+                    tx.commit();
+                    return versions;
+                });
+            if (!step) {
+                return std::move(step).error();
+            }
+            if (*step) {
+                return **step;
+            }
+        }
     }
 
     Status ping() override {

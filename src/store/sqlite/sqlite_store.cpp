@@ -830,34 +830,61 @@ class SqliteStore final : public Store {
     }
 
     Result<std::int64_t> delete_key(const std::string& key, bool cascade) override {
-        return write<std::int64_t>([&](Connection& db) -> Result<std::int64_t> {
-            if (!cascade) {
-                const std::int64_t running = count_unfinished(db, key);
-                if (running > 0) {
-                    return Error::conflict("PROCESS_HAS_INSTANCES",
-                                           "process '" + key + "' has " + std::to_string(running) +
-                                               " unfinished instances; delete with cascade");
+        // Transactions of db_delete_batch_size instances (the writer is not held for the whole
+        // key); the last one, which finds fewer, deletes the versions.
+        const auto batch = static_cast<std::int64_t>(std::max(1u, settings_.delete_batch_size));
+        for (;;) {
+            auto step = write<
+                std::optional<std::int64_t>>([&](Connection& db)
+                                                 -> Result<std::optional<std::int64_t>> {
+                if (!cascade) {
+                    const std::int64_t running = count_unfinished(db, key);
+                    if (running > 0) {
+                        return Error::conflict("PROCESS_HAS_INSTANCES",
+                                               "process '" + key + "' has " +
+                                                   std::to_string(running) +
+                                                   " unfinished instances; delete with cascade");
+                    }
                 }
+                // This step's instances of the key, then with their called sub-instances:
+                // history has no foreign key (batch-written) and goes with them; tasks,
+                // waits and incidents cascade from instances.
+                db.run("CREATE TEMP TABLE IF NOT EXISTS doomed_instances (id TEXT PRIMARY KEY)");
+                db.run("DELETE FROM doomed_instances");
+                Statement top = db.prepare(
+                    "INSERT INTO doomed_instances (id)"
+                    " SELECT id FROM instances WHERE process_key = ?1 LIMIT ?2");
+                top.bind(1, key);
+                top.bind(2, batch);
+                top.step();
+                const std::int64_t taken = db.changes();
+                db.run(
+                    "WITH RECURSIVE below(id) AS ("
+                    "  SELECT i.id FROM instances i JOIN doomed_instances d"
+                    "  ON i.parent_instance_id = d.id"
+                    "  UNION SELECT i.id FROM instances i JOIN below ON"
+                    "  i.parent_instance_id = below.id)"
+                    " INSERT OR IGNORE INTO doomed_instances (id) SELECT id FROM below");
+                db.run(
+                    "DELETE FROM history WHERE instance_id IN (SELECT id FROM doomed_instances)");
+                db.run("DELETE FROM instances WHERE id IN (SELECT id FROM doomed_instances)");
+                db.run("DELETE FROM doomed_instances");
+                std::optional<std::int64_t> versions;
+                if (taken < batch) {
+                    Statement definitions = db.prepare("DELETE FROM definitions WHERE key = ?1");
+                    definitions.bind(1, key);
+                    definitions.step();
+                    versions = db.changes();
+                }
+                return versions;
+            });
+            if (!step) {
+                return std::move(step).error();
             }
-            // History has no foreign key (batch-written); delete it for the instances of the
-            // key and their called sub-instances. The rest cascades from instances and
-            // definitions.
-            Statement history = db.prepare(
-                "WITH RECURSIVE doomed(id) AS ("
-                " SELECT id FROM instances WHERE process_key = ?1"
-                " UNION SELECT i.id FROM instances i JOIN doomed ON i.parent_instance_id = "
-                "doomed.id)"
-                " DELETE FROM history WHERE instance_id IN (SELECT id FROM doomed)");
-            history.bind(1, key);
-            history.step();
-            Statement instances = db.prepare("DELETE FROM instances WHERE process_key = ?1");
-            instances.bind(1, key);
-            instances.step();
-            Statement definitions = db.prepare("DELETE FROM definitions WHERE key = ?1");
-            definitions.bind(1, key);
-            definitions.step();
-            return db.changes();
-        });
+            if (*step) {
+                return **step;
+            }
+        }
     }
 
     Status ping() override {

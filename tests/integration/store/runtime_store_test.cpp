@@ -1710,6 +1710,45 @@ TEST_P(RuntimeStoreTest, DeleteKeyWithCascadeRemovesEveryRuntimeRow) {
     EXPECT_EQ(counts.value().pending_timers, 0);
 }
 
+TEST_P(RuntimeStoreTest, DeleteKeyTakesItsInstancesInTransactionsOfTheBatchSetting) {
+    // db_delete_batch_size 2: five instances of Order, one calling an Other instance, go in
+    // three transactions, the versions with the last; the Other instance no one called stays.
+    settings_.delete_batch_size = 2;
+    metrics::Registry other_registry;
+    auto batched = open(settings_, other_registry);
+    ASSERT_NE(batched, nullptr);
+    const app::DefinitionRecord other = deploy("Other", "o1");
+    app::Batch batch;
+    for (int i = 0; i < 5; ++i) {
+        batch.instances.push_back(new_instance(order_, at(i)));
+    }
+    app::InstanceWrite child = new_instance(other, at(9));
+    child.instance.parent_instance_id = batch.instances[3].instance.id;
+    app::InstanceWrite survivor = new_instance(other, at(10));
+    batch.instances.push_back(child);
+    batch.instances.push_back(survivor);
+    commit_ok(batch);
+
+    // Without cascade, unfinished instances refuse it, and nothing goes.
+    auto refused = batched->delete_key("Order", false);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, "PROCESS_HAS_INSTANCES");
+    auto db = sql();
+    EXPECT_EQ(db->count("SELECT count(*) FROM instances"), 7);
+
+    auto deleted = batched->delete_key("Order", true);
+    ASSERT_TRUE(deleted.ok()) << deleted.error().internal;
+    EXPECT_EQ(deleted.value(), 1);
+    EXPECT_EQ(db->count("SELECT count(*) FROM instances"), 1);
+    EXPECT_EQ(db->count("SELECT count(*) FROM user_tasks"), 1);
+    EXPECT_EQ(db->count("SELECT count(*) FROM history"), 1);
+    EXPECT_EQ(db->count("SELECT count(*) FROM definitions WHERE key = 'Order'"), 0);
+    EXPECT_EQ(stored(survivor.instance.id).process_key, "Other");
+    auto again = batched->delete_key("Order", true);
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(again.value(), 0);  // an unknown key now
+}
+
 // ---- Outbox -------------------------------------------------------------------------------
 
 app::OutboxRow outbox_row(const std::string& kind, TimePoint created) {

@@ -111,6 +111,20 @@ TEST_F(ConfigTest, ThePlanCacheModeIsGenericUnlessSetToAnotherOfPostgresModes) {
     EXPECT_NE(bad.error().find("db_plan_cache_mode"), std::string::npos) << bad.error();
 }
 
+TEST_F(ConfigTest, TheDeleteBatchSizeIsAPositiveNumberOfInstances) {
+    auto defaults = load(std::nullopt, env);
+    ASSERT_TRUE(defaults) << defaults.error();
+    EXPECT_EQ(defaults->db.delete_batch_size, 5000u);
+    env_vars["PYTHMATA_DB_DELETE_BATCH_SIZE"] = "250";
+    auto set = load(std::nullopt, env);
+    ASSERT_TRUE(set) << set.error();
+    EXPECT_EQ(set->db.delete_batch_size, 250u);
+    env_vars["PYTHMATA_DB_DELETE_BATCH_SIZE"] = "0";
+    auto bad = load(std::nullopt, env);
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().find("db_delete_batch_size"), std::string::npos) << bad.error();
+}
+
 TEST_F(ConfigTest, BadDatabaseSchemeIsRejected) {
     env_vars["PYTHMATA_DB_URL"] = "mysql://localhost/x";
     auto s = load(std::nullopt, env);

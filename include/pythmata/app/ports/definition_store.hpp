@@ -43,9 +43,13 @@ class DefinitionStore {
     /// Instances of any version of `key` that have not ended (RUNNING, SUSPENDED, ERROR).
     [[nodiscard]] virtual Result<std::int64_t> count_unfinished_instances(
         const std::string& key) = 0;
-    /// Deletes every version of `key`, and with `cascade` every instance of it with its tasks,
-    /// jobs, timers, subscriptions, incidents and history, in one transaction. Returns how many
-    /// versions were deleted (0: unknown key).
+    /// Deletes every version of `key` and every instance of it with its tasks, jobs, timers,
+    /// subscriptions, incidents and history; without `cascade` only when none is unfinished
+    /// (else 409 PROCESS_HAS_INSTANCES, checked in every transaction). The instances go in
+    /// transactions of db_delete_batch_size, the versions with the last one: a key with more
+    /// instances than one transaction can delete within db_statement_timeout_ms is deleted in
+    /// steps, and a call cut short has deleted some instances but kept every version, which the
+    /// next call finishes. Returns how many versions were deleted (0: unknown key).
     [[nodiscard]] virtual Result<std::int64_t> delete_key(const std::string& key, bool cascade) = 0;
 };
 
