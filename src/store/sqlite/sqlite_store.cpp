@@ -868,7 +868,6 @@ class SqliteStore final : public Store {
                 db.run(
                     "DELETE FROM history WHERE instance_id IN (SELECT id FROM doomed_instances)");
                 db.run("DELETE FROM instances WHERE id IN (SELECT id FROM doomed_instances)");
-                db.run("DELETE FROM doomed_instances");
                 std::optional<std::int64_t> versions;
                 if (taken < batch) {
                     Statement definitions = db.prepare("DELETE FROM definitions WHERE key = ?1");

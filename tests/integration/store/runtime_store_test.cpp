@@ -1736,9 +1736,21 @@ TEST_P(RuntimeStoreTest, DeleteKeyTakesItsInstancesInTransactionsOfTheBatchSetti
     auto db = sql();
     EXPECT_EQ(db->count("SELECT count(*) FROM instances"), 7);
 
+    // Transactions counted as the store's connection leases (the writer's, on SQLite): 2 + 2 +
+    // 1 instances, the last one with the versions.
+    const std::string leases = std::string("pythmata_db_pool_wait_seconds_count{pool=\"") +
+                               (GetParam() == Backend::kPostgres ? "postgres" : "sqlite_writer") +
+                               "\"} ";
+    const auto leased = [&] {
+        const std::string text = other_registry.render();
+        const auto at = text.find(leases);
+        return at == std::string::npos ? -1.0 : std::stod(text.substr(at + leases.size()));
+    };
+    const double before = leased();
     auto deleted = batched->delete_key("Order", true);
     ASSERT_TRUE(deleted.ok()) << deleted.error().internal;
     EXPECT_EQ(deleted.value(), 1);
+    EXPECT_EQ(leased() - before, 3) << other_registry.render();
     EXPECT_EQ(db->count("SELECT count(*) FROM instances"), 1);
     EXPECT_EQ(db->count("SELECT count(*) FROM user_tasks"), 1);
     EXPECT_EQ(db->count("SELECT count(*) FROM history"), 1);
