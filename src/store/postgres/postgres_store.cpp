@@ -4,12 +4,16 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <set>
+#include <stdexcept>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <tuple>
@@ -165,19 +169,6 @@ class ArrayParam {
         separate();
         text_ += value ? "t" : "f";
     }
-    /// Bytes as hex text, decoded in SQL with decode(x, 'hex').
-    void hex(std::string_view bytes) {
-        static constexpr char kDigits[] = "0123456789abcdef";
-        separate();
-        text_ += '"';
-        for (const char c : bytes) {
-            const auto byte = static_cast<unsigned char>(c);
-            text_ += kDigits[byte >> 4];
-            text_ += kDigits[byte & 0x0f];
-        }
-        text_ += '"';
-    }
-
     [[nodiscard]] std::string literal() const { return text_ + "}"; }
     [[nodiscard]] std::size_t size() const { return count_; }
 
@@ -192,32 +183,228 @@ class ArrayParam {
     std::size_t count_ = 0;
 };
 
-/// The columns of one multi-row statement, bound as $1..$n.
-class Columns {
+/// One column of a multi-row statement in PostgreSQL's binary array format (what array_send
+/// writes and array_recv reads), bound as ONE binary parameter and expanded with unnest(): a
+/// header (dimensions, a has-NULL flag, the element type, the length and lower bound), then each
+/// element as its length (-1 for NULL) and its binary value. The server then neither tokenises an
+/// array literal nor parses uuids and integers from text, and the server side of ours escapes
+/// nothing; json and jsonb elements are still parsed by the server (their binary form is the
+/// text). The element type comes from the statement's `$n::type[]` (pg::array_parameters_of).
+class BinaryArray {
   public:
-    explicit Columns(std::size_t count) : columns_(count) {}
-    ArrayParam& operator[](std::size_t index) { return columns_[index]; }
-    [[nodiscard]] std::size_t rows() const { return columns_.empty() ? 0 : columns_[0].size(); }
-    [[nodiscard]] std::vector<std::string> params() const {
-        std::vector<std::string> literals;
-        literals.reserve(columns_.size());
-        for (const ArrayParam& column : columns_) {
-            literals.push_back(column.literal());
+    explicit BinaryArray(pg::ElementType type) : type_(type) { data_.resize(kHeaderSize); }
+
+    /// A value given as text: parsed for uuid and integer columns, as is for the others.
+    void text(std::string_view value) {
+        switch (type_) {
+            case pg::ElementType::kUuid:
+                uuid(value);
+                return;
+            case pg::ElementType::kInt8:
+            case pg::ElementType::kInt4: {
+                std::int64_t number = 0;
+                const auto [end, error] =
+                    std::from_chars(value.data(), value.data() + value.size(), number);
+                if (error != std::errc() || end != value.data() + value.size()) {
+                    invalid("integer", value);
+                }
+                integer(number);
+                return;
+            }
+            case pg::ElementType::kBool:
+                boolean(value == "t" || value == "true");
+                return;
+            case pg::ElementType::kJsonb:
+                begin_element(value.size() + 1);
+                data_ += '\x01';  // jsonb's binary format version
+                data_ += value;
+                return;
+            case pg::ElementType::kText:
+            case pg::ElementType::kJson:
+            case pg::ElementType::kBytea:
+                begin_element(value.size());
+                data_ += value;
+                return;
         }
-        return literals;
+    }
+    void null() {
+        ++count_;
+        has_null_ = true;
+        put32(0xffffffffU);  // length -1
+    }
+    void optional(const std::optional<std::string>& value) {
+        if (value) {
+            text(*value);
+        } else {
+            null();
+        }
+    }
+    /// An id column: an empty id is NULL.
+    void id(const std::string& value) {
+        if (value.empty()) {
+            null();
+        } else {
+            text(value);
+        }
+    }
+    void integer(std::int64_t value) {
+        switch (type_) {
+            case pg::ElementType::kInt8:
+                begin_element(8);
+                put32(static_cast<std::uint32_t>(static_cast<std::uint64_t>(value) >> 32));
+                put32(static_cast<std::uint32_t>(value));
+                return;
+            case pg::ElementType::kInt4:
+                if (value < std::numeric_limits<std::int32_t>::min() ||
+                    value > std::numeric_limits<std::int32_t>::max()) {
+                    invalid("integer", std::to_string(value));
+                }
+                begin_element(4);
+                put32(static_cast<std::uint32_t>(value));
+                return;
+            default:
+                text(std::to_string(value));
+                return;
+        }
+    }
+    void time(TimePoint at) { integer(to_epoch_ms(at)); }
+    void optional_time(const std::optional<TimePoint>& at) {
+        if (at) {
+            time(*at);
+        } else {
+            null();
+        }
+    }
+    void boolean(bool value) {
+        if (type_ != pg::ElementType::kBool) {
+            text(value ? "true" : "false");
+            return;
+        }
+        begin_element(1);
+        data_ += static_cast<char>(value ? 1 : 0);
+    }
+
+    [[nodiscard]] std::size_t size() const { return count_; }
+    [[nodiscard]] pg::ElementType type() const { return type_; }
+    /// The parameter: the header filled in for the elements so far.
+    [[nodiscard]] pqxx::binarystring param() {
+        std::size_t at = 0;
+        const auto header = [&](std::uint32_t word) {
+            for (int shift = 24; shift >= 0; shift -= 8) {
+                data_[at++] = static_cast<char>((word >> shift) & 0xffU);
+            }
+        };
+        header(1);  // dimensions
+        header(has_null_ ? 1 : 0);
+        header(static_cast<std::uint32_t>(type_));
+        header(static_cast<std::uint32_t>(count_));
+        header(1);  // lower bound
+        return pqxx::binarystring(data_.data(), data_.size());
     }
 
   private:
-    std::vector<ArrayParam> columns_;
+    static constexpr std::size_t kHeaderSize = 20;
+
+    void begin_element(std::size_t length) {
+        if (length > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max())) {
+            throw pqxx::data_exception("array element too large", "", "54000");
+        }
+        ++count_;
+        put32(static_cast<std::uint32_t>(length));
+    }
+    void put32(std::uint32_t word) {
+        const char bytes[4] = {static_cast<char>(word >> 24), static_cast<char>(word >> 16),
+                               static_cast<char>(word >> 8), static_cast<char>(word)};
+        data_.append(bytes, 4);
+    }
+    /// 16 bytes from the canonical text form (8-4-4-4-12 hex digits), as uuid_in reads it.
+    void uuid(std::string_view value) {
+        if (value.size() != 36) {
+            invalid("uuid", value);
+        }
+        begin_element(16);
+        for (std::size_t i = 0; i < value.size();) {
+            if (i == 8 || i == 13 || i == 18 || i == 23) {
+                if (value[i] != '-') {
+                    invalid("uuid", value);
+                }
+                ++i;
+                continue;
+            }
+            const int high = hex_digit(value[i]);
+            const int low = hex_digit(value[i + 1]);
+            if (high < 0 || low < 0) {
+                invalid("uuid", value);
+            }
+            data_ += static_cast<char>((high << 4) | low);
+            i += 2;
+        }
+    }
+    static int hex_digit(char c) {
+        if (c >= '0' && c <= '9') {
+            return c - '0';
+        }
+        if (c >= 'a' && c <= 'f') {
+            return c - 'a' + 10;
+        }
+        if (c >= 'A' && c <= 'F') {
+            return c - 'A' + 10;
+        }
+        return -1;
+    }
+    /// What the server would answer for the same text: 22P02 invalid_text_representation.
+    [[noreturn]] static void invalid(const char* type, std::string_view value) {
+        throw pqxx::data_exception(std::string("invalid input syntax for type ") + type + ": \"" +
+                                       std::string(value.substr(0, 64)) + "\"",
+                                   "", "22P02");
+    }
+
+    pg::ElementType type_;
+    std::string data_;
+    std::size_t count_ = 0;
+    bool has_null_ = false;
+};
+
+/// The columns of one multi-row statement, bound as $1..$n in the binary array format, with the
+/// element types of `statement`'s parameters. Another statement with the same parameter types
+/// can run the same columns (the three closings of waits).
+class Columns {
+  public:
+    explicit Columns(const pg::Statement& statement) {
+        for (const pg::ElementType type : pg::array_parameters_of(statement)) {
+            columns_.emplace_back(type);
+        }
+    }
+    BinaryArray& operator[](std::size_t index) { return columns_[index]; }
+    [[nodiscard]] std::size_t rows() const { return columns_.empty() ? 0 : columns_[0].size(); }
+    [[nodiscard]] std::vector<pqxx::binarystring> params(const pg::Statement& statement) {
+        const std::vector<pg::ElementType>& types = pg::array_parameters_of(statement);
+        if (types.size() != columns_.size()) {
+            throw std::logic_error(std::string("columns do not match statement ") + statement.name);
+        }
+        std::vector<pqxx::binarystring> params;
+        params.reserve(columns_.size());
+        for (std::size_t i = 0; i < columns_.size(); ++i) {
+            if (columns_[i].type() != types[i] || columns_[i].size() != rows()) {
+                throw std::logic_error(std::string("columns do not match statement ") +
+                                       statement.name);
+            }
+            params.push_back(columns_[i].param());
+        }
+        return params;
+    }
+
+  private:
+    std::vector<BinaryArray> columns_;
 };
 
 /// Runs `statement` (pg::stmt) with the columns as parameters, unless there are no rows.
 pqxx::result exec_columns(pqxx::transaction_base& tx, const pg::Statement& statement,
-                          const Columns& columns) {
+                          Columns& columns) {
     if (columns.rows() == 0) {
         return {};
     }
-    const std::vector<std::string> params = columns.params();
+    const std::vector<pqxx::binarystring> params = columns.params(statement);
     return pg::exec_statement(tx, statement, pqxx::prepare::make_dynamic_params(params));
 }
 
@@ -411,7 +598,7 @@ class WaitInserts {
         }
     }
 
-    void write(pqxx::transaction_base& tx) const {
+    void write(pqxx::transaction_base& tx) {
         exec_columns(tx, pg::stmt::kInsertTasks, tasks_);
         exec_columns(tx, pg::stmt::kInsertJobs, jobs_);
         exec_columns(tx, pg::stmt::kInsertMessageSubscriptions, messages_);
@@ -419,24 +606,24 @@ class WaitInserts {
     }
 
   private:
-    Columns tasks_{9};
-    Columns jobs_{12};
-    Columns messages_{8};
-    Columns signals_{7};
+    Columns tasks_{pg::stmt::kInsertTasks};
+    Columns jobs_{pg::stmt::kInsertJobs};
+    Columns messages_{pg::stmt::kInsertMessageSubscriptions};
+    Columns signals_{pg::stmt::kInsertSignalSubscriptions};
 };
 
 /// Writes one round (each instance at most once) with one statement per table and operation.
 Status write_round(pqxx::transaction_base& tx, const std::vector<const app::InstanceWrite*>& round,
                    std::set<std::string>& incident_instances) {
-    Columns inserts(15);
-    Columns updates(9);
+    Columns inserts(pg::stmt::kInsertInstances);
+    Columns updates(pg::stmt::kUpdateInstances);
     std::vector<std::string> updated_ids;
     WaitInserts waits;
-    Columns closed_tasks(4);
-    Columns closed_waits(2);
-    Columns history(3);
-    Columns incidents(10);
-    Columns resolved(3);
+    Columns closed_tasks(pg::stmt::kCloseTasks);
+    Columns closed_waits(pg::stmt::kCloseJobs);
+    Columns history(pg::stmt::kInsertHistory);
+    Columns incidents(pg::stmt::kInsertIncidents);
+    Columns resolved(pg::stmt::kResolveIncidents);
 
     for (const app::InstanceWrite* write : round) {
         const app::InstanceRow& row = write->instance;
@@ -448,7 +635,7 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
             inserts[4].optional(row.business_key);
             inserts[5].text(row.status);
             inserts[6].text(row.variables.dump());
-            inserts[7].hex(row.state);
+            inserts[7].text(row.state);
             inserts[8].integer(row.version);
             inserts[9].optional(row.parent_instance_id);
             if (row.parent_wait_id) {
@@ -466,7 +653,7 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
             updates[2].optional(row.business_key);
             updates[3].text(row.status);
             updates[4].text(row.variables.dump());
-            updates[5].hex(row.state);
+            updates[5].text(row.state);
             updates[6].text(json_strings(row.active_elements));
             updates[7].time(row.updated_at);
             updates[8].optional_time(row.ended_at);
@@ -822,13 +1009,13 @@ class PostgresStore final : public Store {
                         }
                     }
                     if (!incident_instances.empty()) {
-                        Columns ids(1);
+                        Columns ids(pg::stmt::kCountOpenIncidents);
                         for (const std::string& id : incident_instances) {
                             ids[0].text(id);
                         }
                         exec_columns(tx, pg::stmt::kCountOpenIncidents, ids);
                     }
-                    Columns keys(5);
+                    Columns keys(pg::stmt::kUpsertIdempotency);
                     for (const app::IdempotencyRecord* record : last_per_key(batch.idempotency)) {
                         keys[0].text(record->key);
                         keys[1].text(record->request_hash);
@@ -838,7 +1025,7 @@ class PostgresStore final : public Store {
                     }
                     exec_columns(tx, pg::stmt::kUpsertIdempotency, keys);
                     if (!batch.start_events.empty()) {
-                        Columns definitions(1);
+                        Columns definitions(pg::stmt::kMarkStartEvents);
                         WaitInserts starts;
                         for (const auto& [definition_id, rows] : batch.start_events) {
                             definitions[0].text(definition_id);
@@ -854,7 +1041,7 @@ class PostgresStore final : public Store {
                         starts.write(tx);
                         exec_columns(tx, pg::stmt::kMarkStartEvents, definitions);
                     }
-                    Columns outbox(4);
+                    Columns outbox(pg::stmt::kInsertOutbox);
                     for (const app::OutboxRow& row : batch.outbox) {
                         outbox[0].text(row.id);
                         outbox[1].text(row.kind);
@@ -863,7 +1050,7 @@ class PostgresStore final : public Store {
                         outbox[3].time(row.created_at);
                     }
                     exec_columns(tx, pg::stmt::kInsertOutbox, outbox);
-                    Columns done(1);
+                    Columns done(pg::stmt::kDeleteOutbox);
                     for (const std::string& id : batch.outbox_done) {
                         done[0].text(id);
                     }
@@ -1308,7 +1495,7 @@ class PostgresStore final : public Store {
     }
 
     Status delete_outbox(const std::vector<std::string>& ids) override {
-        Columns done(1);
+        Columns done(pg::stmt::kDeleteOutbox);
         for (const std::string& id : ids) {
             if (is_uuid(id)) {
                 done[0].text(id);

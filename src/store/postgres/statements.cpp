@@ -1,6 +1,10 @@
 #include "postgres/statements.hpp"
 
+#include <cctype>
+#include <charconv>
 #include <map>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -61,10 +65,10 @@ std::vector<std::pair<Statement, std::string>> definitions() {
         " business_key, status, variables, state, version, parent_instance_id,"
         " parent_wait_id, active_elements, open_incidents, created_at, updated_at,"
         " ended_at) SELECT id, definition_id, process_key, process_version, business_key,"
-        " status, variables, decode(state, 'hex'), version, parent_instance_id,"
+        " status, variables, state, version, parent_instance_id,"
         " parent_wait_id, active_elements, 0, created_at, updated_at, ended_at"
         " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[],"
-        " $6::text[], $7::jsonb[], $8::text[], $9::bigint[], $10::uuid[], $11::bigint[],"
+        " $6::text[], $7::jsonb[], $8::bytea[], $9::bigint[], $10::uuid[], $11::bigint[],"
         " $12::jsonb[], $13::bigint[], $14::bigint[], $15::bigint[])"
         " AS u(id, definition_id, process_key, process_version, business_key, status,"
         " variables, state, version, parent_instance_id, parent_wait_id, active_elements,"
@@ -72,11 +76,11 @@ std::vector<std::pair<Statement, std::string>> definitions() {
     all.emplace_back(
         stmt::kUpdateInstances,
         "UPDATE instances i SET business_key = u.business_key, status = u.status,"
-        " variables = u.variables, state = decode(u.state, 'hex'),"
+        " variables = u.variables, state = u.state,"
         " version = u.expected_version + 1, active_elements = u.active_elements,"
         " updated_at = u.updated_at, ended_at = u.ended_at"
         " FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[],"
-        " $6::text[], $7::jsonb[], $8::bigint[], $9::bigint[])"
+        " $6::bytea[], $7::jsonb[], $8::bigint[], $9::bigint[])"
         " AS u(id, expected_version, business_key, status, variables, state, active_elements,"
         " updated_at, ended_at)"
         " WHERE i.id = u.id AND i.version = u.expected_version RETURNING i.id");
@@ -181,25 +185,100 @@ std::vector<std::pair<Statement, std::string>> definitions() {
     return all;
 }
 
+struct Text {
+    Statement statement;
+    std::string sql;
+    std::optional<std::vector<ElementType>> arrays;
+};
+
 /// The texts by statement name, built once (thread-safe static initialisation).
-const std::map<std::string_view, std::pair<Statement, std::string>>& texts() {
+const std::map<std::string_view, Text>& texts() {
     static const auto kTexts = [] {
-        std::map<std::string_view, std::pair<Statement, std::string>> by_name;
+        std::map<std::string_view, Text> by_name;
         for (auto& definition : definitions()) {
             const std::string_view name = definition.first.name;
-            by_name.emplace(name, std::move(definition));
+            auto arrays = array_parameters(definition.second);
+            by_name.emplace(
+                name, Text{definition.first, std::move(definition.second), std::move(arrays)});
         }
         return by_name;
     }();
     return kTexts;
 }
 
+std::optional<ElementType> element_type(std::string_view name) {
+    static constexpr std::pair<std::string_view, ElementType> kNames[] = {
+        {"boolean", ElementType::kBool}, {"bytea", ElementType::kBytea},
+        {"bigint", ElementType::kInt8},  {"int", ElementType::kInt4},
+        {"text", ElementType::kText},    {"json", ElementType::kJson},
+        {"uuid", ElementType::kUuid},    {"jsonb", ElementType::kJsonb},
+    };
+    for (const auto& [spelled, type] : kNames) {
+        if (name == spelled) {
+            return type;
+        }
+    }
+    return std::nullopt;
+}
+
 }  // namespace
+
+std::optional<std::vector<ElementType>> array_parameters(std::string_view sql) {
+    std::vector<std::optional<ElementType>> found;
+    for (std::size_t at = sql.find('$'); at != std::string_view::npos; at = sql.find('$', at)) {
+        ++at;
+        std::size_t number = 0;
+        const auto [end, error] = std::from_chars(sql.data() + at, sql.data() + sql.size(), number);
+        if (error != std::errc() || number == 0) {
+            continue;
+        }
+        at = static_cast<std::size_t>(end - sql.data());
+        std::optional<ElementType> type;
+        if (sql.substr(at, 2) == "::") {
+            std::size_t name_end = at + 2;
+            while (name_end < sql.size() &&
+                   (std::isalnum(static_cast<unsigned char>(sql[name_end])) != 0 ||
+                    sql[name_end] == '_')) {
+                ++name_end;
+            }
+            if (sql.substr(name_end, 2) == "[]") {
+                type = element_type(sql.substr(at + 2, name_end - at - 2));
+            }
+        }
+        if (!type) {
+            return std::nullopt;  // a parameter that is not an array of a type we send
+        }
+        if (found.size() < number) {
+            found.resize(number);
+        }
+        if (found[number - 1] && *found[number - 1] != *type) {
+            return std::nullopt;
+        }
+        found[number - 1] = type;
+    }
+    std::vector<ElementType> types;
+    for (const auto& type : found) {
+        if (!type) {
+            return std::nullopt;  // $n never named
+        }
+        types.push_back(*type);
+    }
+    return types;
+}
+
+const std::vector<ElementType>& array_parameters_of(const Statement& statement) {
+    const Text& text = texts().at(statement.name);
+    if (!text.arrays) {
+        throw std::logic_error(std::string("statement ") + statement.name +
+                               " does not take arrays only");
+    }
+    return *text.arrays;
+}
 
 void prepare_statements(pqxx::connection& connection) {
     for (const auto& [name, definition] : texts()) {
-        if (definition.first.prepared) {
-            connection.prepare(definition.first.name, definition.second);
+        if (definition.statement.prepared) {
+            connection.prepare(definition.statement.name, definition.sql);
         }
     }
 }
@@ -216,7 +295,7 @@ void plan_with_values(pqxx::transaction_base& tx) {
 
 const std::string& sql_of(const Statement& statement) {
     // Every Statement of stmt has a text: a missing one is a bug, and at() says so.
-    return texts().at(statement.name).second;
+    return texts().at(statement.name).sql;
 }
 
 }  // namespace pythmata::store::pg

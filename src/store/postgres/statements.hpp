@@ -4,8 +4,12 @@
 #include <pqxx/result>
 #include <pqxx/transaction_base>
 
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 namespace pythmata::store::pg {
 
@@ -113,6 +117,25 @@ void join_by_index(pqxx::transaction_base& tx);
 /// a transaction of its own.
 void plan_with_values(pqxx::transaction_base& tx);
 
+/// The element type of an array parameter, as PostgreSQL's type OID (pg_type.oid of the element
+/// type; built-in OIDs are fixed). The batch's columns are sent in PostgreSQL's binary array
+/// format, whose header names the element type: the server checks it against the parameter's.
+enum class ElementType : std::uint32_t {
+    kBool = 16,
+    kBytea = 17,
+    kInt8 = 20,
+    kInt4 = 23,
+    kText = 25,
+    kJson = 114,
+    kUuid = 2950,
+    kJsonb = 3802,
+};
+/// The element types of `sql`'s parameters $1..$n when every one of them is written as an array
+/// of a type above (`$3::bigint[]`), by n - 1; nullopt when one is not (or is missing).
+[[nodiscard]] std::optional<std::vector<ElementType>> array_parameters(std::string_view sql);
+/// array_parameters() of a statement of `stmt`, parsed once; throws std::logic_error when its
+/// parameters are not all arrays (a statement run with Columns must take only arrays).
+[[nodiscard]] const std::vector<ElementType>& array_parameters_of(const Statement& statement);
 /// Defines the prepared statements of `stmt` on a new connection (the pool's setup hook). libpqxx
 /// 6.4 registers a definition with the server on its first use, so this sends nothing: each
 /// connection parses a statement once, when it first runs it, and never one it does not run. A

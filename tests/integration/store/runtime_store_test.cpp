@@ -13,6 +13,7 @@
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <ostream>
@@ -1570,6 +1571,94 @@ TEST_P(RuntimeStoreTest, HistoryTextsReadBackExactly) {
     EXPECT_EQ(history.value().items[2].event, app::HistoryEventKind::kTerminated);
 }
 
+// PostgreSQL binds each column as a binary array (uuid, bigint, int, text, json, jsonb, bytea and
+// boolean elements); these values would need quoting in an array literal, or sit at the edges of
+// their type, or look like NULL without being NULL.
+TEST_P(RuntimeStoreTest, ColumnValuesAtTheEdgesOfTheirTypesReadBackExactly) {
+    const std::string odd = "{\"a\",b}\\ NULL, \t\n \xc3\xbc\xe2\x9c\x93 ' ";
+    app::InstanceWrite write = new_instance(order_, at(-86'400'000));  // before 1970
+    const std::string id = write.instance.id;
+    write.instance.business_key = "NULL";
+    write.instance.variables = {{"odd", odd},
+                                {"big", 9007199254740993LL},
+                                {"neg", -1},
+                                {"nested", {{"list", {1, "two", nullptr, false}}}}};
+    write.instance.state = std::string("\0\xff\0", 3) + odd;
+    write.instance.active_elements = {odd, ""};
+    write.instance.parent_wait_id = std::numeric_limits<std::int64_t>::max();
+    write.instance.updated_at = at(253'402'300'799'000);  // 9999-12-31T23:59:59Z
+    write.waits_opened[0].name = odd;
+    write.waits_opened[0].assignee = "NULL";
+    write.waits_opened[0].candidate_groups = {odd, "NULL"};
+    write.waits_opened[0].due_at = at(-1);
+    const app::WaitRow task = write.waits_opened[0];
+    app::WaitRow message = wait_row(WaitRowKind::kMessage, id, 2, odd, at(3));
+    message.correlation_key = "";  // an empty key is a key, not NULL
+    write.waits_opened.push_back(message);
+    app::WaitRow job = wait_row(WaitRowKind::kJob, id, 3, "NULL", at(4));
+    job.payload = {{"text", odd}};
+    job.retries = std::numeric_limits<std::int32_t>::max();
+    write.waits_opened.push_back(job);
+    app::HistoryRow history = history_row(id, odd, app::HistoryEventKind::kCompleted, at(-7));
+    history.name = odd;
+    write.history.push_back(history);
+    app::IncidentRow incident{new_uuid(),   id,     std::numeric_limits<std::int64_t>::max(),
+                              std::nullopt, odd,    "NULL",
+                              odd,          "OPEN", at(5),
+                              std::nullopt};
+    write.incidents_opened.push_back(incident);
+    app::Batch batch;
+    batch.instances.push_back(write);
+    batch.idempotency.push_back({odd, "NULL", 200, odd, at(6)});
+    commit_ok(batch);
+
+    const app::InstanceRow row = stored(id, true);
+    EXPECT_EQ(row.business_key, std::optional<std::string>("NULL"));
+    EXPECT_EQ(row.variables, write.instance.variables);
+    EXPECT_EQ(row.state, write.instance.state);
+    EXPECT_EQ(row.active_elements, write.instance.active_elements);
+    EXPECT_EQ(row.parent_wait_id, write.instance.parent_wait_id);
+    EXPECT_EQ(row.created_at, at(-86'400'000));
+    EXPECT_EQ(row.updated_at, at(253'402'300'799'000));
+
+    auto stored_task = store_->task(task.id);
+    ASSERT_TRUE(stored_task.ok() && stored_task.value().has_value());
+    EXPECT_EQ(stored_task.value()->name, odd);
+    EXPECT_EQ(stored_task.value()->assignee, std::optional<std::string>("NULL"));
+    EXPECT_EQ(stored_task.value()->candidate_groups, task.candidate_groups);
+    EXPECT_EQ(stored_task.value()->due_at, at(-1));
+
+    auto by_empty_key = store_->find_message_subscription(odd, "");
+    ASSERT_TRUE(by_empty_key.ok() && by_empty_key.value().has_value());
+    EXPECT_EQ(by_empty_key.value()->id, message.id);
+
+    auto stored_job = store_->job(job.id);
+    ASSERT_TRUE(stored_job.ok() && stored_job.value().has_value());
+    EXPECT_EQ(stored_job.value()->type, "NULL");
+    EXPECT_EQ(stored_job.value()->payload, job.payload);
+    EXPECT_EQ(stored_job.value()->retries, std::numeric_limits<std::int32_t>::max());
+
+    auto entries = store_->history(id, {1, 20});
+    ASSERT_TRUE(entries.ok());
+    ASSERT_EQ(entries.value().items.size(), 2u);
+    EXPECT_EQ(entries.value().items[1].element_id, odd);
+    EXPECT_EQ(entries.value().items[1].name, odd);
+    EXPECT_EQ(entries.value().items[1].at, at(-7));
+
+    auto stored_incident = store_->incident(incident.id);
+    ASSERT_TRUE(stored_incident.ok() && stored_incident.value().has_value());
+    EXPECT_EQ(stored_incident.value()->engine_incident_id, incident.engine_incident_id);
+    EXPECT_EQ(stored_incident.value()->message, odd);
+    EXPECT_EQ(stored_incident.value()->element_id, odd);
+
+    auto replay = store_->claim_idempotency_key(odd, "other", at(7), at(0));
+    ASSERT_TRUE(replay.ok());
+    ASSERT_TRUE(replay.value().stored.has_value());
+    EXPECT_EQ(replay.value().stored->request_hash, "NULL");
+    EXPECT_EQ(replay.value().stored->status, 200);
+    EXPECT_EQ(replay.value().stored->body, odd);
+}
+
 TEST_P(RuntimeStoreTest, RetentionDeletesHistoryOfEveryCommitAndCountsItsEntries) {
     app::InstanceWrite ended = new_instance(order_, at(0));
     ended.history.push_back(
@@ -2251,6 +2340,24 @@ TEST_P(PostgresRuntimeStoreTest, AcquisitionsAndStartEventClearingReadByIndexOnG
                   .size(),
               3u);
     tx.abort();
+}
+
+// The columns' uuids are encoded by the store (binary arrays): one it cannot read fails its batch
+// as the server's own parser would, and nothing of the batch is written.
+TEST_P(PostgresRuntimeStoreTest, AMalformedIdFailsItsBatchAndWritesNothing) {
+    app::InstanceWrite good = new_instance(order_, at(0));
+    app::InstanceWrite bad = new_instance(order_, at(0));
+    bad.instance.parent_instance_id = "not-a-uuid";
+    app::Batch batch;
+    batch.instances = {good, bad};
+    const Status committed = store_->commit(batch);
+    ASSERT_FALSE(committed.ok());
+    EXPECT_NE(committed.error().internal.find("uuid"), std::string::npos)
+        << committed.error().internal;
+    auto found = store_->instance(good.instance.id, false);
+    ASSERT_TRUE(found.ok());
+    EXPECT_FALSE(found.value().has_value());
+    commit_one(new_instance(order_, at(1)));  // the store goes on
 }
 
 INSTANTIATE_TEST_SUITE_P(Postgres, PostgresRuntimeStoreTest, ::testing::Values(Backend::kPostgres),
