@@ -190,6 +190,7 @@ const std::vector<Key>& keys() {
         ms_key<H>("shutdown_timeout_ms", &S::http, &H::shutdown_timeout, 0, kHourMs),
         int_key<H>("gzip_min_size", &S::http, &H::gzip_min_size, 0, 4 * kGiB),
         int_key<H>("blocking_threads", &S::http, &H::blocking_threads, 0, 1024),
+        int_key<H>("http_read_threads", &S::http, &H::read_threads, 0, 1024),
         int_key<H>("http_max_queued_requests", &S::http, &H::max_queued_requests, 1, 1'000'000),
         bool_key<H>("http_async_first", &S::http, &H::async_first),
         int_key<H>("ws_max_queued_events", &S::http, &H::ws_max_queued_events, 1, 1'000'000),

@@ -51,6 +51,9 @@ Router make_router(Api& api, bool ops_only) {
     constexpr auto kInline = Execution::kInline;
     constexpr auto kInlineFirst = Execution::kInlineFirst;
     constexpr auto kAsyncFirst = Execution::kAsyncFirst;
+    // Reads of the store and the cache run on the read pool; the probes (/health/ready,
+    // /metrics) stay on the blocking pool, so that they answer while slow reads queue.
+    constexpr auto kRead = Execution::kRead;
     constexpr auto kAdmin = Role::kAdmin;
 
     // Operations.
@@ -65,11 +68,11 @@ Router make_router(Api& api, bool ops_only) {
     // The list is answered from the catalog's memory on the I/O thread; a miss goes to the pool.
     add("GET", "/api/v1/processes", kInlineFirst, &Api::list_definitions, std::nullopt,
         &Api::list_definitions_cached);
-    add("GET", "/api/v1/processes/{key}", kBlocking, &Api::latest_definition);
+    add("GET", "/api/v1/processes/{key}", kRead, &Api::latest_definition);
     add("PUT", "/api/v1/processes/{key}", kBlocking, &Api::redeploy, kAdmin);
     add("DELETE", "/api/v1/processes/{key}", kBlocking, &Api::delete_definition, kAdmin);
-    add("GET", "/api/v1/processes/{key}/versions", kBlocking, &Api::definition_versions);
-    add("GET", "/api/v1/processes/{key}/versions/{version}", kBlocking, &Api::definition_version);
+    add("GET", "/api/v1/processes/{key}/versions", kRead, &Api::definition_versions);
+    add("GET", "/api/v1/processes/{key}/versions/{version}", kRead, &Api::definition_version);
 
     if (!api.has_runtime())
         return router;
@@ -78,20 +81,20 @@ Router make_router(Api& api, bool ops_only) {
     // (the definition compiled in memory, the task opened here; no Idempotency-Key).
     add("POST", "/api/v1/processes/{key}/instances", kAsyncFirst, &Api::start_instance,
         std::nullopt, nullptr, &Api::start_instance_async);
-    add("GET", "/api/v1/processes/{key}/instances", kBlocking, &Api::list_instances);
-    add("GET", "/api/v1/instances", kBlocking, &Api::list_instances);
-    add("GET", "/api/v1/instances/{id}", kBlocking, &Api::get_instance);
+    add("GET", "/api/v1/processes/{key}/instances", kRead, &Api::list_instances);
+    add("GET", "/api/v1/instances", kRead, &Api::list_instances);
+    add("GET", "/api/v1/instances/{id}", kRead, &Api::get_instance);
     add("DELETE", "/api/v1/instances/{id}", kBlocking, &Api::cancel_instance);
     add("POST", "/api/v1/instances/{id}/suspend", kBlocking, &Api::suspend_instance);
     add("POST", "/api/v1/instances/{id}/resume", kBlocking, &Api::resume_instance);
-    add("GET", "/api/v1/instances/{id}/variables", kBlocking, &Api::get_variables);
+    add("GET", "/api/v1/instances/{id}/variables", kRead, &Api::get_variables);
     add("PATCH", "/api/v1/instances/{id}/variables", kBlocking, &Api::patch_variables);
-    add("GET", "/api/v1/instances/{id}/tokens", kBlocking, &Api::get_tokens);
-    add("GET", "/api/v1/instances/{id}/activities", kBlocking, &Api::get_activities);
+    add("GET", "/api/v1/instances/{id}/tokens", kRead, &Api::get_tokens);
+    add("GET", "/api/v1/instances/{id}/activities", kRead, &Api::get_activities);
 
     // User tasks.
-    add("GET", "/api/v1/tasks", kBlocking, &Api::list_tasks);
-    add("GET", "/api/v1/tasks/{id}", kBlocking, &Api::get_task);
+    add("GET", "/api/v1/tasks", kRead, &Api::list_tasks);
+    add("GET", "/api/v1/tasks/{id}", kRead, &Api::get_task);
     add("POST", "/api/v1/tasks/{id}/claim", kBlocking, &Api::claim_task);
     add("POST", "/api/v1/tasks/{id}/complete", kAsyncFirst, &Api::complete_task, std::nullopt,
         nullptr, &Api::complete_task_async);
@@ -107,13 +110,13 @@ Router make_router(Api& api, bool ops_only) {
     add("POST", "/api/v1/jobs/{id}/error", kBlocking, &Api::job_error);
 
     // Timers, incidents, stats; the clock only with the clock_control setting.
-    add("GET", "/api/v1/timers", kBlocking, &Api::list_timers);
-    add("GET", "/api/v1/incidents", kBlocking, &Api::list_incidents);
+    add("GET", "/api/v1/timers", kRead, &Api::list_timers);
+    add("GET", "/api/v1/incidents", kRead, &Api::list_incidents);
     add("POST", "/api/v1/incidents/{id}/resolve", kBlocking, &Api::resolve_incident);
-    add("GET", "/api/v1/stats", kBlocking, &Api::stats);
+    add("GET", "/api/v1/stats", kRead, &Api::stats);
     add("GET", "/api/v1/ws", kInline, &Api::websocket_required);
     if (api.clock_control()) {
-        add("GET", "/api/v1/clock", kBlocking, &Api::get_clock);
+        add("GET", "/api/v1/clock", kRead, &Api::get_clock);
         add("POST", "/api/v1/clock/advance", kBlocking, &Api::advance_clock, kAdmin);
         add("POST", "/api/v1/clock/reset", kBlocking, &Api::reset_clock, kAdmin);
     }

@@ -335,7 +335,9 @@ struct Server::Impl {
             pending->timer.expires_after(settings.request_timeout);
             if (!(settings.async_first && route.execution == Execution::kAsyncFirst &&
                   route.async_answer && start_async(pending))) {
-                asio::post(*blocking, [this, pending] {
+                asio::thread_pool& pool =
+                    pending->route->execution == Execution::kRead ? *reads : *blocking;
+                asio::post(pool, [this, pending] {
                     Response result = invoke(*pending->route, pending->request, pending->params);
                     queued.fetch_sub(1);
                     http_metrics.queued().Decrement();
@@ -784,6 +786,7 @@ struct Server::Impl {
     HttpMetrics http_metrics;
     asio::io_context ioc;
     std::optional<asio::thread_pool> blocking;
+    std::optional<asio::thread_pool> reads;  // kRead routes (http_read_threads)
     tcp::acceptor acceptor;
     asio::signal_set signals;
     std::atomic<bool> stopping{false};
@@ -800,6 +803,8 @@ Server::~Server() {
     stop();
     if (impl_->blocking)
         impl_->blocking->join();
+    if (impl_->reads)
+        impl_->reads->join();
 }
 
 Result<std::uint16_t> Server::listen() {
@@ -843,6 +848,10 @@ void Server::run() {
     if (blocking_threads == 0)
         blocking_threads = 16;
     impl.blocking.emplace(blocking_threads);
+    unsigned read_threads = impl.settings.read_threads;
+    if (read_threads == 0)
+        read_threads = std::max(4u, 2 * std::thread::hardware_concurrency());
+    impl.reads.emplace(read_threads);
 
     impl.signals.add(SIGINT);
     impl.signals.add(SIGTERM);
@@ -863,6 +872,7 @@ void Server::run() {
         worker.join();
     // Blocking calls still running finish before the pools they use are closed by main.
     impl.blocking->join();
+    impl.reads->join();
     impl.log->info("server stopped");
 }
 

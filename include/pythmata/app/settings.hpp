@@ -27,6 +27,10 @@ struct HttpSettings {
     std::size_t gzip_min_size = 1024;                    ///< gzip_min_size, bytes (0 = never)
     unsigned blocking_threads =
         0;  ///< blocking_threads (0 = max(128, pool + overflow, batch * workers))
+    /// http_read_threads: threads of the read pool, which runs the reads of the store and the
+    /// cache (GET of instances, tasks, definitions, timers, incidents, stats); 0 = twice the
+    /// hardware threads, at least 4.
+    unsigned read_threads = 0;
     std::size_t max_queued_requests = 4096;  ///< http_max_queued_requests (beyond: 503 OVERLOADED)
     /// http_async_first: starts and task completions go from the I/O thread straight to the
     /// engine when they can (false: always through the blocking pool, as before; diagnostic).

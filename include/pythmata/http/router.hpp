@@ -35,8 +35,11 @@ using Handler = std::function<Response(const Request&, const PathParams&)>;
 /// kAsyncFirst: the route's `async_answer` runs on the I/O thread first and may hand the request
 /// to something that answers later (the engine): no blocking-pool thread waits for it. When it
 /// declines, `handler` runs as for kBlocking. Both count against the same queue bound and
-/// request timeout.
-enum class Execution { kInline, kBlocking, kInlineFirst, kAsyncFirst };
+/// request timeout. kRead: like kBlocking, but on the small read pool (http_read_threads): a
+/// short read of the store or the cache that never waits for an engine commit. A few threads
+/// that take the next read while the queue holds one cost far less CPU per request than a
+/// large pool that wakes a sleeping thread for each (docs/benchmarks.md, "Session 8").
+enum class Execution { kInline, kBlocking, kInlineFirst, kAsyncFirst, kRead };
 
 /// A kInlineFirst route's non-blocking attempt: a response, or nullopt to go to the pool.
 using InlineHandler = std::function<std::optional<Response>(const Request&, const PathParams&)>;

@@ -3,9 +3,11 @@
 // durability across restarts, and the health endpoints. SQLite store, loopback only.
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -466,6 +468,48 @@ TEST_F(ServerBehaviour, RequestsBeyondTheQueueBoundGet503Overloaded) {
     EXPECT_EQ(finished.status, 201) << finished.describe();
 
     EXPECT_EQ(get("/api/v1/processes?page_size=1").status, 200);
+}
+
+TEST_F(ServerBehaviour, ReadsRunOnTheirOwnPoolWhileEveryBlockingThreadIsBusy) {
+    auto env = slow_script_settings();
+    env["PYTHMATA_BLOCKING_THREADS"] = "1";
+    env["PYTHMATA_HTTP_READ_THREADS"] = "1";
+    start(env);
+    const std::string key = unique_name("Spin");
+    ASSERT_EQ(deploy(bpmn::spinning_script(key)).status, 201);
+    // A start with an Idempotency-Key waits on the blocking pool for its commit: ~3 s of script.
+    HttpClient busy(server_->port());
+    ASSERT_TRUE(busy.send_raw("POST /api/v1/processes/" + key +
+                              "/instances HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              "Idempotency-Key: read-pool-test\r\n"
+                              "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+                    .ok());
+    std::this_thread::sleep_for(300ms);
+    // The one blocking thread is taken; reads are answered by the read pool meanwhile.
+    const auto began = Clock::now();
+    EXPECT_EQ(get("/api/v1/processes/" + key).status, 200);
+    EXPECT_TRUE(is_error(get("/api/v1/instances/00000000-0000-4000-8000-000000000000"), 404,
+                         "INSTANCE_NOT_FOUND"));
+    EXPECT_EQ(get("/api/v1/tasks?page_size=1").status, 200);
+    EXPECT_LT(Clock::now() - began, 1500ms) << "the reads waited for the blocking pool";
+    // Several clients at once share the one read thread: each read waits its turn.
+    std::vector<std::thread> clients;
+    std::atomic<int> answered{0};
+    for (int c = 0; c < 4; ++c) {
+        clients.emplace_back([&] {
+            HttpClient client(server_->port());
+            for (int i = 0; i < 10; ++i) {
+                auto r = client.get("/api/v1/processes/" + key + "/versions");
+                if (r.ok() && r->status == 200)
+                    ++answered;
+            }
+        });
+    }
+    for (auto& client : clients)
+        client.join();
+    EXPECT_EQ(answered.load(), 40);
+    const auto finished = call(busy.read_response());
+    EXPECT_EQ(finished.status, 201) << finished.describe();
 }
 
 // ---- shutdown and restarts -----------------------------------------------------------------

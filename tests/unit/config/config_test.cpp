@@ -125,6 +125,20 @@ TEST_F(ConfigTest, TheDeleteBatchSizeIsAPositiveNumberOfInstances) {
     EXPECT_NE(bad.error().find("db_delete_batch_size"), std::string::npos) << bad.error();
 }
 
+TEST_F(ConfigTest, TheReadPoolSizeIsAutomaticUnlessSet) {
+    auto defaults = load(std::nullopt, env);
+    ASSERT_TRUE(defaults) << defaults.error();
+    EXPECT_EQ(defaults->http.read_threads, 0u);  // twice the hardware threads, at least 4
+    env_vars["PYTHMATA_HTTP_READ_THREADS"] = "6";
+    auto set = load(std::nullopt, env);
+    ASSERT_TRUE(set) << set.error();
+    EXPECT_EQ(set->http.read_threads, 6u);
+    env_vars["PYTHMATA_HTTP_READ_THREADS"] = "5000";
+    auto bad = load(std::nullopt, env);
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().find("http_read_threads"), std::string::npos) << bad.error();
+}
+
 TEST_F(ConfigTest, BadDatabaseSchemeIsRejected) {
     env_vars["PYTHMATA_DB_URL"] = "mysql://localhost/x";
     auto s = load(std::nullopt, env);
