@@ -48,4 +48,22 @@ bool is_uuid(std::string_view t) {
     return true;
 }
 
+std::optional<std::array<unsigned char, 16>> uuid_bytes(std::string_view text) {
+    if (!is_uuid(text)) {
+        return std::nullopt;
+    }
+    const auto nibble = [](char c) {
+        return static_cast<unsigned>(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+    };
+    std::array<unsigned char, 16> bytes{};
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < text.size(); i += 2) {
+        if (text[i] == '-') {
+            ++i;
+        }
+        bytes[out++] = static_cast<unsigned char>((nibble(text[i]) << 4) | nibble(text[i + 1]));
+    }
+    return bytes;
+}
+
 }  // namespace pythmata

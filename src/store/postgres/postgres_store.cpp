@@ -118,73 +118,9 @@ void migrate(pqxx::connection& connection) {
 
 // ---- Runtime rows -----------------------------------------------------------------------
 
-/// One column of a multi-row statement, as the text of a PostgreSQL array literal bound as ONE
-/// parameter and expanded with unnest(): `{"a","b",NULL}`. Elements are double-quoted with `"`
-/// and `\` escaped, so no value is ever spliced into SQL.
-class ArrayParam {
-  public:
-    void text(std::string_view value) {
-        separate();
-        text_ += '"';
-        for (const char c : value) {
-            if (c == '"' || c == '\\') {
-                text_ += '\\';
-            }
-            text_ += c;
-        }
-        text_ += '"';
-    }
-    void null() {
-        separate();
-        text_ += "NULL";
-    }
-    void optional(const std::optional<std::string>& value) {
-        if (value) {
-            text(*value);
-        } else {
-            null();
-        }
-    }
-    /// An id column: an empty id is NULL.
-    void id(const std::string& value) {
-        if (value.empty()) {
-            null();
-        } else {
-            text(value);
-        }
-    }
-    void integer(std::int64_t value) {
-        separate();
-        text_ += std::to_string(value);
-    }
-    void time(TimePoint at) { integer(to_epoch_ms(at)); }
-    void optional_time(const std::optional<TimePoint>& at) {
-        if (at) {
-            time(*at);
-        } else {
-            null();
-        }
-    }
-    void boolean(bool value) {
-        separate();
-        text_ += value ? "t" : "f";
-    }
-    [[nodiscard]] std::string literal() const { return text_ + "}"; }
-    [[nodiscard]] std::size_t size() const { return count_; }
-
-  private:
-    void separate() {
-        if (count_++ > 0) {
-            text_ += ',';
-        }
-    }
-
-    std::string text_ = "{";
-    std::size_t count_ = 0;
-};
-
-/// One column of a multi-row statement in PostgreSQL's binary array format (what array_send
-/// writes and array_recv reads), bound as ONE binary parameter and expanded with unnest(): a
+/// An array parameter in PostgreSQL's binary array format (what array_send writes and array_recv
+/// reads), e.g. one column of a multi-row statement, bound as ONE parameter and expanded with
+/// unnest(), or the ids of `= ANY($1::uuid[])`. No value is ever spliced into SQL. It holds a
 /// header (dimensions, a has-NULL flag, the element type, the length and lower bound), then each
 /// element as its length (-1 for NULL) and its binary value. The server then neither tokenises an
 /// array literal nor parses uuids and integers from text, and the server side of ours escapes
@@ -317,40 +253,14 @@ class BinaryArray {
                                static_cast<char>(word >> 8), static_cast<char>(word)};
         data_.append(bytes, 4);
     }
-    /// 16 bytes from the canonical text form (8-4-4-4-12 hex digits), as uuid_in reads it.
+    /// 16 bytes from the canonical text form (8-4-4-4-12 hex digits).
     void uuid(std::string_view value) {
-        if (value.size() != 36) {
+        const auto bytes = uuid_bytes(value);
+        if (!bytes) {
             invalid("uuid", value);
         }
-        begin_element(16);
-        for (std::size_t i = 0; i < value.size();) {
-            if (i == 8 || i == 13 || i == 18 || i == 23) {
-                if (value[i] != '-') {
-                    invalid("uuid", value);
-                }
-                ++i;
-                continue;
-            }
-            const int high = hex_digit(value[i]);
-            const int low = hex_digit(value[i + 1]);
-            if (high < 0 || low < 0) {
-                invalid("uuid", value);
-            }
-            data_ += static_cast<char>((high << 4) | low);
-            i += 2;
-        }
-    }
-    static int hex_digit(char c) {
-        if (c >= '0' && c <= '9') {
-            return c - '0';
-        }
-        if (c >= 'a' && c <= 'f') {
-            return c - 'a' + 10;
-        }
-        if (c >= 'A' && c <= 'F') {
-            return c - 'A' + 10;
-        }
-        return -1;
+        begin_element(bytes->size());
+        data_.append(reinterpret_cast<const char*>(bytes->data()), bytes->size());
     }
     /// What the server would answer for the same text: 22P02 invalid_text_representation.
     [[noreturn]] static void invalid(const char* type, std::string_view value) {
@@ -1082,7 +992,7 @@ class PostgresStore final : public Store {
 
     Result<std::vector<app::InstanceRow>> instances(const std::vector<std::string>& ids,
                                                     bool with_state) override {
-        ArrayParam wanted;
+        BinaryArray wanted(pg::ElementType::kUuid);
         for (const auto& id : ids) {
             if (is_uuid(id)) {
                 wanted.text(id);
@@ -1096,7 +1006,7 @@ class PostgresStore final : public Store {
                 pqxx::nontransaction tx(connection);
                 const pqxx::result rows = pg::exec_statement(
                     tx, with_state ? pg::stmt::kInstancesByIdsWithState : pg::stmt::kInstancesByIds,
-                    wanted.literal());
+                    wanted.param());
                 std::vector<app::InstanceRow> out;
                 for (const auto& r : rows) {
                     out.push_back(read_instance(r, with_state));
@@ -1562,7 +1472,7 @@ class PostgresStore final : public Store {
     Result<app::RetentionResult> delete_ended_instances(
         TimePoint cutoff, std::size_t max_instances, const app::ProcessKeyFilter& filter) override {
         // The filter as $3 (mode: 0 all, 1 only, 2 except) and $4 (text[] of keys).
-        ArrayParam keys;
+        BinaryArray keys(pg::ElementType::kText);
         for (const auto& key : filter.keys) {
             keys.text(key);
         }
@@ -1590,8 +1500,7 @@ class PostgresStore final : public Store {
                 "       RETURNING 1)"
                 // History counts entries (events), not rows: a row holds one commit's entries.
                 " SELECT (SELECT count(*) FROM d), (SELECT coalesce(sum(entries), 0) FROM h)",
-                to_epoch_ms(cutoff), static_cast<std::int64_t>(max_instances), mode,
-                keys.literal());
+                to_epoch_ms(cutoff), static_cast<std::int64_t>(max_instances), mode, keys.param());
             tx.commit();
             app::RetentionResult result;
             result.instances = r[0].as<std::int64_t>();
