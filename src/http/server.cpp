@@ -335,8 +335,11 @@ struct Server::Impl {
             pending->timer.expires_after(settings.request_timeout);
             if (!(settings.async_first && route.execution == Execution::kAsyncFirst &&
                   route.async_answer && start_async(pending))) {
-                asio::thread_pool& pool =
-                    pending->route->execution == Execution::kRead ? *reads : *blocking;
+                // Reads (and a GET that could not be answered from memory) take the read pool.
+                const Route& r = *pending->route;
+                const bool read = r.execution == Execution::kRead ||
+                                  (r.execution == Execution::kInlineFirst && r.method == "GET");
+                asio::thread_pool& pool = read ? *reads : *blocking;
                 asio::post(pool, [this, pending] {
                     Response result = invoke(*pending->route, pending->request, pending->params);
                     queued.fetch_sub(1);

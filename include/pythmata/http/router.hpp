@@ -31,7 +31,8 @@ using Handler = std::function<Response(const Request&, const PathParams&)>;
 /// Where a handler runs: kInline on the connection's I/O thread (cheap, never blocks), kBlocking
 /// on the bounded blocking pool (anything that touches the store, the engine or a lock).
 /// kInlineFirst: the route's `inline_answer` runs on the I/O thread first (it must never block,
-/// e.g. it answers from memory); when it has no answer, `handler` runs as for kBlocking.
+/// e.g. it answers from memory); when it has no answer, `handler` runs as for kBlocking (for a
+/// GET, as for kRead).
 /// kAsyncFirst: the route's `async_answer` runs on the I/O thread first and may hand the request
 /// to something that answers later (the engine): no blocking-pool thread waits for it. When it
 /// declines, `handler` runs as for kBlocking. Both count against the same queue bound and

@@ -454,7 +454,7 @@ TEST_F(ServerBehaviour, RequestsBeyondTheQueueBoundGet503Overloaded) {
     // The busy request must hold the one queue slot before the probes start, and every way to
     // observe the queue would queue itself, so give it a moment to be dispatched.
     std::this_thread::sleep_for(300ms);
-    // While that one runs, the next request that needs the blocking pool is refused at once.
+    // While that one runs, the next request that needs a pool thread is refused at once.
     HttpResponse refused;
     EXPECT_TRUE(eventually(2s, [&] {
         refused = get("/api/v1/processes?page_size=1");
