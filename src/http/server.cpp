@@ -83,7 +83,7 @@ class HttpMetrics {
           queued_(prometheus::BuildGauge()
                       .Name("pythmata_http_blocking_requests")
                       .Help("Requests in progress off the I/O threads: waiting for or running "
-                            "on the blocking pool, or handed to the engine")
+                            "on the blocking or the read pool, or handed to the engine")
                       .Register(registry.prometheus())
                       .Add({})),
           async_(prometheus::BuildCounter()
