@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side comparison of server binaries or settings on this noisy 2-core machine: the
 # variants are run one after the other, round after round (A B A B ...), each on a fresh database
-# of ONE PostgreSQL 15 that this script starts (temp dir, fsync on, stopped by PID), and each run
+# of ONE PostgreSQL 15 that this script starts (temp dir, fsync on, stopped by PID; or a fresh
+# SQLite file, COMPARE_STORE=sqlite), and each run
 # reports ops/s, p99, and the CPU of PostgreSQL and of the server per operation (clock ticks of
 # their process trees over the measured run): CPU per op moves much less than ops/s when the
 # host's other tenants take cores. The summary gives the medians per variant and case.
@@ -16,6 +17,8 @@
 #                COMPARE_ROUNDS  rounds of every variant and case (3)
 #                COMPARE_DURATION measured wrk time per run (10s; 3 s of warm-up before)
 #                COMPARE_CONNS   wrk connections (50); wrk -t2 always
+#                COMPARE_STORE   pg (default) or sqlite: a fresh SQLite file per run instead (the
+#                                PostgreSQL column is then 0)
 # Results: build/bench/compare/<stamp>/ (results.csv, summary.md, wrk and server logs).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +27,7 @@ CASES=${COMPARE_CASES:-straight usertask}
 ROUNDS=${COMPARE_ROUNDS:-3}
 DURATION=${COMPARE_DURATION:-10s}
 CONNS=${COMPARE_CONNS:-50}
+STORE=${COMPARE_STORE:-pg}
 [ $# -ge 1 ] || { sed -n 2,20p "$0"; exit 2; }
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=$ROOT/build/bench/compare/$STAMP
@@ -48,8 +52,11 @@ for variant in "$@"; do
     ENVS[$label]=${rest:-}
 done
 
-start_postgres
-PSQL=("$PG_BIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres)
+PG_PID=""
+if [ "$STORE" = pg ]; then
+    start_postgres
+    PSQL=("$PG_BIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres)
+fi
 echo "variant,case,round,ops_per_s,p99_ms,pg_us_per_op,server_us_per_op,peak_rss_kb" \
     >"$OUT/results.csv"
 {
@@ -57,17 +64,22 @@ echo "variant,case,round,ops_per_s,p99_ms,pg_us_per_op,server_us_per_op,peak_rss
     echo "git=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
     echo "load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)"
     for label in "${LABELS[@]}"; do echo "variant $label: $(basename "${BIN[$label]}") ${ENVS[$label]}"; done
-    echo "cases=$CASES rounds=$ROUNDS duration=$DURATION conns=$CONNS"
+    echo "store=$STORE cases=$CASES rounds=$ROUNDS duration=$DURATION conns=$CONNS"
 } >"$OUT/machine.txt"
 
 # one_run LABEL CASE ROUND: a fresh database and server, warm-up, the measured run.
 one_run() {
-    local label=$1 case=$2 round=$3 db="cmp_${RANDOM}_$round" port srv model target
-    "${PSQL[@]}" -c "CREATE DATABASE $db" >/dev/null
+    local label=$1 case=$2 round=$3 db="cmp_${RANDOM}_$round" port srv model target url
+    if [ "$STORE" = pg ]; then
+        "${PSQL[@]}" -c "CREATE DATABASE $db" >/dev/null
+        url="postgresql://postgres@127.0.0.1:$PG_PORT/$db"
+    else
+        url="sqlite://$TMP/$db.db"
+    fi
     port=$(free_port)
     # shellcheck disable=SC2086
     env ${ENVS[$label]} PYTHMATA_HTTP_PORT="$port" PYTHMATA_HTTP_HOST=127.0.0.1 \
-        PYTHMATA_DB_URL="postgresql://postgres@127.0.0.1:$PG_PORT/$db" PYTHMATA_ACCESS_LOG=false \
+        PYTHMATA_DB_URL="$url" PYTHMATA_ACCESS_LOG=false \
         PYTHMATA_LOG_LEVEL=warn "${BIN[$label]}" serve >"$OUT/server_${label}_${case}_$round.log" 2>&1 &
     srv=$!
     PIDS+=("$srv")
@@ -94,16 +106,22 @@ one_run() {
     esac
     env "${wenv[@]}" wrk -t2 -c"$CONNS" -d3s -s "$ROOT/bench/$script" "$base" >/dev/null 2>&1 || true
     local raw=$OUT/wrk_${label}_${case}_$round.txt pg0 sv0 pg1 sv1
-    pg0=$(tree_ticks "$PG_PID")
+    pg0=0
+    [ -n "$PG_PID" ] && pg0=$(tree_ticks "$PG_PID")
     sv0=$(tree_ticks "$srv")
     env "${wenv[@]}" wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$ROOT/bench/$script" "$base" \
         >"$raw" 2>&1 || true
-    pg1=$(tree_ticks "$PG_PID")
+    pg1=0
+    [ -n "$PG_PID" ] && pg1=$(tree_ticks "$PG_PID")
     sv1=$(tree_ticks "$srv")
     local rss
     rss=$(awk '/^VmHWM/{print $2}' "/proc/$srv/status")
     stop_pid "$srv"
-    "${PSQL[@]}" -c "DROP DATABASE $db" >/dev/null
+    if [ "$STORE" = pg ]; then
+        "${PSQL[@]}" -c "DROP DATABASE $db" >/dev/null
+    else
+        rm -f "$TMP/$db.db"*
+    fi
     python3 - "$raw" "$label" "$case" "$round" "$((pg1 - pg0))" "$((sv1 - sv0))" "$rss" \
         "$(getconf CLK_TCK)" >>"$OUT/results.csv" <<'EOF'
 import re, sys
