@@ -12,6 +12,7 @@ PACKAGES=(
     libboost1.81-dev libpqxx-dev libpq-dev libhiredis-dev nlohmann-json3-dev
     prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
     libpugixml-dev liblua5.4-dev libsqlite3-dev libtomlplusplus-dev zlib1g-dev libssl-dev
+    libjemalloc-dev  # the server's allocator (CMake option PYTHMATA_JEMALLOC)
     # servers and tools the tests start or call
     postgresql-15 postgresql-client-15 redis-server prometheus curl procps nginx
     # load generators and plotting for `make bench`
