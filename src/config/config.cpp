@@ -212,6 +212,7 @@ const std::vector<Key>& keys() {
         string_key<D>("db_plan_cache_mode", &S::db, &D::plan_cache_mode,
                       {"force_generic_plan", "auto", "force_custom_plan"}),
         ms_key<D>("db_connect_timeout_ms", &S::db, &D::connect_timeout, 100, 600'000),
+        ms_key<D>("db_tcp_timeout_ms", &S::db, &D::tcp_timeout, 0, kHourMs),
         ms_key<D>("db_overflow_idle_ms", &S::db, &D::overflow_idle, 0, kHourMs),
         int_key<D>("sqlite_wal_autocheckpoint", &S::db, &D::sqlite_wal_autocheckpoint, 100,
                    1'000'000),

@@ -63,6 +63,9 @@ struct DbSettings {
     /// `auto` may keep re-planning one on every call (docs/benchmarks.md, "Session 6").
     std::string plan_cache_mode = "force_generic_plan";
     std::chrono::milliseconds connect_timeout{3'000};  ///< db_connect_timeout_ms
+    /// db_tcp_timeout_ms: a PostgreSQL connection whose peer stays silent this long (no answer to
+    /// TCP keepalives, data never acknowledged) fails; 0 = the OS defaults (hours).
+    std::chrono::milliseconds tcp_timeout{30'000};
     /// db_overflow_idle_ms: overflow connections (beyond db_pool_size) stay open this long while
     /// the pool keeps more than db_pool_size idle; 0 = close them as soon as they are returned.
     std::chrono::milliseconds overflow_idle{30'000};

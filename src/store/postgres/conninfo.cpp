@@ -4,7 +4,11 @@
 
 #include <algorithm>
 #include <memory>
+#include <set>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace pythmata::store {
 namespace {
@@ -56,7 +60,8 @@ struct OptionsDeleter {
 }  // namespace
 
 Result<std::string> postgres_conninfo(const std::string& url,
-                                      std::chrono::milliseconds connect_timeout) {
+                                      std::chrono::milliseconds connect_timeout,
+                                      std::chrono::milliseconds tcp_timeout) {
     char* message = nullptr;
     std::unique_ptr<PQconninfoOption, OptionsDeleter> options(
         PQconninfoParse(url.c_str(), &message));
@@ -68,7 +73,7 @@ Result<std::string> postgres_conninfo(const std::string& url,
         }
         return invalid_url("libpq: " + reason);
     }
-    bool has_timeout = false;
+    std::set<std::string, std::less<>> given;
     for (const PQconninfoOption* option = options.get(); option->keyword != nullptr; ++option) {
         if (option->val == nullptr) {
             continue;
@@ -86,20 +91,40 @@ Result<std::string> postgres_conninfo(const std::string& url,
                     "' (disable, allow, prefer, require, verify-ca, verify-full)",
                 "INVALID_DB_URL");
         }
-        if (keyword == "connect_timeout") {
-            has_timeout = true;
-        }
+        given.emplace(keyword);
     }
-    if (has_timeout) {
-        return url;
+
+    // Our defaults, each unless the URL sets it.
+    std::vector<std::pair<std::string, std::string>> defaults;
+    const long long connect_seconds =
+        std::max<long long>(1, (connect_timeout.count() + 999) / 1000);
+    defaults.emplace_back("connect_timeout", std::to_string(connect_seconds));
+    if (tcp_timeout.count() > 0) {
+        // Keepalive probes after a third of the time without traffic, two more a third apart:
+        // a silent peer (a host gone without a reset, a partition) ends a call that waits for
+        // an answer after about tcp_timeout; tcp_user_timeout does the same for data sent and
+        // never acknowledged. The OS defaults are 2 hours and ~15 minutes.
+        const long long third = std::max<long long>(1, (tcp_timeout.count() + 2999) / 3000);
+        defaults.emplace_back("keepalives", "1");
+        defaults.emplace_back("keepalives_idle", std::to_string(third));
+        defaults.emplace_back("keepalives_interval", std::to_string(third));
+        defaults.emplace_back("keepalives_count", "2");
+        defaults.emplace_back("tcp_user_timeout", std::to_string(tcp_timeout.count()));
     }
-    const long long seconds = std::max<long long>(1, (connect_timeout.count() + 999) / 1000);
+    const bool is_url = url.starts_with("postgresql://") || url.starts_with("postgres://");
+    bool has_query = url.find('?') != std::string::npos;
     std::string conninfo = url;
-    if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
-        conninfo += url.find('?') == std::string::npos ? '?' : '&';
-        conninfo += "connect_timeout=" + std::to_string(seconds);
-    } else {
-        conninfo += " connect_timeout=" + std::to_string(seconds);
+    for (const auto& [keyword, value] : defaults) {
+        if (given.contains(keyword)) {
+            continue;
+        }
+        if (is_url) {
+            conninfo += has_query ? '&' : '?';
+            has_query = true;
+        } else {
+            conninfo += ' ';
+        }
+        conninfo += keyword + "=" + value;
     }
     return conninfo;
 }

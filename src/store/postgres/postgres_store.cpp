@@ -1765,7 +1765,8 @@ class PostgresStore final : public Store {
 Result<std::unique_ptr<Store>> open_postgres_store(const std::string& url,
                                                    const app::DbSettings& settings,
                                                    metrics::Registry& registry) {
-    Result<std::string> conninfo = postgres_conninfo(url, settings.connect_timeout);
+    Result<std::string> conninfo =
+        postgres_conninfo(url, settings.connect_timeout, settings.tcp_timeout);
     if (!conninfo) {
         return std::move(conninfo).error();
     }

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sqlite3.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -961,6 +962,66 @@ TEST(OpenStore, UnreachablePostgresIsNotAStartupError) {
     EXPECT_EQ(latest.error().code, "DB_UNAVAILABLE");
     EXPECT_GE(latest.error().retry_after_seconds, 1);
     EXPECT_FALSE(opened.value()->ping().ok());
+}
+
+/// The TCP sockets of this process connected to 127.0.0.1:`port`, by scanning /proc/self/fd.
+std::vector<int> sockets_to(std::uint16_t port) {
+    std::vector<int> found;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+        int fd = -1;
+        try {
+            fd = std::stoi(entry.path().filename().string());
+        } catch (const std::exception&) {
+            continue;
+        }
+        sockaddr_in peer{};
+        socklen_t length = sizeof(peer);
+        if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &length) == 0 &&
+            peer.sin_family == AF_INET && ntohs(peer.sin_port) == port) {
+            found.push_back(fd);
+        }
+    }
+    return found;
+}
+
+int tcp_option(int fd, int level, int name) {
+    int value = -1;
+    socklen_t length = sizeof(value);
+    return ::getsockopt(fd, level, name, &value, &length) == 0 ? value : -1;
+}
+
+// A database host that vanishes without a reset (power loss, a partition) leaves a call waiting
+// for an answer that never comes: with the OS defaults, 2 hours of keepalive silence or ~15
+// minutes of retransmissions. The pool's connections carry db_tcp_timeout_ms instead (checked
+// on the store's own sockets: loopback cannot drop packets without privileges).
+TEST(OpenStore, PoolConnectionsGiveUpOnASilentPeerAfterTheTcpTimeout) {
+    std::string why;
+    test::PostgresServer* postgres = shared_postgres(why);
+    if (postgres == nullptr) {
+        GTEST_FAIL() << why;
+    }
+    for (const auto tcp_timeout : {9000ms, 0ms}) {
+        metrics::Registry registry;
+        app::DbSettings settings;
+        settings.url = postgres->url();
+        settings.tcp_timeout = tcp_timeout;
+        auto opened = open_store(settings, registry);
+        ASSERT_TRUE(opened.ok()) << opened.error().message;
+        ASSERT_TRUE(opened.value()->ping().ok());
+        const std::vector<int> sockets = sockets_to(postgres->port());
+        ASSERT_FALSE(sockets.empty());
+        for (const int fd : sockets) {
+            EXPECT_EQ(tcp_option(fd, SOL_SOCKET, SO_KEEPALIVE), 1);
+            if (tcp_timeout > 0ms) {
+                EXPECT_EQ(tcp_option(fd, IPPROTO_TCP, TCP_KEEPIDLE), 3);
+                EXPECT_EQ(tcp_option(fd, IPPROTO_TCP, TCP_KEEPINTVL), 3);
+                EXPECT_EQ(tcp_option(fd, IPPROTO_TCP, TCP_KEEPCNT), 2);
+                EXPECT_EQ(tcp_option(fd, IPPROTO_TCP, TCP_USER_TIMEOUT), 9000);
+            } else {
+                EXPECT_EQ(tcp_option(fd, IPPROTO_TCP, TCP_USER_TIMEOUT), 0);
+            }
+        }
+    }
 }
 
 /// A TCP port that completes handshakes (the kernel's backlog) but never answers: a hung

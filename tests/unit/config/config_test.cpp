@@ -139,6 +139,20 @@ TEST_F(ConfigTest, TheReadPoolSizeIsAutomaticUnlessSet) {
     EXPECT_NE(bad.error().find("http_read_threads"), std::string::npos) << bad.error();
 }
 
+TEST_F(ConfigTest, TheDatabaseTcpTimeoutDefaultsToThirtySecondsAndZeroTurnsItOff) {
+    auto defaults = load(std::nullopt, env);
+    ASSERT_TRUE(defaults) << defaults.error();
+    EXPECT_EQ(defaults->db.tcp_timeout, std::chrono::milliseconds(30'000));
+    env_vars["PYTHMATA_DB_TCP_TIMEOUT_MS"] = "0";
+    auto off = load(std::nullopt, env);
+    ASSERT_TRUE(off) << off.error();
+    EXPECT_EQ(off->db.tcp_timeout, std::chrono::milliseconds(0));
+    env_vars["PYTHMATA_DB_TCP_TIMEOUT_MS"] = "-5";
+    auto bad = load(std::nullopt, env);
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().find("db_tcp_timeout_ms"), std::string::npos) << bad.error();
+}
+
 TEST_F(ConfigTest, BadDatabaseSchemeIsRejected) {
     env_vars["PYTHMATA_DB_URL"] = "mysql://localhost/x";
     auto s = load(std::nullopt, env);
