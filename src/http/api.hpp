@@ -31,6 +31,11 @@ namespace pythmata::http {
 
 /// {"data": data} with `status`.
 [[nodiscard]] Response json_response(int status, const nlohmann::json& data);
+/// An instance as API.md writes it (its fields in key order, as nlohmann's objects keep them).
+[[nodiscard]] nlohmann::json instance_json(app::InstanceView view);
+/// json_response(status, instance_json(view)), byte for byte, written straight into the body
+/// without building the JSON object: the answer of every start, completion and instance read.
+[[nodiscard]] Response instance_response(int status, const app::InstanceView& view);
 /// The paging envelope of API.md: {"items","total","page","pageSize","totalPages"}.
 [[nodiscard]] nlohmann::json page_envelope(nlohmann::json items, std::int64_t total,
                                            const app::PageRequest& page);

@@ -1,7 +1,12 @@
 // Instances, user tasks, messages, signals, jobs, timers, incidents, clock and stats: the wire
 // format of API.md on top of app::InstanceService, and Idempotency-Key handling.
 
+#include <algorithm>
 #include <charconv>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <limits>
 
 #include "api.hpp"
@@ -21,6 +26,37 @@ json optional_time(const std::optional<TimePoint>& value) {
     return value ? json(format_rfc3339(*value)) : json(nullptr);
 }
 
+/// `text` as a JSON string, as json_response() dumps one: plain text as it is, anything else
+/// (escapes, non-ASCII, invalid UTF-8 replaced) through nlohmann's serializer.
+void append_string(std::string& out, std::string_view text) {
+    const bool plain = std::all_of(text.begin(), text.end(), [](char c) {
+        const auto byte = static_cast<unsigned char>(c);
+        return byte >= 0x20 && byte < 0x80 && c != '"' && c != '\\';
+    });
+    if (plain) {
+        out += '"';
+        out += text;
+        out += '"';
+        return;
+    }
+    out += json(std::string(text)).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void append_optional(std::string& out, const std::optional<std::string>& text) {
+    if (text)
+        append_string(out, *text);
+    else
+        out += "null";
+}
+
+void append_integer(std::string& out, std::int64_t value) {
+    char digits[24];
+    const auto end = std::to_chars(std::begin(digits), std::end(digits), value).ptr;
+    out.append(digits, end);
+}
+
+}  // namespace
+
 /// By value: callers that are done with the view move it in, and its strings and variables
 /// move into the JSON instead of being copied.
 json instance_json(app::InstanceView view) {
@@ -38,6 +74,53 @@ json instance_json(app::InstanceView view) {
             {"updated_at", format_rfc3339(view.updated_at)},
             {"ended_at", optional_time(view.ended_at)}};
 }
+
+// Building instance_json() and dumping it was ~8 % of the server's CPU per straight start
+// (an object node, a string and a map entry per field, then the serializer); this writes the
+// same bytes directly. The fields are in nlohmann's (alphabetical) key order.
+Response instance_response(int status, const app::InstanceView& view) {
+    std::string body;
+    body.reserve(360 + 24 * view.active_elements.size());
+    body += R"({"data":{"active_elements":[)";
+    for (std::size_t i = 0; i < view.active_elements.size(); ++i) {
+        if (i > 0)
+            body += ',';
+        append_string(body, view.active_elements[i]);
+    }
+    body += R"(],"business_key":)";
+    append_optional(body, view.business_key);
+    body += R"(,"created_at":)";
+    append_string(body, format_rfc3339(view.created_at));
+    body += R"(,"definition_id":)";
+    append_string(body, view.definition_id);
+    body += R"(,"ended_at":)";
+    append_optional(body, view.ended_at ? std::optional<std::string>(format_rfc3339(*view.ended_at))
+                                        : std::nullopt);
+    body += R"(,"id":)";
+    append_string(body, view.id);
+    body += R"(,"incidents":)";
+    append_integer(body, view.incidents);
+    body += R"(,"parent_instance_id":)";
+    append_optional(body, view.parent_instance_id);
+    body += R"(,"process_key":)";
+    append_string(body, view.process_key);
+    body += R"(,"process_version":)";
+    append_integer(body, view.process_version);
+    body += R"(,"status":)";
+    append_string(body, view.status);
+    body += R"(,"updated_at":)";
+    append_string(body, format_rfc3339(view.updated_at));
+    body += R"(,"variables":)";
+    body += view.variables.dump(-1, ' ', false, json::error_handler_t::replace);
+    body += "}}";
+    Response response;
+    response.status = status;
+    response.body = std::move(body);
+    response.set_header("Content-Type", "application/json");
+    return response;
+}
+
+namespace {
 
 json task_json(const app::TaskView& view) {
     json out = {{"id", view.id},
@@ -215,7 +298,7 @@ Response Api::start_instance(const Request& request, const PathParams& params) {
     if (version)
         start.version = static_cast<int>(*version);
     PY_TRY(view, instances_->start_instance(std::move(start)));
-    Response response = json_response(201, instance_json(view));
+    Response response = instance_response(201, view);
     response.set_header("Location", "/api/v1/instances/" + view.id);
     return response;
 }
@@ -258,7 +341,7 @@ bool Api::start_instance_async(const Request& request, const PathParams& params,
             if (!view)
                 return error_response(view.error());
             const std::string location = "/api/v1/instances/" + view->id;
-            Response response = json_response(201, instance_json(std::move(*view)));
+            Response response = instance_response(201, *view);
             response.set_header("Location", location);
             return response;
         });
@@ -286,22 +369,22 @@ Response Api::list_instances(const Request& request, const PathParams& params) {
 
 Response Api::get_instance(const Request&, const PathParams& params) {
     PY_TRY(view, instances_->instance(params.get("id")));
-    return json_response(200, instance_json(view));
+    return instance_response(200, view);
 }
 
 Response Api::cancel_instance(const Request&, const PathParams& params) {
     PY_TRY(view, instances_->cancel_instance(params.get("id")));
-    return json_response(200, instance_json(view));
+    return instance_response(200, view);
 }
 
 Response Api::suspend_instance(const Request&, const PathParams& params) {
     PY_TRY(view, instances_->suspend_instance(params.get("id")));
-    return json_response(200, instance_json(view));
+    return instance_response(200, view);
 }
 
 Response Api::resume_instance(const Request&, const PathParams& params) {
     PY_TRY(view, instances_->resume_instance(params.get("id")));
-    return json_response(200, instance_json(view));
+    return instance_response(200, view);
 }
 
 Response Api::get_variables(const Request&, const PathParams& params) {
@@ -379,7 +462,7 @@ Response Api::complete_task(const Request& request, const PathParams& params) {
     PY_TRY(body, json_object_body(request, true));
     PY_TRY(variables, variables_field(body));
     PY_TRY(view, instances_->complete_task(params.get("id"), std::move(variables)));
-    return json_response(200, instance_json(view));
+    return instance_response(200, view);
 }
 
 bool Api::complete_task_async(const Request& request, const PathParams& params,
@@ -392,7 +475,7 @@ bool Api::complete_task_async(const Request& request, const PathParams& params,
         return false;
     app::InstanceService::InstanceCallback done = [reply](Result<app::InstanceView> view) {
         reply([view = std::move(view)]() mutable {
-            return view ? json_response(200, instance_json(std::move(*view)))
+            return view ? instance_response(200, *view)
                         : error_response(view.error());
         });
     };

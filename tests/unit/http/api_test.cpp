@@ -240,3 +240,55 @@ TEST_F(ApiTest, UnknownPathAndMethod) {
 
 }  // namespace
 }  // namespace pythmata::http
+
+namespace pythmata::http {
+namespace {
+
+// instance_response() writes what json_response(instance_json()) would, without the JSON object:
+// the same bytes for every kind of field content.
+TEST(InstanceResponse, IsByteForByteTheDumpOfTheInstanceJson) {
+    app::InstanceView plain;
+    plain.id = "66aaf712-0ff7-458f-9c25-82c4784e735c";
+    plain.process_key = "straight";
+    plain.process_version = 3;
+    plain.definition_id = "cf7c6854-0ff8-4066-a211-93f046d9e10d";
+    plain.status = "COMPLETED";
+    plain.variables = {{"amount", 150}, {"counter", 5}, {"path", "high"}};
+    plain.created_at = TimePoint(std::chrono::milliseconds(1'795'000'000'123));
+    plain.updated_at = plain.created_at + std::chrono::milliseconds(7);
+    plain.ended_at = plain.updated_at;
+
+    app::InstanceView waiting = plain;
+    waiting.status = "RUNNING";
+    waiting.ended_at.reset();
+    waiting.active_elements = {"approve", "wait_paid"};
+    waiting.business_key = "order-7";
+    waiting.parent_instance_id = "0a1b2c3d-0000-4000-8000-000000000001";
+    waiting.incidents = 2;
+    waiting.variables = nlohmann::json::object();
+
+    app::InstanceView awkward = waiting;
+    awkward.business_key = "Zürich \"quoted\" back\\slash\ttab\nline \x01 ctl";
+    awkward.active_elements = {"ünïcödé", "", "a\"b", "日本"};
+    awkward.process_key = "k\x7f";
+    awkward.incidents = -1;
+    awkward.process_version = std::numeric_limits<int>::max();
+    awkward.variables = {{"nested", {{"list", {1, 2.5, nullptr, true, "ß"}}}},
+                         {"empty", nlohmann::json::object()}};
+
+    app::InstanceView broken = awkward;
+    broken.business_key = std::string("bad \xff\xfe utf8 \xc3");  // replaced, as the dump does
+    broken.active_elements = {std::string("\xe2\x82")};
+
+    for (const app::InstanceView& view : {plain, waiting, awkward, broken}) {
+        const Response expected = json_response(201, instance_json(view));
+        const Response written = instance_response(201, view);
+        EXPECT_EQ(written.body, expected.body);
+        EXPECT_EQ(written.status, 201);
+        EXPECT_EQ(written.header("Content-Type"), expected.header("Content-Type"));
+        EXPECT_TRUE(nlohmann::json::accept(written.body)) << written.body;
+    }
+}
+
+}  // namespace
+}  // namespace pythmata::http
