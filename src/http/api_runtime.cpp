@@ -4,10 +4,10 @@
 #include <algorithm>
 #include <charconv>
 #include <iterator>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <limits>
 
 #include "api.hpp"
 #include "pythmata/common/sha256.hpp"
@@ -475,8 +475,7 @@ bool Api::complete_task_async(const Request& request, const PathParams& params,
         return false;
     app::InstanceService::InstanceCallback done = [reply](Result<app::InstanceView> view) {
         reply([view = std::move(view)]() mutable {
-            return view ? instance_response(200, *view)
-                        : error_response(view.error());
+            return view ? instance_response(200, *view) : error_response(view.error());
         });
     };
     return instances_->try_complete_task(params.get("id"), *variables, done);
