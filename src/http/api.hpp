@@ -36,6 +36,12 @@ namespace pythmata::http {
 /// json_response(status, instance_json(view)), byte for byte, written straight into the body
 /// without building the JSON object: the answer of every start, completion and instance read.
 [[nodiscard]] Response instance_response(int status, const app::InstanceView& view);
+/// A user task as API.md writes it (`variables` only when the view has them).
+[[nodiscard]] nlohmann::json task_json(const app::TaskView& view);
+/// json_response(200, page_envelope(the tasks' task_json(), total, request)), byte for byte,
+/// written straight into the body: the answer of GET /tasks.
+[[nodiscard]] Response task_page_response(const app::PageResult<app::TaskView>& page,
+                                          const app::PageRequest& request);
 /// The paging envelope of API.md: {"items","total","page","pageSize","totalPages"}.
 [[nodiscard]] nlohmann::json page_envelope(nlohmann::json items, std::int64_t total,
                                            const app::PageRequest& page);

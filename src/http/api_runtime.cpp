@@ -120,8 +120,6 @@ Response instance_response(int status, const app::InstanceView& view) {
     return response;
 }
 
-namespace {
-
 json task_json(const app::TaskView& view) {
     json out = {{"id", view.id},
                 {"instance_id", view.instance_id},
@@ -138,6 +136,78 @@ json task_json(const app::TaskView& view) {
         out["variables"] = view.variables;
     return out;
 }
+
+namespace {
+
+void append_optional_time(std::string& out, const std::optional<TimePoint>& at) {
+    append_optional(out, at ? std::optional<std::string>(format_rfc3339(*at)) : std::nullopt);
+}
+
+/// task_json(view) as its dump writes it (alphabetical keys).
+void append_task(std::string& body, const app::TaskView& view) {
+    body += R"({"assignee":)";
+    append_optional(body, view.assignee);
+    body += R"(,"candidate_groups":[)";
+    for (std::size_t i = 0; i < view.candidate_groups.size(); ++i) {
+        if (i > 0)
+            body += ',';
+        append_string(body, view.candidate_groups[i]);
+    }
+    body += R"(],"completed_at":)";
+    append_optional_time(body, view.completed_at);
+    body += R"(,"created_at":)";
+    append_string(body, format_rfc3339(view.created_at));
+    body += R"(,"due_at":)";
+    append_optional_time(body, view.due_at);
+    body += R"(,"element_id":)";
+    append_string(body, view.element_id);
+    body += R"(,"id":)";
+    append_string(body, view.id);
+    body += R"(,"instance_id":)";
+    append_string(body, view.instance_id);
+    body += R"(,"name":)";
+    append_string(body, view.name);
+    body += R"(,"process_key":)";
+    append_string(body, view.process_key);
+    body += R"(,"state":)";
+    append_string(body, view.state);
+    if (!view.variables.is_null()) {
+        body += R"(,"variables":)";
+        body += view.variables.dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+    body += '}';
+}
+
+}  // namespace
+
+Response task_page_response(const app::PageResult<app::TaskView>& page,
+                            const app::PageRequest& request) {
+    std::string body;
+    body.reserve(96 + 420 * page.items.size());
+    body += R"({"data":{"items":[)";
+    for (std::size_t i = 0; i < page.items.size(); ++i) {
+        if (i > 0)
+            body += ',';
+        append_task(body, page.items[i]);
+    }
+    const std::int64_t size = request.page_size > 0 ? request.page_size : 1;
+    body += R"(],"page":)";
+    append_integer(body, request.page);
+    body += R"(,"pageSize":)";
+    append_integer(body, request.page_size);
+    body += R"(,"total":)";
+    append_integer(body, page.total);
+    body += R"(,"totalPages":)";
+    append_integer(body, (page.total + size - 1) / size);
+    body += "}}";
+    Response response;
+    response.status = 200;
+    response.body = std::move(body);
+    response.set_header("Content-Type", "application/json");
+    return response;
+}
+
+namespace {
 
 json incident_json(const app::IncidentView& view) {
     return {{"id", view.id},
@@ -443,7 +513,7 @@ Response Api::list_tasks(const Request& request, const PathParams&) {
         filter.state = *state;
     }
     PY_TRY(result, instances_->list_tasks(filter, page));
-    return json_response(200, page_of(result, page, task_json));
+    return task_page_response(result, page);
 }
 
 Response Api::get_task(const Request&, const PathParams& params) {

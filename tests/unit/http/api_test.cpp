@@ -292,3 +292,51 @@ TEST(InstanceResponse, IsByteForByteTheDumpOfTheInstanceJson) {
 
 }  // namespace
 }  // namespace pythmata::http
+
+namespace pythmata::http {
+namespace {
+
+TEST(TaskPageResponse, IsByteForByteTheDumpOfThePageOfTaskJson) {
+    app::TaskView open;
+    open.id = "7d0f3c1e-1111-4a2b-8c3d-000000000001";
+    open.instance_id = "66aaf712-0ff7-458f-9c25-82c4784e735c";
+    open.process_key = "usertask";
+    open.element_id = "approve";
+    open.name = "Approve";
+    open.state = "OPEN";
+    open.created_at = TimePoint(std::chrono::milliseconds(1'795'000'000'123));
+
+    app::TaskView done = open;
+    done.state = "COMPLETED";
+    done.assignee = "alice";
+    done.candidate_groups = {"sales", "ops"};
+    done.due_at = open.created_at + std::chrono::hours(24);
+    done.completed_at = open.created_at + std::chrono::seconds(3);
+    done.variables = {{"approved", true}};
+
+    app::TaskView awkward = open;
+    awkward.name = "Prüfen \"jetzt\"\n\\ \x02";
+    awkward.assignee = std::string("b\xffob");
+    awkward.candidate_groups = {"", "日本", "a\tb"};
+
+    const app::PageResult<app::TaskView> pages[] = {
+        {{}, 0}, {{open}, 1}, {{open, done, awkward}, 41}, {{awkward}, 7}};
+    const app::PageRequest requests[] = {{1, 20}, {3, 3}, {2, 1000}};
+    for (const auto& page : pages) {
+        for (const auto& request : requests) {
+            nlohmann::json items = nlohmann::json::array();
+            for (const auto& task : page.items)
+                items.push_back(task_json(task));
+            const Response expected =
+                json_response(200, page_envelope(std::move(items), page.total, request));
+            const Response written = task_page_response(page, request);
+            EXPECT_EQ(written.body, expected.body);
+            EXPECT_EQ(written.status, 200);
+            EXPECT_EQ(written.header("Content-Type"), expected.header("Content-Type"));
+            EXPECT_TRUE(nlohmann::json::accept(written.body)) << written.body;
+        }
+    }
+}
+
+}  // namespace
+}  // namespace pythmata::http
