@@ -1,5 +1,7 @@
 #include "pythmata/engine/instance_state.hpp"
 
+#include <initializer_list>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -117,11 +119,30 @@ std::string InstanceState::serialize() const {
     for (const auto& c : compensations) {
         comps.push_back(Json::array({c.activity, c.handler, c.scope}));
     }
-    Json root = Json::array({kFormatVersion, static_cast<int>(status), variables, toks, scs, ws,
-                             incs, comps, next_token, next_scope, next_wait, next_incident, steps,
-                             call_depth, terminated});
-    std::vector<std::uint8_t> bytes = Json::to_msgpack(root);
-    return std::string(bytes.begin(), bytes.end());
+    // A msgpack array is its header and its elements one after the other: written element by
+    // element, the variables are encoded where they are instead of copied into a root array.
+    const Json head[] = {kFormatVersion, static_cast<int>(status)};
+    const Json tail[] = {next_token, next_scope, next_wait, next_incident,
+                         steps,      call_depth, terminated};
+    constexpr std::size_t kElements = std::size(head) + 6 + std::size(tail);
+    static_assert(kElements == 15, "the format's root array has 15 elements");
+    std::string out;
+    out.reserve(128);
+    out.push_back(static_cast<char>(0x90 | kElements));  // fixarray
+    auto put = [&out](const Json& element) {
+        Json::to_msgpack(element, nlohmann::detail::output_adapter<char>(out));
+    };
+    for (const Json& element : head) {
+        put(element);
+    }
+    for (const Json* element :
+         std::initializer_list<const Json*>{&variables, &toks, &scs, &ws, &incs, &comps}) {
+        put(*element);
+    }
+    for (const Json& element : tail) {
+        put(element);
+    }
+    return out;
 }
 
 Result<InstanceState, std::string> InstanceState::deserialize(std::string_view bytes) {

@@ -58,6 +58,13 @@ TEST(InstanceState, SerializeRoundTripsEveryField) {
     EXPECT_EQ(b.steps, 99u);
     EXPECT_EQ(b.call_depth, 2u);
     EXPECT_EQ(b.serialize(), bytes);
+    // Written element by element, the bytes are those of the whole root array encoded at once.
+    const nlohmann::json root = nlohmann::json::from_msgpack(bytes);
+    ASSERT_TRUE(root.is_array());
+    ASSERT_EQ(root.size(), 15u);
+    EXPECT_EQ(root.at(2), st.variables);
+    const std::vector<std::uint8_t> whole = nlohmann::json::to_msgpack(root);
+    EXPECT_EQ(std::string(whole.begin(), whole.end()), bytes);
 }
 
 TEST(InstanceState, DeserializeRejectsGarbage) {
