@@ -31,6 +31,8 @@ namespace pythmata::http {
 
 /// {"data": data} with `status`.
 [[nodiscard]] Response json_response(int status, const nlohmann::json& data);
+/// A response of `status` whose body is `body`, JSON text written by the caller.
+[[nodiscard]] Response json_text_response(int status, std::string body);
 /// An instance as API.md writes it (its fields in key order, as nlohmann's objects keep them).
 [[nodiscard]] nlohmann::json instance_json(app::InstanceView view);
 /// json_response(status, instance_json(view)), byte for byte, written straight into the body
@@ -42,6 +44,8 @@ namespace pythmata::http {
 /// written straight into the body: the answer of GET /tasks.
 [[nodiscard]] Response task_page_response(const app::PageResult<app::TaskView>& page,
                                           const app::PageRequest& request);
+/// The `totalPages` of a page of `total` items.
+[[nodiscard]] std::int64_t total_pages(std::int64_t total, const app::PageRequest& page);
 /// The paging envelope of API.md: {"items","total","page","pageSize","totalPages"}.
 [[nodiscard]] nlohmann::json page_envelope(nlohmann::json items, std::int64_t total,
                                            const app::PageRequest& page);

@@ -6,25 +6,35 @@
 namespace pythmata::http {
 
 Response json_response(int status, const nlohmann::json& data) {
-    Response response;
-    response.status = status;
     // {"data": ...} written around the dump: no copy of `data` into an envelope object.
     // Replace invalid UTF-8 (from stored documents) instead of throwing mid-response.
     const std::string dumped = data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    response.body.reserve(dumped.size() + 10);
-    response.body.append("{\"data\":").append(dumped).push_back('}');
+    std::string body;
+    body.reserve(dumped.size() + 10);
+    body.append("{\"data\":").append(dumped).push_back('}');
+    return json_text_response(status, std::move(body));
+}
+
+Response json_text_response(int status, std::string body) {
+    Response response;
+    response.status = status;
+    response.body = std::move(body);
     response.set_header("Content-Type", "application/json");
     return response;
 }
 
+std::int64_t total_pages(std::int64_t total, const app::PageRequest& page) {
+    const std::int64_t size = page.page_size > 0 ? page.page_size : 1;
+    return (total + size - 1) / size;
+}
+
 nlohmann::json page_envelope(nlohmann::json items, std::int64_t total,
                              const app::PageRequest& page) {
-    const std::int64_t size = page.page_size > 0 ? page.page_size : 1;
     return {{"items", std::move(items)},
             {"total", total},
             {"page", page.page},
             {"pageSize", page.page_size},
-            {"totalPages", (total + size - 1) / size}};
+            {"totalPages", total_pages(total, page)}};
 }
 
 Result<Query> request_query(const Request& request) {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "api.hpp"
 #include "pythmata/common/sha256.hpp"
@@ -55,6 +56,31 @@ void append_integer(std::string& out, std::int64_t value) {
     out.append(digits, end);
 }
 
+void append_time(std::string& out, TimePoint at) {
+    append_string(out, format_rfc3339(at));
+}
+
+void append_optional_time(std::string& out, const std::optional<TimePoint>& at) {
+    if (at)
+        append_time(out, *at);
+    else
+        out += "null";
+}
+
+void append_strings(std::string& out, const std::vector<std::string>& texts) {
+    out += '[';
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+        if (i > 0)
+            out += ',';
+        append_string(out, texts[i]);
+    }
+    out += ']';
+}
+
+void append_json(std::string& out, const json& value) {
+    out += value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 }  // namespace
 
 /// By value: callers that are done with the view move it in, and its strings and variables
@@ -81,21 +107,16 @@ json instance_json(app::InstanceView view) {
 Response instance_response(int status, const app::InstanceView& view) {
     std::string body;
     body.reserve(360 + 24 * view.active_elements.size());
-    body += R"({"data":{"active_elements":[)";
-    for (std::size_t i = 0; i < view.active_elements.size(); ++i) {
-        if (i > 0)
-            body += ',';
-        append_string(body, view.active_elements[i]);
-    }
-    body += R"(],"business_key":)";
+    body += R"({"data":{"active_elements":)";
+    append_strings(body, view.active_elements);
+    body += R"(,"business_key":)";
     append_optional(body, view.business_key);
     body += R"(,"created_at":)";
-    append_string(body, format_rfc3339(view.created_at));
+    append_time(body, view.created_at);
     body += R"(,"definition_id":)";
     append_string(body, view.definition_id);
     body += R"(,"ended_at":)";
-    append_optional(body, view.ended_at ? std::optional<std::string>(format_rfc3339(*view.ended_at))
-                                        : std::nullopt);
+    append_optional_time(body, view.ended_at);
     body += R"(,"id":)";
     append_string(body, view.id);
     body += R"(,"incidents":)";
@@ -109,15 +130,11 @@ Response instance_response(int status, const app::InstanceView& view) {
     body += R"(,"status":)";
     append_string(body, view.status);
     body += R"(,"updated_at":)";
-    append_string(body, format_rfc3339(view.updated_at));
+    append_time(body, view.updated_at);
     body += R"(,"variables":)";
-    body += view.variables.dump(-1, ' ', false, json::error_handler_t::replace);
+    append_json(body, view.variables);
     body += "}}";
-    Response response;
-    response.status = status;
-    response.body = std::move(body);
-    response.set_header("Content-Type", "application/json");
-    return response;
+    return json_text_response(status, std::move(body));
 }
 
 json task_json(const app::TaskView& view) {
@@ -139,24 +156,16 @@ json task_json(const app::TaskView& view) {
 
 namespace {
 
-void append_optional_time(std::string& out, const std::optional<TimePoint>& at) {
-    append_optional(out, at ? std::optional<std::string>(format_rfc3339(*at)) : std::nullopt);
-}
-
 /// task_json(view) as its dump writes it (alphabetical keys).
 void append_task(std::string& body, const app::TaskView& view) {
     body += R"({"assignee":)";
     append_optional(body, view.assignee);
-    body += R"(,"candidate_groups":[)";
-    for (std::size_t i = 0; i < view.candidate_groups.size(); ++i) {
-        if (i > 0)
-            body += ',';
-        append_string(body, view.candidate_groups[i]);
-    }
-    body += R"(],"completed_at":)";
+    body += R"(,"candidate_groups":)";
+    append_strings(body, view.candidate_groups);
+    body += R"(,"completed_at":)";
     append_optional_time(body, view.completed_at);
     body += R"(,"created_at":)";
-    append_string(body, format_rfc3339(view.created_at));
+    append_time(body, view.created_at);
     body += R"(,"due_at":)";
     append_optional_time(body, view.due_at);
     body += R"(,"element_id":)";
@@ -173,7 +182,7 @@ void append_task(std::string& body, const app::TaskView& view) {
     append_string(body, view.state);
     if (!view.variables.is_null()) {
         body += R"(,"variables":)";
-        body += view.variables.dump(-1, ' ', false, json::error_handler_t::replace);
+        append_json(body, view.variables);
     }
     body += '}';
 }
@@ -190,7 +199,6 @@ Response task_page_response(const app::PageResult<app::TaskView>& page,
             body += ',';
         append_task(body, page.items[i]);
     }
-    const std::int64_t size = request.page_size > 0 ? request.page_size : 1;
     body += R"(],"page":)";
     append_integer(body, request.page);
     body += R"(,"pageSize":)";
@@ -198,13 +206,9 @@ Response task_page_response(const app::PageResult<app::TaskView>& page,
     body += R"(,"total":)";
     append_integer(body, page.total);
     body += R"(,"totalPages":)";
-    append_integer(body, (page.total + size - 1) / size);
+    append_integer(body, total_pages(page.total, request));
     body += "}}";
-    Response response;
-    response.status = 200;
-    response.body = std::move(body);
-    response.set_header("Content-Type", "application/json");
-    return response;
+    return json_text_response(200, std::move(body));
 }
 
 namespace {

@@ -44,6 +44,22 @@ bool valid_sslmode(std::string_view mode) {
     return std::find(std::begin(kModes), std::end(kModes), mode) != std::end(kModes);
 }
 
+bool is_integer_key(std::string_view keyword) {
+    constexpr std::string_view kKeys[] = {"connect_timeout",  "keepalives",
+                                          "keepalives_idle",  "keepalives_interval",
+                                          "keepalives_count", "tcp_user_timeout"};
+    return std::find(std::begin(kKeys), std::end(kKeys), keyword) != std::end(kKeys);
+}
+
+/// An optional minus and 1 to 9 digits (libpq's int parameters, without its surrounding spaces).
+bool valid_integer(std::string_view text) {
+    if (text.starts_with('-')) {
+        text.remove_prefix(1);
+    }
+    return !text.empty() && text.size() <= 9 &&
+           std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
 Error invalid_url(std::string internal) {
     Error error = Error::invalid_argument(
         "db_url is not a valid PostgreSQL URL; expected "
@@ -90,6 +106,13 @@ Result<std::string> postgres_conninfo(const std::string& url,
                 "db_url has an invalid sslmode '" + std::string(value) +
                     "' (disable, allow, prefer, require, verify-ca, verify-full)",
                 "INVALID_DB_URL");
+        }
+        // The integer keys this function adds defaults for: a value libpq cannot read fails
+        // every connect ("invalid integer value"), which would look like an endless outage.
+        if (is_integer_key(keyword) && !valid_integer(value)) {
+            return Error::invalid_argument("db_url has an invalid " + std::string(keyword) + " '" +
+                                               std::string(value) + "' (an integer)",
+                                           "INVALID_DB_URL");
         }
         given.emplace(keyword);
     }

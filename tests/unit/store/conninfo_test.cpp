@@ -49,7 +49,8 @@ TEST(PostgresConninfo, RejectsMalformedUrlsNamingTheSetting) {
     for (const std::string url :
          {"postgresql://h:port/app", "postgresql://h:0/app", "postgresql://h:70000/app",
           "postgresql://h/app?sslmode=sometimes", "postgresql://h/app?no_such_option=1",
-          "postgresql://[::1/app", "host=h port"}) {
+          "postgresql://[::1/app", "host=h port", "postgresql://h/app?keepalives_idle=ten",
+          "postgresql://h/app?tcp_user_timeout=", "host=h connect_timeout=3s"}) {
         auto conninfo = postgres_conninfo(url, 1s, 0ms);
         ASSERT_FALSE(conninfo.ok()) << url;
         EXPECT_EQ(conninfo.error().code, "INVALID_DB_URL") << url;
