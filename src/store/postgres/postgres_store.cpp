@@ -608,7 +608,16 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
         }
     }
 
-    exec_columns(tx, pg::stmt::kInsertInstances, inserts);
+    if (inserts.rows() > 0) {
+        const auto inserted = static_cast<std::size_t>(
+            exec_columns(tx, pg::stmt::kInsertInstances, inserts).affected_rows());
+        if (inserted != inserts.rows()) {
+            return missing_reference("the definition of " +
+                                     std::to_string(inserts.rows() - inserted) + " of " +
+                                     std::to_string(inserts.rows()) +
+                                     " new instances no longer exists");
+        }
+    }
     if (updates.rows() > 0 || closed_tasks.rows() > 0 || closed_waits.rows() > 0) {
         pg::join_by_index(tx);  // for the prepared joins with unnest below
     }
@@ -814,7 +823,10 @@ class PostgresStore final : public Store {
                     // Same lock as deploy: no new version appears while the key goes away.
                     tx.exec_params("SELECT pg_advisory_xact_lock($1, hashtext($2))",
                                    kDeployLockClass, key);
-                    if (!cascade) {
+                    const auto refuse_unfinished = [&]() -> Status {
+                        if (cascade) {
+                            return {};
+                        }
                         const std::int64_t running = count_unfinished(tx, key);
                         if (running > 0) {
                             return Error::conflict(
@@ -822,23 +834,40 @@ class PostgresStore final : public Store {
                                 "process '" + key + "' has " + std::to_string(running) +
                                     " unfinished instances; delete with cascade");
                         }
-                    }
+                        return {};
+                    };
                     // History has no foreign key (batch-written): it goes with the instances
                     // and their called sub-instances; tasks, waits and incidents cascade.
-                    const std::int64_t taken =
-                        tx.exec_params1(
-                              "WITH RECURSIVE top AS (SELECT id FROM instances"
-                              "  WHERE process_key = $1 LIMIT $2),"
-                              " doomed(id) AS (SELECT id FROM top UNION SELECT i.id"
-                              "  FROM instances i JOIN doomed ON i.parent_instance_id = doomed.id),"
-                              " h AS (DELETE FROM history WHERE instance_id IN"
-                              "  (SELECT id FROM doomed)),"
-                              " d AS (DELETE FROM instances WHERE id IN (SELECT id FROM doomed))"
-                              " SELECT count(*) FROM top",
-                              key, batch)[0]
+                    const auto delete_instances = [&](std::int64_t limit) {
+                        return tx
+                            .exec_params1(
+                                "WITH RECURSIVE top AS (SELECT id FROM instances"
+                                "  WHERE process_key = $1 LIMIT $2),"
+                                " doomed(id) AS (SELECT id FROM top UNION SELECT i.id"
+                                "  FROM instances i JOIN doomed"
+                                "  ON i.parent_instance_id = doomed.id),"
+                                " h AS (DELETE FROM history WHERE instance_id IN"
+                                "  (SELECT id FROM doomed)),"
+                                " d AS (DELETE FROM instances WHERE id IN (SELECT id FROM doomed))"
+                                " SELECT count(*) FROM top",
+                                key, limit)[0]
                             .as<std::int64_t>();
+                    };
+                    if (Status allowed = refuse_unfinished(); !allowed) {
+                        return std::move(allowed).error();
+                    }
                     std::optional<std::int64_t> versions;
-                    if (taken < batch) {
+                    if (delete_instances(batch) < batch) {
+                        // The last pass. Instances have no foreign key to their definition
+                        // (migration 10): a start locks its definitions FOR KEY SHARE until it
+                        // commits. Locking them FOR UPDATE waits for the starts in flight and
+                        // holds off new ones (they find the definition gone); the statements
+                        // after it see every instance those starts committed.
+                        tx.exec_params("SELECT 1 FROM definitions WHERE key = $1 FOR UPDATE", key);
+                        if (Status allowed = refuse_unfinished(); !allowed) {
+                            return std::move(allowed).error();
+                        }
+                        delete_instances(std::numeric_limits<std::int64_t>::max());
                         versions = static_cast<std::int64_t>(
                             tx.exec_params("DELETE FROM definitions WHERE key = $1", key)
                                 .affected_rows());

@@ -72,7 +72,12 @@ std::vector<std::pair<Statement, std::string>> definitions() {
         " $12::jsonb[], $13::bigint[], $14::bigint[], $15::bigint[])"
         " AS u(id, definition_id, process_key, process_version, business_key, status,"
         " variables, state, version, parent_instance_id, parent_wait_id, active_elements,"
-        " created_at, updated_at, ended_at)");
+        " created_at, updated_at, ended_at)"
+        // The definitions are locked once per batch, not checked once per row by a foreign
+        // key trigger (migration 10): a row whose definition is gone is not inserted, and
+        // the caller compares the count; delete_key's last pass waits for these locks.
+        " WHERE u.definition_id IN (SELECT d.id FROM definitions d"
+        " WHERE d.id = ANY($2::uuid[]) FOR KEY SHARE)");
     all.emplace_back(
         stmt::kUpdateInstances,
         "UPDATE instances i SET business_key = u.business_key, status = u.status,"

@@ -2240,6 +2240,59 @@ TEST_P(PostgresRuntimeStoreTest, TheTaskPageOfAnInstanceIsPreparedOnTheInstanceI
     }
 }
 
+TEST_P(PostgresRuntimeStoreTest, DeleteKeyWaitsForStartsInFlightAndLeavesNoInstanceBehind) {
+    // Instances have no foreign key to their definition (migration 10): the batch INSERT locks
+    // the definitions it names FOR KEY SHARE, and delete_key's last pass locks them FOR UPDATE.
+    // A start that read the definition before the delete and commits while it runs must not
+    // leave an instance of a deleted definition: the delete waits for it and takes it (with
+    // cascade), or refuses (without, as the instance is unfinished).
+    for (const bool cascade : {false, true}) {
+        SCOPED_TRACE(cascade ? "cascade" : "no cascade");
+        const app::DefinitionRecord definition = deploy("Racing", cascade ? "r2" : "r1");
+        pqxx::connection connection(settings_.url);
+        pqxx::work start(connection);
+        const std::string id = new_uuid();
+        // The store's own INSERT, as a start's batch runs it; its transaction stays open.
+        const pqxx::result inserted = start.exec_params(
+            pg::sql_of(pg::stmt::kInsertInstances), "{" + id + "}", "{" + definition.id + "}",
+            "{Racing}", "{1}", "{NULL}", "{RUNNING}", "{\"{}\"}", "{NULL}", "{0}", "{NULL}",
+            "{NULL}", "{\"[]\"}", "{1}", "{1}", "{NULL}");
+        ASSERT_EQ(inserted.affected_rows(), 1);
+
+        auto deleting = std::async(std::launch::async,
+                                   [&] { return store_->delete_key("Racing", cascade); });
+        EXPECT_EQ(deleting.wait_for(std::chrono::milliseconds(500)), std::future_status::timeout)
+            << "the delete did not wait for the start in flight";
+        start.commit();
+        auto deleted = deleting.get();
+        auto db = sql();
+        const std::string left = "SELECT count(*) FROM instances WHERE id = '" + id + "'";
+        if (cascade) {
+            ASSERT_TRUE(deleted.ok()) << deleted.error().internal;
+            EXPECT_EQ(deleted.value(), 1);
+            EXPECT_EQ(db->count(left), 0);
+            EXPECT_EQ(db->count("SELECT count(*) FROM definitions WHERE key = 'Racing'"), 0);
+        } else {
+            ASSERT_FALSE(deleted.ok());
+            EXPECT_EQ(deleted.error().code, "PROCESS_HAS_INSTANCES");
+            EXPECT_EQ(db->count(left), 1);
+            EXPECT_EQ(db->count("SELECT count(*) FROM definitions WHERE key = 'Racing'"), 1);
+            db->exec("DELETE FROM instances WHERE id = '" + id + "'");
+            db->exec("DELETE FROM definitions WHERE key = 'Racing'");
+        }
+    }
+    // And a start after the delete finds its definition gone: nothing is written.
+    const app::DefinitionRecord definition = deploy("Racing", "r3");
+    auto deleted = store_->delete_key("Racing", true);
+    ASSERT_TRUE(deleted.ok());
+    app::Batch late;
+    late.instances.push_back(new_instance(definition, at(0)));
+    const Status committed = store_->commit(late);
+    ASSERT_FALSE(committed.ok());
+    EXPECT_EQ(committed.error().code, "DB_CONFLICT");
+    EXPECT_EQ(sql()->count("SELECT count(*) FROM instances WHERE process_key = 'Racing'"), 0);
+}
+
 TEST_P(PostgresRuntimeStoreTest, ListsArePlannedWithTheirValuesOnGenericPlanConnections) {
     // The pool's connections run on generic plans (db_plan_cache_mode); plan_with_values gives
     // the rest of one transaction custom plans, and the connection keeps its mode after it.
