@@ -2259,8 +2259,8 @@ TEST_P(PostgresRuntimeStoreTest, DeleteKeyWaitsForStartsInFlightAndLeavesNoInsta
             "{NULL}", "{\"[]\"}", "{1}", "{1}", "{NULL}");
         ASSERT_EQ(inserted.affected_rows(), 1);
 
-        auto deleting = std::async(std::launch::async,
-                                   [&] { return store_->delete_key("Racing", cascade); });
+        auto deleting =
+            std::async(std::launch::async, [&] { return store_->delete_key("Racing", cascade); });
         EXPECT_EQ(deleting.wait_for(std::chrono::milliseconds(500)), std::future_status::timeout)
             << "the delete did not wait for the start in flight";
         start.commit();
