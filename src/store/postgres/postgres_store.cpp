@@ -612,10 +612,9 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
         const auto inserted = static_cast<std::size_t>(
             exec_columns(tx, pg::stmt::kInsertInstances, inserts).affected_rows());
         if (inserted != inserts.rows()) {
-            return missing_reference("the definition of " +
-                                     std::to_string(inserts.rows() - inserted) + " of " +
-                                     std::to_string(inserts.rows()) +
-                                     " new instances no longer exists");
+            return missing_reference(
+                "the definition of " + std::to_string(inserts.rows() - inserted) + " of " +
+                std::to_string(inserts.rows()) + " new instances no longer exists");
         }
     }
     if (updates.rows() > 0 || closed_tasks.rows() > 0 || closed_waits.rows() > 0) {
