@@ -581,10 +581,23 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
                 closed_waits[1].integer(static_cast<std::int64_t>(wait_id));
             }
         }
+        bool first_history_in_row = false;
         for (const HistoryChunk& chunk : history_chunks(*write)) {
+            // A new instance's first commit of history goes in its row (migration 11): a
+            // history row of it cannot exist yet, so the chunk is its first either way.
+            if (write->insert && chunk.instance_id == row.id && !first_history_in_row) {
+                inserts[15].integer(chunk.entries);
+                inserts[16].text(chunk.events);
+                first_history_in_row = true;
+                continue;
+            }
             history[0].text(chunk.instance_id);
             history[1].integer(chunk.entries);
             history[2].text(chunk.events);
+        }
+        if (write->insert && !first_history_in_row) {
+            inserts[15].integer(0);
+            inserts[16].null();
         }
         for (const app::IncidentRow& incident : write->incidents_opened) {
             incidents[0].text(incident.id);
@@ -642,8 +655,9 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
     }
     // Opened after the closed ones: a re-armed cycle timer closes and reopens one wait id.
     waits.write(tx);
-    // One history row per instance per commit (its entries as one json array).
-    exec_columns(tx, pg::stmt::kInsertHistory, history);
+    // One history row per instance per commit (its entries as one json array), but for the
+    // first commit of a new instance, which its row holds.
+    exec_columns(tx, pg::stmt::kInsertHistory, history);  // later commits: one row each
     exec_columns(tx, pg::stmt::kInsertIncidents, incidents);
     exec_columns(tx, pg::stmt::kResolveIncidents, resolved);
     return {};
@@ -1310,12 +1324,18 @@ class PostgresStore final : public Store {
         // history_chunks(), or objects in rows of older versions). The total is the sum of their
         // `entries`; a page unpacks only the rows it overlaps (a row's first entry is the sum of
         // `entries` before it), in row order, then array order. One snapshot.
+        // The instance's first commit is in its row (migration 11), ordered before every row
+        // (id 0; history ids start at 1).
         static constexpr const char* kTotal =
-            "SELECT coalesce(sum(entries), 0) FROM history WHERE instance_id = $1::uuid";
+            "SELECT coalesce((SELECT history_entries FROM instances WHERE id = $1::uuid), 0)"
+            " + (SELECT coalesce(sum(entries), 0) FROM history WHERE instance_id = $1::uuid)";
         static constexpr const char* kPage =
-            "WITH c AS (SELECT id, entries, events,"
-            "  sum(entries) OVER (ORDER BY id) - entries AS first"
-            "  FROM history WHERE instance_id = $1::uuid)"
+            "WITH r AS (SELECT 0::bigint AS id, history_entries AS entries,"
+            "  history_events AS events FROM instances"
+            "  WHERE id = $1::uuid AND history_entries > 0"
+            "  UNION ALL SELECT id, entries, events FROM history WHERE instance_id = $1::uuid),"
+            " c AS (SELECT id, entries, events,"
+            "  sum(entries) OVER (ORDER BY id) - entries AS first FROM r)"
             " SELECT coalesce(e.entry->>0, e.entry->>'element_id'),"
             "  coalesce(e.entry->>1, e.entry->>'element_type'),"
             "  coalesce(e.entry->>2, e.entry->>'name'), coalesce(e.entry->>3, e.entry->>'event'),"
@@ -1517,9 +1537,11 @@ class PostgresStore final : public Store {
                 " h AS (DELETE FROM history WHERE instance_id IN (SELECT id FROM doomed)"
                 "       RETURNING entries),"
                 " d AS (DELETE FROM instances WHERE id IN (SELECT id FROM doomed)"
-                "       RETURNING 1)"
-                // History counts entries (events), not rows: a row holds one commit's entries.
-                " SELECT (SELECT count(*) FROM d), (SELECT coalesce(sum(entries), 0) FROM h)",
+                "       RETURNING history_entries)"
+                // History counts entries (events), not rows: a row holds one commit's entries,
+                // the instance's row its first commit's (migration 11).
+                " SELECT (SELECT count(*) FROM d), (SELECT coalesce(sum(entries), 0) FROM h)"
+                "  + (SELECT coalesce(sum(history_entries), 0) FROM d)",
                 to_epoch_ms(cutoff), static_cast<std::int64_t>(max_instances), mode, keys.param());
             tx.commit();
             app::RetentionResult result;

@@ -64,15 +64,16 @@ std::vector<std::pair<Statement, std::string>> definitions() {
         "INSERT INTO instances (id, definition_id, process_key, process_version,"
         " business_key, status, variables, state, version, parent_instance_id,"
         " parent_wait_id, active_elements, open_incidents, created_at, updated_at,"
-        " ended_at) SELECT id, definition_id, process_key, process_version, business_key,"
-        " status, variables, state, version, parent_instance_id,"
-        " parent_wait_id, active_elements, 0, created_at, updated_at, ended_at"
+        " ended_at, history_entries, history_events) SELECT id, definition_id, process_key,"
+        " process_version, business_key, status, variables, state, version,"
+        " parent_instance_id, parent_wait_id, active_elements, 0, created_at, updated_at,"
+        " ended_at, history_entries, history_events"
         " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[],"
         " $6::text[], $7::jsonb[], $8::bytea[], $9::bigint[], $10::uuid[], $11::bigint[],"
-        " $12::jsonb[], $13::bigint[], $14::bigint[], $15::bigint[])"
+        " $12::jsonb[], $13::bigint[], $14::bigint[], $15::bigint[], $16::int[], $17::json[])"
         " AS u(id, definition_id, process_key, process_version, business_key, status,"
         " variables, state, version, parent_instance_id, parent_wait_id, active_elements,"
-        " created_at, updated_at, ended_at)"
+        " created_at, updated_at, ended_at, history_entries, history_events)"
         // The definitions are locked once per batch, not checked once per row by a foreign
         // key trigger (migration 10): a row whose definition is gone is not inserted, and
         // the caller compares the count; delete_key's last pass waits for these locks.

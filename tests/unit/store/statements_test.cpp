@@ -62,7 +62,7 @@ TEST(ArrayParametersTest, TheBatchStatementsTakeArraysOnly) {
                                        stmt::kDeleteOutbox}) {
         EXPECT_NO_THROW((void)array_parameters_of(statement)) << statement.name;
     }
-    EXPECT_EQ(array_parameters_of(stmt::kInsertInstances).size(), 15u);
+    EXPECT_EQ(array_parameters_of(stmt::kInsertInstances).size(), 17u);
     EXPECT_EQ(array_parameters_of(stmt::kInsertInstances)[7], T::kBytea);  // the engine state
     EXPECT_THROW((void)array_parameters_of(stmt::kInstance), std::logic_error);
 }
