@@ -657,7 +657,7 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
     waits.write(tx);
     // One history row per instance per commit (its entries as one json array), but for the
     // first commit of a new instance, which its row holds.
-    exec_columns(tx, pg::stmt::kInsertHistory, history);  // later commits: one row each
+    exec_columns(tx, pg::stmt::kInsertHistory, history);
     exec_columns(tx, pg::stmt::kInsertIncidents, incidents);
     exec_columns(tx, pg::stmt::kResolveIncidents, resolved);
     return {};
@@ -875,8 +875,11 @@ class PostgresStore final : public Store {
                         // (migration 10): a start locks its definitions FOR KEY SHARE until it
                         // commits. Locking them FOR UPDATE waits for the starts in flight and
                         // holds off new ones (they find the definition gone); the statements
-                        // after it see every instance those starts committed.
-                        tx.exec_params("SELECT 1 FROM definitions WHERE key = $1 FOR UPDATE", key);
+                        // after it see every instance those starts committed. In id order, as a
+                        // start's INSERT locks them: a batch starting two versions of the key
+                        // cannot deadlock with it.
+                        tx.exec_params(
+                            "SELECT 1 FROM definitions WHERE key = $1 ORDER BY id FOR UPDATE", key);
                         if (Status allowed = refuse_unfinished(); !allowed) {
                             return std::move(allowed).error();
                         }

@@ -76,9 +76,10 @@ std::vector<std::pair<Statement, std::string>> definitions() {
         " created_at, updated_at, ended_at, history_entries, history_events)"
         // The definitions are locked once per batch, not checked once per row by a foreign
         // key trigger (migration 10): a row whose definition is gone is not inserted, and
-        // the caller compares the count; delete_key's last pass waits for these locks.
+        // the caller compares the count; delete_key's last pass waits for these locks. In id
+        // order, as delete_key takes its own: no deadlock between the two.
         " WHERE u.definition_id IN (SELECT d.id FROM definitions d"
-        " WHERE d.id = ANY($2::uuid[]) FOR KEY SHARE)");
+        " WHERE d.id = ANY($2::uuid[]) ORDER BY d.id FOR KEY SHARE)");
     all.emplace_back(
         stmt::kUpdateInstances,
         "UPDATE instances i SET business_key = u.business_key, status = u.status,"
