@@ -621,14 +621,11 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
         }
     }
 
-    if (inserts.rows() > 0) {
-        const auto inserted = static_cast<std::size_t>(
-            exec_columns(tx, pg::stmt::kInsertInstances, inserts).affected_rows());
-        if (inserted != inserts.rows()) {
-            return missing_reference(
-                "the definition of " + std::to_string(inserts.rows() - inserted) + " of " +
-                std::to_string(inserts.rows()) + " new instances no longer exists");
-        }
+    try {
+        exec_columns(tx, pg::stmt::kInsertInstances, inserts);
+    } catch (const pqxx::not_null_violation& e) {
+        // The statement joins the definitions in: a NULL definition_id is one that is gone.
+        return missing_reference(describe(e));
     }
     if (updates.rows() > 0 || closed_tasks.rows() > 0 || closed_waits.rows() > 0) {
         pg::join_by_index(tx);  // for the prepared joins with unnest below
@@ -945,6 +942,9 @@ class PostgresStore final : public Store {
     // ---- RuntimeStore ----------------------------------------------------------------------
 
     Status commit(const app::Batch& batch) override {
+        if (only_new_instances(batch)) {
+            return commit_new_instances(batch);
+        }
         auto done =
             run<bool>(settings_.pool_timeout, [&](pqxx::connection& connection) -> Result<bool> {
                 pqxx::work tx(connection);
@@ -1009,6 +1009,61 @@ class PostgresStore final : public Store {
                     return missing_reference(describe(e));
                 }
                 tx.commit();
+                return true;
+            });
+        if (!done) {
+            return std::move(done).error();
+        }
+        return {};
+    }
+
+    /// A batch of new instances whose rows hold all they write (no waits, incidents, later
+    /// history, idempotency keys, start events or outbox rows): straight-through starts. It is
+    /// ONE statement, atomic by itself, so it runs without BEGIN and COMMIT, two round trips
+    /// of three.
+    static bool only_new_instances(const app::Batch& batch) {
+        if (batch.instances.empty() || !batch.idempotency.empty() || !batch.start_events.empty() ||
+            !batch.outbox.empty() || !batch.outbox_done.empty()) {
+            return false;
+        }
+        std::set<std::string_view> ids;
+        for (const app::InstanceWrite& write : batch.instances) {
+            if (!write.insert || !write.waits_opened.empty() || !write.waits_closed.empty() ||
+                !write.incidents_opened.empty() || !write.incidents_resolved.empty() ||
+                !ids.insert(write.instance.id).second) {
+                return false;
+            }
+            for (const app::HistoryRow& entry : write.history) {
+                if (!entry.instance_id.empty() && entry.instance_id != write.instance.id) {
+                    return false;  // a history row of another instance: a second statement
+                }
+            }
+        }
+        return true;
+    }
+
+    Status commit_new_instances(const app::Batch& batch) {
+        std::vector<const app::InstanceWrite*> round;
+        for (const app::InstanceWrite& write : batch.instances) {
+            round.push_back(&write);
+        }
+        auto done =
+            run<bool>(settings_.pool_timeout, [&](pqxx::connection& connection) -> Result<bool> {
+                pqxx::nontransaction tx(connection);
+                std::set<std::string> incident_instances;
+                try {
+                    if (Status written = write_round(tx, round, incident_instances); !written) {
+                        return std::move(written).error();  // the statement failed: nothing
+                    }
+                } catch (const pqxx::unique_violation& e) {
+                    return duplicate_id(describe(e));
+                } catch (const pqxx::broken_connection& e) {
+                    // Outside a transaction block the statement commits by itself: the
+                    // connection lost while it ran leaves its outcome unknown, like a lost
+                    // COMMIT. Not retried (run() would run it again on a new connection).
+                    throw pqxx::in_doubt_error(std::string("statement outcome unknown: ") +
+                                               e.what());
+                }
                 return true;
             });
         if (!done) {

@@ -64,10 +64,10 @@ std::vector<std::pair<Statement, std::string>> definitions() {
         "INSERT INTO instances (id, definition_id, process_key, process_version,"
         " business_key, status, variables, state, version, parent_instance_id,"
         " parent_wait_id, active_elements, open_incidents, created_at, updated_at,"
-        " ended_at, history_entries, history_events) SELECT id, definition_id, process_key,"
-        " process_version, business_key, status, variables, state, version,"
-        " parent_instance_id, parent_wait_id, active_elements, 0, created_at, updated_at,"
-        " ended_at, history_entries, history_events"
+        " ended_at, history_entries, history_events) SELECT u.id, d.id, u.process_key,"
+        " u.process_version, u.business_key, u.status, u.variables, u.state, u.version,"
+        " u.parent_instance_id, u.parent_wait_id, u.active_elements, 0, u.created_at,"
+        " u.updated_at, u.ended_at, u.history_entries, u.history_events"
         " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[],"
         " $6::text[], $7::jsonb[], $8::bytea[], $9::bigint[], $10::uuid[], $11::bigint[],"
         " $12::jsonb[], $13::bigint[], $14::bigint[], $15::bigint[], $16::int[], $17::json[])"
@@ -75,11 +75,12 @@ std::vector<std::pair<Statement, std::string>> definitions() {
         " variables, state, version, parent_instance_id, parent_wait_id, active_elements,"
         " created_at, updated_at, ended_at, history_entries, history_events)"
         // The definitions are locked once per batch, not checked once per row by a foreign
-        // key trigger (migration 10): a row whose definition is gone is not inserted, and
-        // the caller compares the count; delete_key's last pass waits for these locks. In id
-        // order, as delete_key takes its own: no deadlock between the two.
-        " WHERE u.definition_id IN (SELECT d.id FROM definitions d"
-        " WHERE d.id = ANY($2::uuid[]) ORDER BY d.id FOR KEY SHARE)");
+        // key trigger (migration 10), and joined in: a row whose definition is gone gets a NULL
+        // definition_id, which fails the whole statement (not_null_violation), so that it is
+        // all or nothing also when it runs alone outside a transaction block. delete_key's
+        // last pass waits for these locks; both take them in id order (no deadlock).
+        " LEFT JOIN (SELECT id FROM definitions WHERE id = ANY($2::uuid[])"
+        " ORDER BY id FOR KEY SHARE) d ON d.id = u.definition_id");
     all.emplace_back(
         stmt::kUpdateInstances,
         "UPDATE instances i SET business_key = u.business_key, status = u.status,"

@@ -642,6 +642,74 @@ TEST_P(RuntimeStoreTest, InstanceOfAVanishedDefinitionIsAConflictAndWritesNothin
     commit_one(fine);
 }
 
+/// A new instance that ends in its first batch: no waits, its history in the same write.
+app::InstanceWrite straight_through(const app::DefinitionRecord& definition, TimePoint created) {
+    app::InstanceWrite write;
+    write.insert = true;
+    write.instance = instance_row(definition, created);
+    write.instance.status = "COMPLETED";
+    write.instance.ended_at = created;
+    for (const char* element : {"start", "task", "end"}) {
+        write.history.push_back(
+            history_row(write.instance.id, element, app::HistoryEventKind::kStarted, created));
+        write.history.push_back(
+            history_row(write.instance.id, element, app::HistoryEventKind::kCompleted, created));
+    }
+    return write;
+}
+
+TEST_P(RuntimeStoreTest, ABatchOfStraightThroughStartsIsAllOrNothing) {
+    // Only new instances holding all they write: on PostgreSQL ONE statement outside a
+    // transaction block (no BEGIN/COMMIT). It must still write all of them or none: a vanished
+    // definition fails the whole batch with DB_CONFLICT, and the store stays usable.
+    app::InstanceWrite a = straight_through(order_, at(0));
+    app::InstanceWrite b = straight_through(order_, at(1));
+    app::Batch ok;
+    ok.instances = {a, b};
+    commit_ok(ok);
+    for (const auto* write : {&a, &b}) {
+        EXPECT_EQ(stored(write->instance.id).status, "COMPLETED");
+        auto history = store_->history(write->instance.id, {1, 20});
+        ASSERT_TRUE(history.ok()) << history.error().internal;
+        EXPECT_EQ(history.value().total, 6);
+        ASSERT_EQ(history.value().items.size(), 6u);
+        EXPECT_EQ(history.value().items[0].element_id, "start");
+        EXPECT_EQ(history.value().items[5].element_id, "end");
+        EXPECT_EQ(history.value().items[5].event, app::HistoryEventKind::kCompleted);
+    }
+
+    app::DefinitionRecord gone = order_;
+    gone.id = new_uuid();
+    app::InstanceWrite fine = straight_through(order_, at(2));
+    app::InstanceWrite orphan = straight_through(gone, at(2));
+    app::Batch mixed;
+    mixed.instances = {fine, orphan};
+    const Status committed = store_->commit(mixed);
+    ASSERT_FALSE(committed.ok());
+    EXPECT_EQ(committed.error().code, "DB_CONFLICT") << committed.error().internal;
+    for (const auto* write : {&fine, &orphan}) {
+        auto row = store_->instance(write->instance.id, false);
+        ASSERT_TRUE(row.ok());
+        EXPECT_FALSE(row.value().has_value());
+    }
+    EXPECT_EQ(history_commits(fine.instance.id), 0);
+
+    // A duplicate id is a conflict too, and nothing of its batch is written.
+    app::InstanceWrite again = a;
+    app::InstanceWrite next = straight_through(order_, at(3));
+    app::Batch duplicate;
+    duplicate.instances = {next, again};
+    const Status refused = store_->commit(duplicate);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, "DB_CONFLICT");
+    EXPECT_FALSE(store_->instance(next.instance.id, false).value().has_value());
+
+    app::Batch later;
+    later.instances = {fine};
+    commit_ok(later);
+    EXPECT_EQ(stored(fine.instance.id).status, "COMPLETED");
+}
+
 TEST_P(RuntimeStoreTest, SeveralWritesOfOneInstanceInOneBatchApplyInOrder) {
     app::InstanceWrite start = new_instance(order_, at(0));
     app::InstanceWrite complete = update_of(start.instance, 0, at(1));
