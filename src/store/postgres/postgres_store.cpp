@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -942,12 +943,18 @@ class PostgresStore final : public Store {
     // ---- RuntimeStore ----------------------------------------------------------------------
 
     Status commit(const app::Batch& batch) override {
-        if (only_new_instances(batch)) {
-            return commit_new_instances(batch);
-        }
+        // A batch of straight-through starts is ONE statement, atomic by itself: it runs
+        // without BEGIN and COMMIT, two round trips of three (see only_new_instances()).
+        const bool one_statement = only_new_instances(batch);
         auto done =
             run<bool>(settings_.pool_timeout, [&](pqxx::connection& connection) -> Result<bool> {
-                pqxx::work tx(connection);
+                std::unique_ptr<pqxx::transaction_base> block;
+                if (one_statement) {
+                    block = std::make_unique<pqxx::nontransaction>(connection);
+                } else {
+                    block = std::make_unique<pqxx::work>(connection);
+                }
+                pqxx::transaction_base& tx = *block;
                 try {
                     std::set<std::string> incident_instances;
                     for (const auto& round : split_rounds(batch.instances)) {
@@ -1007,6 +1014,15 @@ class PostgresStore final : public Store {
                     return duplicate_id(describe(e));
                 } catch (const pqxx::foreign_key_violation& e) {
                     return missing_reference(describe(e));
+                } catch (const pqxx::broken_connection& e) {
+                    if (!one_statement) {
+                        throw;  // nothing committed: run() retries on a new connection
+                    }
+                    // Outside a transaction block the statement commits by itself: a
+                    // connection lost while it ran leaves its outcome unknown, like a lost
+                    // COMMIT, and it must not run again.
+                    throw pqxx::in_doubt_error(std::string("statement outcome unknown: ") +
+                                               e.what());
                 }
                 tx.commit();
                 return true;
@@ -1018,9 +1034,8 @@ class PostgresStore final : public Store {
     }
 
     /// A batch of new instances whose rows hold all they write (no waits, incidents, later
-    /// history, idempotency keys, start events or outbox rows): straight-through starts. It is
-    /// ONE statement, atomic by itself, so it runs without BEGIN and COMMIT, two round trips
-    /// of three.
+    /// history, idempotency keys, start events or outbox rows): straight-through starts, which
+    /// commit() writes with the one INSERT of write_round().
     static bool only_new_instances(const app::Batch& batch) {
         if (batch.instances.empty() || !batch.idempotency.empty() || !batch.start_events.empty() ||
             !batch.outbox.empty() || !batch.outbox_done.empty()) {
@@ -1040,36 +1055,6 @@ class PostgresStore final : public Store {
             }
         }
         return true;
-    }
-
-    Status commit_new_instances(const app::Batch& batch) {
-        std::vector<const app::InstanceWrite*> round;
-        for (const app::InstanceWrite& write : batch.instances) {
-            round.push_back(&write);
-        }
-        auto done =
-            run<bool>(settings_.pool_timeout, [&](pqxx::connection& connection) -> Result<bool> {
-                pqxx::nontransaction tx(connection);
-                std::set<std::string> incident_instances;
-                try {
-                    if (Status written = write_round(tx, round, incident_instances); !written) {
-                        return std::move(written).error();  // the statement failed: nothing
-                    }
-                } catch (const pqxx::unique_violation& e) {
-                    return duplicate_id(describe(e));
-                } catch (const pqxx::broken_connection& e) {
-                    // Outside a transaction block the statement commits by itself: the
-                    // connection lost while it ran leaves its outcome unknown, like a lost
-                    // COMMIT. Not retried (run() would run it again on a new connection).
-                    throw pqxx::in_doubt_error(std::string("statement outcome unknown: ") +
-                                               e.what());
-                }
-                return true;
-            });
-        if (!done) {
-            return std::move(done).error();
-        }
-        return {};
     }
 
     Result<std::optional<app::InstanceRow>> instance(const std::string& id,

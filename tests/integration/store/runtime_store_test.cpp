@@ -694,6 +694,16 @@ TEST_P(RuntimeStoreTest, ABatchOfStraightThroughStartsIsAllOrNothing) {
     }
     EXPECT_EQ(history_commits(fine.instance.id), 0);
 
+    // So is a called instance whose parent is gone (the parent's foreign key).
+    app::InstanceWrite child = straight_through(order_, at(2));
+    child.instance.parent_instance_id = new_uuid();
+    app::Batch called;
+    called.instances = {fine, child};
+    const Status orphaned = store_->commit(called);
+    ASSERT_FALSE(orphaned.ok());
+    EXPECT_EQ(orphaned.error().code, "DB_CONFLICT") << orphaned.error().internal;
+    EXPECT_FALSE(store_->instance(fine.instance.id, false).value().has_value());
+
     // A duplicate id is a conflict too, and nothing of its batch is written.
     app::InstanceWrite again = a;
     app::InstanceWrite next = straight_through(order_, at(3));
