@@ -1,10 +1,61 @@
 #include "pythmata/http/error_mapping.hpp"
 
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
 
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
 namespace pythmata::http {
+
+namespace {
+
+/// 5xx causes for the log, one line per code per second at most.
+class ServerErrorLog {
+  public:
+    void note(const Error& error, int status) {
+        const auto now = std::chrono::steady_clock::now();
+        std::uint64_t answers = 0;
+        {
+            std::lock_guard lock(mutex_);
+            auto [window, first] = windows_.try_emplace(error.code);
+            ++window->second.answers;
+            if (!first && now - window->second.logged_at < kInterval) {
+                return;
+            }
+            answers = window->second.answers;
+            window->second = {now, 0};
+        }
+        const std::string cause = error.internal.empty() ? error.message : error.internal;
+        const auto level = status >= 503 ? spdlog::level::warn : spdlog::level::err;
+        if (answers == 1) {
+            spdlog::default_logger_raw()->log(level, "{} {}: {}", status, error.code, cause);
+        } else {
+            spdlog::default_logger_raw()->log(
+                level, "{} {}: {} ({} answers of this code since the last line)", status,
+                error.code, cause, answers);
+        }
+    }
+
+  private:
+    static constexpr std::chrono::seconds kInterval{1};
+    struct Window {
+        std::chrono::steady_clock::time_point logged_at;
+        std::uint64_t answers = 0;
+    };
+    std::mutex mutex_;
+    std::map<std::string, Window, std::less<>> windows_;
+};
+
+ServerErrorLog& server_error_log() {
+    static ServerErrorLog log;
+    return log;
+}
+
+}  // namespace
 
 int status_for(ErrorKind kind) {
     switch (kind) {
@@ -49,6 +100,9 @@ Response error_response(const Error& error) {
     };
     response.body = body.dump();
     response.set_header("Content-Type", "application/json");
+    if (response.status >= 500) {
+        server_error_log().note(error, response.status);
+    }
     if (response.status == 503 || response.status == 429) {
         const int seconds = error.retry_after_seconds > 0 ? error.retry_after_seconds : 1;
         response.set_header("Retry-After", std::to_string(seconds));

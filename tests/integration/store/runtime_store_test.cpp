@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "cutting_proxy.hpp"
 #include "postgres/statements.hpp"
 #include "postgres_server.hpp"
 #include "pythmata/common/uuid.hpp"
@@ -2518,6 +2519,151 @@ TEST_P(PostgresRuntimeStoreTest, AMalformedIdFailsItsBatchAndWritesNothing) {
     EXPECT_FALSE(found.value().has_value());
     commit_one(new_instance(order_, at(1)));  // the store goes on
 }
+
+// ---- Connections cut while a write is on its way ---------------------------------------
+// A proxy between the store and PostgreSQL cuts the connection at one point of the wire
+// protocol: before the server saw the write (nothing happened, it may run again) or after the
+// server ran it but before its reply came back (it happened, and the store cannot know).
+
+class PostgresCutConnectionTest : public PostgresRuntimeStoreTest {
+  protected:
+    void SetUp() override {
+        PostgresRuntimeStoreTest::SetUp();
+        if (IsSkipped() || HasFatalFailure()) {
+            return;
+        }
+        std::string why;
+        proxy_ = test::CuttingProxy::start(postgres_->port(), why);
+        ASSERT_NE(proxy_, nullptr) << why;
+        // Same database and schema, through the proxy; no SSL or GSS negotiation, so that the
+        // proxy can read the messages.
+        app::DbSettings through = settings_;
+        const std::string direct = ":" + std::to_string(postgres_->port()) + "/";
+        const std::size_t at_port = through.url.find(direct);
+        ASSERT_NE(at_port, std::string::npos) << through.url;
+        through.url.replace(at_port, direct.size(), ":" + std::to_string(proxy_->port()) + "/");
+        through.url += "&sslmode=disable&gssencmode=disable";
+        cut_registry_ = std::make_unique<metrics::Registry>();
+        cut_store_ = open(through, *cut_registry_);
+        ASSERT_NE(cut_store_, nullptr);
+        // Migrated and connected before a cut is armed (migrations COMMIT too).
+        ASSERT_TRUE(cut_store_->instance(new_uuid(), false).ok());
+    }
+
+    void TearDown() override {
+        cut_store_.reset();
+        proxy_.reset();
+        PostgresRuntimeStoreTest::TearDown();
+    }
+
+    /// Rows of `instance_id` in instances, read past the proxy.
+    std::int64_t rows_of(const std::string& instance_id) {
+        return sql()->count("SELECT count(*) FROM instances WHERE id = '" + instance_id + "'");
+    }
+
+    /// Its user task rows, read past the proxy.
+    std::int64_t tasks_of(const std::string& instance_id) {
+        return sql()->count("SELECT count(*) FROM user_tasks WHERE instance_id = '" + instance_id +
+                            "'");
+    }
+
+    /// Commits `batch` through the proxy with one cut armed at the next frontend message of
+    /// `type` holding `needle`, and checks that the cut happened.
+    Status commit_with_cut(const app::Batch& batch, char type, const std::string& needle,
+                           test::CuttingProxy::Cut when) {
+        const int cuts_before = proxy_->cuts();
+        proxy_->arm(type, needle, when);
+        Status status = cut_store_->commit(batch);
+        EXPECT_EQ(proxy_->cuts(), cuts_before + 1);
+        return status;
+    }
+
+    /// The answer to a write whose outcome the store cannot know: 503 DB_UNAVAILABLE.
+    static void expect_in_doubt(const Status& status) {
+        ASSERT_FALSE(status.ok());
+        EXPECT_EQ(status.error().code, "DB_UNAVAILABLE") << status.error().internal;
+        EXPECT_EQ(status.error().kind, ErrorKind::kUnavailable);
+        EXPECT_GE(status.error().retry_after_seconds, 1);
+        EXPECT_NE(status.error().internal.find("outcome unknown"), std::string::npos)
+            << status.error().internal;
+    }
+
+    /// A later write through the proxy commits: the store replaced the cut connection.
+    void expect_store_recovers() {
+        app::Batch next;
+        next.instances = {straight_through(order_, at(9)), new_instance(order_, at(9))};
+        const Status committed = cut_store_->commit(next);
+        ASSERT_TRUE(committed.ok()) << committed.error().internal;
+        EXPECT_EQ(rows_of(next.instances[0].instance.id), 1);
+        EXPECT_EQ(tasks_of(next.instances[1].instance.id), 1);
+    }
+
+    std::unique_ptr<test::CuttingProxy> proxy_;
+    std::unique_ptr<metrics::Registry> cut_registry_;
+    std::unique_ptr<Store> cut_store_;
+};
+
+using Cut = test::CuttingProxy::Cut;
+
+TEST_P(PostgresCutConnectionTest, AStraightBatchWhoseReplyIsLostIsInDoubtAndNotRunAgain) {
+    // A batch of straight-through starts is one statement outside a transaction block: it
+    // commits by itself. Lost after PostgreSQL ran it, its outcome is unknown: 503, and the
+    // store must not run it again (it would fail as a duplicate, or write twice).
+    app::Batch batch;
+    batch.instances = {straight_through(order_, at(1)), straight_through(order_, at(2))};
+    expect_in_doubt(commit_with_cut(batch, 'B', pg::stmt::kInsertInstances.name, Cut::kReply));
+    for (const auto& write : batch.instances) {
+        EXPECT_EQ(rows_of(write.instance.id), 1);  // it did happen, once
+    }
+    EXPECT_EQ(history_commits(batch.instances[0].instance.id), 1);
+    expect_store_recovers();
+}
+
+TEST_P(PostgresCutConnectionTest, AStraightBatchCutBeforeItArrivesIsInDoubtAndWroteNothing) {
+    // The store cannot tell this cut from the one above: the same answer, and here nothing is
+    // written (a client retrying after the 503 starts the instances once).
+    app::Batch batch;
+    batch.instances = {straight_through(order_, at(1))};
+    expect_in_doubt(
+        commit_with_cut(batch, 'B', pg::stmt::kInsertInstances.name, Cut::kBeforeForwarding));
+    EXPECT_EQ(rows_of(batch.instances[0].instance.id), 0);
+
+    const Status retried = cut_store_->commit(batch);
+    ASSERT_TRUE(retried.ok()) << retried.error().internal;
+    EXPECT_EQ(rows_of(batch.instances[0].instance.id), 1);
+}
+
+TEST_P(PostgresCutConnectionTest, ATransactionCutBeforeItsCommitRunsAgainOnANewConnection) {
+    // A batch with waits is a transaction. Cut after PostgreSQL ran one of its statements but
+    // before COMMIT was sent, it rolled back, and the store runs it again on a fresh
+    // connection: the caller sees success and every row is there once.
+    app::InstanceWrite write = new_instance(order_, at(1));
+    app::Batch batch;
+    batch.instances = {write};
+    const Status committed = commit_with_cut(batch, 'B', pg::stmt::kInsertTasks.name, Cut::kReply);
+    ASSERT_TRUE(committed.ok()) << committed.error().code << " / " << committed.error().internal;
+    EXPECT_EQ(rows_of(write.instance.id), 1);
+    EXPECT_EQ(tasks_of(write.instance.id), 1);
+}
+
+TEST_P(PostgresCutConnectionTest, ATransactionWhoseCommitIsCutIsInDoubtWhetherItRanOrNot) {
+    // Once COMMIT is written to the socket, a lost connection leaves the outcome unknown:
+    // 503, not run again. Cut before it arrived, nothing is written; cut after it ran, all is.
+    app::Batch never;
+    never.instances = {new_instance(order_, at(1))};
+    expect_in_doubt(commit_with_cut(never, 'Q', "COMMIT", Cut::kBeforeForwarding));
+    EXPECT_EQ(rows_of(never.instances[0].instance.id), 0);
+
+    app::Batch done;
+    done.instances = {new_instance(order_, at(2))};
+    expect_in_doubt(commit_with_cut(done, 'Q', "COMMIT", Cut::kReply));
+    EXPECT_EQ(rows_of(done.instances[0].instance.id), 1);
+    EXPECT_EQ(tasks_of(done.instances[0].instance.id), 1);
+    expect_store_recovers();
+}
+
+INSTANTIATE_TEST_SUITE_P(Postgres, PostgresCutConnectionTest, ::testing::Values(Backend::kPostgres),
+                         backend_name);
 
 INSTANTIATE_TEST_SUITE_P(Postgres, PostgresRuntimeStoreTest, ::testing::Values(Backend::kPostgres),
                          backend_name);

@@ -1,7 +1,14 @@
 #include "pythmata/http/error_mapping.hpp"
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <memory>
+#include <sstream>
+#include <string>
 
 namespace pythmata::http {
 namespace {
@@ -45,6 +52,54 @@ TEST(ErrorMapping, InternalErrorHidesItsDetails) {
     EXPECT_EQ(response.status, 500);
     EXPECT_EQ(response.body.find("secret"), std::string::npos);
     EXPECT_EQ(nlohmann::json::parse(response.body)["code"], "INTERNAL");
+}
+
+/// Makes the default logger write into a string for the test's lifetime.
+class CapturedLog {
+  public:
+    CapturedLog() : previous_(spdlog::default_logger()) {
+        auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
+        sink->set_pattern("%l %v");
+        spdlog::set_default_logger(std::make_shared<spdlog::logger>("captured", sink));
+    }
+    ~CapturedLog() { spdlog::set_default_logger(previous_); }
+    CapturedLog(const CapturedLog&) = delete;
+    CapturedLog& operator=(const CapturedLog&) = delete;
+    [[nodiscard]] std::string text() const { return out_.str(); }
+
+  private:
+    std::shared_ptr<spdlog::logger> previous_;
+    std::ostringstream out_;
+};
+
+std::size_t lines(const std::string& text) {
+    return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+TEST(ErrorMapping, ServerErrorsAreLoggedWithTheirCauseAtMostOncePerCodePerSecond) {
+    CapturedLog log;
+    // The cause the body hides is what an operator needs: here, a commit whose outcome is
+    // unknown. A burst of the same code is one line.
+    const Error lost = Error::unavailable("TEST_LOST_COMMIT", "the database is unavailable",
+                                          "commit outcome unknown: connection lost", 1);
+    for (int i = 0; i < 50; ++i) {
+        EXPECT_EQ(error_response(lost).status, 503);
+    }
+    EXPECT_EQ(lines(log.text()), 1u) << log.text();
+    EXPECT_NE(
+        log.text().find("warning 503 TEST_LOST_COMMIT: commit outcome unknown: connection lost"),
+        std::string::npos)
+        << log.text();
+    // Other codes have their own line; a 500 is an error; a 4xx is not logged.
+    Error bug = Error::internal_error("TEST bug: secret detail");
+    bug.code = "TEST_INTERNAL";  // a code of its own: other tests answer INTERNAL this second
+    EXPECT_EQ(error_response(bug).status, 500);
+    EXPECT_NE(log.text().find("error 500 TEST_INTERNAL: TEST bug: secret detail"),
+              std::string::npos)
+        << log.text();
+    EXPECT_EQ(error_response(Error::invalid("TEST_BAD", "bad", {})).status, 422);
+    EXPECT_EQ(log.text().find("TEST_BAD"), std::string::npos) << log.text();
+    EXPECT_EQ(lines(log.text()), 2u) << log.text();
 }
 
 TEST(ErrorMapping, OversizedHeadersAre431) {
