@@ -92,12 +92,21 @@ std::vector<std::pair<Statement, std::string>> definitions() {
         " AS u(id, expected_version, business_key, status, variables, state, active_elements,"
         " updated_at, ended_at)"
         " WHERE i.id = u.id AND i.version = u.expected_version RETURNING i.id");
+    // The 'OPEN' these two compare with is a column of the unnest, not a literal: with the
+    // literal, a generic plan made while few rows were OPEN scans every OPEN entry of the
+    // (state, created_at) index once and joins the batch against them (Materialize), and that
+    // index's OPEN range also holds the entries of every task closed since the last vacuum (a
+    // closed task's update is not HOT). Under user task load that made closing tasks the
+    // dearest statement per row, growing with the backlog (docs/benchmarks.md, "Session 11").
+    // As a join column it can only be an index condition of the (instance, state, wait) probe.
     all.emplace_back(stmt::kCloseTasks,
                      "UPDATE user_tasks t SET state = CASE WHEN c.completed THEN 'COMPLETED'"
                      " ELSE 'CANCELLED' END, completed_at = c.at FROM unnest($1::uuid[],"
-                     " $2::bigint[], $3::boolean[], $4::bigint[]) AS c(instance_id, wait_id,"
-                     " completed, at) WHERE t.instance_id = c.instance_id"
-                     " AND t.wait_id = c.wait_id AND t.state = 'OPEN'");
+                     " $2::bigint[], $3::boolean[], $4::bigint[],"
+                     " array_fill('OPEN'::text, ARRAY[cardinality($1::uuid[])]))"
+                     " AS c(instance_id, wait_id, completed, at, open)"
+                     " WHERE t.instance_id = c.instance_id AND t.state = c.open"
+                     " AND t.wait_id = c.wait_id");
     all.emplace_back(stmt::kCloseJobs, close_waits("jobs"));
     all.emplace_back(stmt::kCloseMessageSubscriptions, close_waits("message_subscriptions"));
     all.emplace_back(stmt::kCloseSignalSubscriptions, close_waits("signal_subscriptions"));
@@ -139,10 +148,11 @@ std::vector<std::pair<Statement, std::string>> definitions() {
                      " $10::bigint[])");
     all.emplace_back(stmt::kResolveIncidents,
                      "UPDATE incidents n SET state = 'RESOLVED', resolved_at = r.at"
-                     " FROM unnest($1::uuid[], $2::bigint[], $3::bigint[])"
-                     " AS r(instance_id, engine_incident_id, at)"
+                     " FROM unnest($1::uuid[], $2::bigint[], $3::bigint[],"
+                     " array_fill('OPEN'::text, ARRAY[cardinality($1::uuid[])]))"
+                     " AS r(instance_id, engine_incident_id, at, open)"
                      " WHERE n.instance_id = r.instance_id"
-                     " AND n.engine_incident_id = r.engine_incident_id AND n.state = 'OPEN'");
+                     " AND n.engine_incident_id = r.engine_incident_id AND n.state = r.open");
     all.emplace_back(stmt::kCountOpenIncidents,
                      "UPDATE instances i SET open_incidents = (SELECT count(*)"
                      " FROM incidents n WHERE n.instance_id = i.id"

@@ -2347,6 +2347,44 @@ TEST_P(PostgresRuntimeStoreTest, TheTaskPageOfAnInstanceIsPreparedOnTheInstanceI
     }
 }
 
+TEST_P(PostgresRuntimeStoreTest, ClosingTasksAndIncidentsProbesTheInstanceIndexes) {
+    // A batch closes user tasks and resolves incidents by (instance, wait/incident, OPEN). With
+    // statistics that say few rows are OPEN (most tasks done, as in any busy system), a generic
+    // plan comparing state with a literal scanned every OPEN entry of the (state, created_at)
+    // index once and joined the batch against them; that range also holds the entries of every
+    // task closed since the last vacuum. The plan must probe the instance's index per row.
+    app::Batch starts;
+    for (int i = 0; i < 200; ++i) {
+        starts.instances.push_back(new_instance(order_, at(i)));
+    }
+    commit_ok(starts);
+    app::Batch completions;
+    for (int i = 0; i < 195; ++i) {
+        app::InstanceWrite done = update_of(starts.instances[i].instance, 0, at(1000 + i));
+        done.waits_closed = {1};
+        done.tasks_completed = {1};
+        completions.instances.push_back(done);
+    }
+    commit_ok(completions);
+    pqxx::connection connection(settings_.url);
+    pqxx::work tx(connection);
+    tx.exec("ANALYZE user_tasks, incidents");
+    pg::join_by_index(tx);  // as write_round() runs them
+    const std::string open_one = tx.quote("{" + starts.instances[199].instance.id + "}");
+    const std::string tasks =
+        prepared_plan(tx, pg::stmt::kCloseTasks, "(" + open_one + ", '{1}', '{t}', '{5}')");
+    EXPECT_NE(tasks.find("user_tasks_instance_state_idx"), std::string::npos) << tasks;
+    EXPECT_EQ(tasks.find("user_tasks_state_idx"), std::string::npos) << tasks;
+    EXPECT_EQ(tasks.find("Materialize"), std::string::npos) << tasks;
+    const std::string incidents =
+        prepared_plan(tx, pg::stmt::kResolveIncidents, "(" + open_one + ", '{1}', '{5}')");
+    EXPECT_NE(incidents.find("incidents_engine_idx"), std::string::npos) << incidents;
+    EXPECT_EQ(incidents.find("incidents_state_idx"), std::string::npos) << incidents;
+    tx.exec(std::string("EXECUTE ") + pg::stmt::kCloseTasks.name + "(" + open_one +
+            ", '{1}', '{t}', '{5}')");
+    EXPECT_EQ(tx.exec1("SELECT count(*) FROM user_tasks WHERE state = 'OPEN'")[0].as<int>(), 4);
+}
+
 TEST_P(PostgresRuntimeStoreTest, DeleteKeyWaitsForStartsInFlightAndLeavesNoInstanceBehind) {
     // Instances have no foreign key to their definition (migration 10): the batch INSERT locks
     // the definitions it names FOR KEY SHARE, and delete_key's last pass locks them FOR UPDATE.
