@@ -377,6 +377,24 @@ IncidentView to_view(const IncidentRow& r) {
             r.message, r.state,       r.created_at, r.resolved_at};
 }
 
+/// A store page as a page of views (each row moved into `view`), or the store's error.
+template <typename View, typename Row, typename ToView>
+Result<PageResult<View>> page_of(Result<PageResult<Row>> rows, ToView&& view) {
+    if (!rows) {
+        return std::move(rows).error();
+    }
+    PageResult<View> out;
+    out.total = rows->total;
+    out.items.reserve(rows->items.size());
+    for (Row& r : rows->items) {
+        out.items.push_back(view(std::move(r)));
+    }
+    return out;
+}
+
+/// The overloads of to_view() as one callable for page_of().
+constexpr auto kToView = [](auto&& row) { return to_view(std::forward<decltype(row)>(row)); };
+
 JobView to_job_view(const JobRow& r) {
     JobView v;
     v.id = r.id;
@@ -2411,16 +2429,7 @@ Result<PageResult<InstanceView>> InstanceRuntime::list_instances(const InstanceQ
                                                                  const PageRequest& page) {
     InstanceFilter f{query.status, query.process_key, query.business_key, query.created_after,
                      query.created_before};
-    auto rows = impl_->store_.list_instances(f, page);
-    if (!rows) {
-        return std::move(rows).error();
-    }
-    PageResult<InstanceView> out;
-    out.total = rows->total;
-    for (const auto& r : rows->items) {
-        out.items.push_back(to_view(r));
-    }
-    return out;
+    return page_of<InstanceView>(impl_->store_.list_instances(f, page), kToView);
 }
 
 Result<InstanceView> InstanceRuntime::instance(const std::string& id) {
@@ -2508,16 +2517,10 @@ Result<PageResult<ActivityView>> InstanceRuntime::activities(const std::string& 
     if (!exists) {
         return std::move(exists).error();
     }
-    auto rows = impl_->store_.history(id, page);
-    if (!rows) {
-        return std::move(rows).error();
-    }
-    PageResult<ActivityView> out;
-    out.total = rows->total;
-    for (const auto& h : rows->items) {
-        out.items.push_back({h.element_id, h.element_type, h.name, history_text(h.event), h.at});
-    }
-    return out;
+    return page_of<ActivityView>(impl_->store_.history(id, page), [](HistoryRow&& h) {
+        return ActivityView{std::move(h.element_id), std::move(h.element_type), std::move(h.name),
+                            history_text(h.event), h.at};
+    });
 }
 
 // --- tasks ---------------------------------------------------------------------------------------
@@ -2534,16 +2537,7 @@ Result<PageResult<TaskView>> InstanceRuntime::list_tasks(const TaskQuery& query,
                                                          const PageRequest& page) {
     TaskFilter f{query.instance_id,     query.process_key, query.assignee,
                  query.candidate_group, query.element_id,  query.state};
-    auto rows = impl_->store_.list_tasks(f, page);
-    if (!rows) {
-        return std::move(rows).error();
-    }
-    PageResult<TaskView> out;
-    out.total = rows->total;
-    for (const auto& r : rows->items) {
-        out.items.push_back(to_view(r));
-    }
-    return out;
+    return page_of<TaskView>(impl_->store_.list_tasks(f, page), kToView);
 }
 
 Result<TaskView> InstanceRuntime::task(const std::string& id) {
@@ -2819,30 +2813,16 @@ Status InstanceRuntime::throw_job_error(const std::string& id, JobErrorRequest r
 
 Result<PageResult<TimerView>> InstanceRuntime::list_timers(
     const std::optional<std::string>& instance_id, const PageRequest& page) {
-    auto rows = impl_->store_.list_timers(instance_id, page);
-    if (!rows) {
-        return std::move(rows).error();
-    }
-    PageResult<TimerView> out;
-    out.total = rows->total;
-    for (const auto& r : rows->items) {
-        out.items.push_back({r.id, r.instance_id, r.element_id, r.due_at, r.repeat});
-    }
-    return out;
+    return page_of<TimerView>(impl_->store_.list_timers(instance_id, page), [](auto&& r) {
+        return TimerView{std::move(r.id), std::move(r.instance_id), std::move(r.element_id),
+                         r.due_at, r.repeat};
+    });
 }
 
 Result<PageResult<IncidentView>> InstanceRuntime::list_incidents(const IncidentQuery& query,
                                                                  const PageRequest& page) {
-    auto rows = impl_->store_.list_incidents({query.instance_id, query.state}, page);
-    if (!rows) {
-        return std::move(rows).error();
-    }
-    PageResult<IncidentView> out;
-    out.total = rows->total;
-    for (const auto& r : rows->items) {
-        out.items.push_back(to_view(r));
-    }
-    return out;
+    return page_of<IncidentView>(
+        impl_->store_.list_incidents({query.instance_id, query.state}, page), kToView);
 }
 
 Result<IncidentView> InstanceRuntime::resolve_incident(const std::string& id) {

@@ -249,28 +249,7 @@ class Runner {
 
     /// Removes a scope, its tokens, child scopes and waits.
     void cancel_scope(ScopeId sid, HistoryEvent ev) {
-        std::vector<TokenId> toks;
-        for (const auto& t : st_.tokens) {
-            if (t.scope == sid) {
-                toks.push_back(t.id);
-            }
-        }
-        for (auto id : toks) {
-            cancel_token(id, ev);
-        }
-        std::vector<ScopeId> kids;
-        for (const auto& s : st_.scopes) {
-            if (s.parent == sid) {
-                kids.push_back(s.id);
-            }
-        }
-        for (auto k : kids) {
-            Scope* ks = scope(k);
-            if (ks != nullptr && ks->kind == ScopeKind::kEventSubProcess) {
-                history(ks->element, ev);
-            }
-            cancel_scope(k, ev);
-        }
+        clear_scope(sid, ev);  // its tokens and child scopes (token ids start at 1: none kept)
         close_waits_if([sid](const Wait& w) { return w.scope == sid && w.token == 0; });
         erase_scope(sid);
     }

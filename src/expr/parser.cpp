@@ -320,18 +320,22 @@ NodePtr Parser::parse_ternary() {
     return cond;
 }
 
-NodePtr Parser::parse_or() {
-    NodePtr left = parse_and();
-    while (left && (cur_.is_op("||") || cur_.is_name("or"))) {
-        const Op op = cur_.is_op("||") ? Op::kOrBool : Op::kOrPy;
+template <typename NextOp>
+NodePtr Parser::binary_chain(NodePtr (Parser::*operand)(), NextOp next_op) {
+    NodePtr left = (this->*operand)();
+    while (left) {
+        const std::optional<Op> op = next_op();
+        if (!op) {
+            break;
+        }
         const std::size_t pos = cur_.position;
         advance();
-        NodePtr right = parse_and();
+        NodePtr right = (this->*operand)();
         if (!right) {
             return nullptr;
         }
         auto n = make_node(NodeKind::kBinary, pos);
-        n->op = op;
+        n->op = *op;
         n->kids.push_back(std::move(left));
         n->kids.push_back(std::move(right));
         left = finish(std::move(n));
@@ -339,23 +343,28 @@ NodePtr Parser::parse_or() {
     return left;
 }
 
-NodePtr Parser::parse_and() {
-    NodePtr left = parse_not();
-    while (left && (cur_.is_op("&&") || cur_.is_name("and"))) {
-        const Op op = cur_.is_op("&&") ? Op::kAndBool : Op::kAndPy;
-        const std::size_t pos = cur_.position;
-        advance();
-        NodePtr right = parse_not();
-        if (!right) {
-            return nullptr;
+NodePtr Parser::parse_or() {
+    return binary_chain(&Parser::parse_and, [this]() -> std::optional<Op> {
+        if (cur_.is_op("||")) {
+            return Op::kOrBool;
         }
-        auto n = make_node(NodeKind::kBinary, pos);
-        n->op = op;
-        n->kids.push_back(std::move(left));
-        n->kids.push_back(std::move(right));
-        left = finish(std::move(n));
-    }
-    return left;
+        if (cur_.is_name("or")) {
+            return Op::kOrPy;
+        }
+        return std::nullopt;
+    });
+}
+
+NodePtr Parser::parse_and() {
+    return binary_chain(&Parser::parse_not, [this]() -> std::optional<Op> {
+        if (cur_.is_op("&&")) {
+            return Op::kAndBool;
+        }
+        if (cur_.is_name("and")) {
+            return Op::kAndPy;
+        }
+        return std::nullopt;
+    });
 }
 
 NodePtr Parser::parse_not() {
@@ -418,52 +427,33 @@ NodePtr Parser::parse_comparison() {
 }
 
 NodePtr Parser::parse_additive() {
-    NodePtr left = parse_multiplicative();
-    while (left && (cur_.is_op("+") || cur_.is_op("-"))) {
-        const Op op = cur_.is_op("+") ? Op::kAdd : Op::kSub;
-        const std::size_t pos = cur_.position;
-        advance();
-        NodePtr right = parse_multiplicative();
-        if (!right) {
-            return nullptr;
+    return binary_chain(&Parser::parse_multiplicative, [this]() -> std::optional<Op> {
+        if (cur_.is_op("+")) {
+            return Op::kAdd;
         }
-        auto n = make_node(NodeKind::kBinary, pos);
-        n->op = op;
-        n->kids.push_back(std::move(left));
-        n->kids.push_back(std::move(right));
-        left = finish(std::move(n));
-    }
-    return left;
+        if (cur_.is_op("-")) {
+            return Op::kSub;
+        }
+        return std::nullopt;
+    });
 }
 
 NodePtr Parser::parse_multiplicative() {
-    NodePtr left = parse_unary();
-    while (left) {
-        Op op;
+    return binary_chain(&Parser::parse_unary, [this]() -> std::optional<Op> {
         if (cur_.is_op("*")) {
-            op = Op::kMul;
-        } else if (cur_.is_op("/") || cur_.is_name("div")) {
-            op = Op::kDiv;
-        } else if (cur_.is_op("//")) {
-            op = Op::kFloorDiv;
-        } else if (cur_.is_op("%") || cur_.is_name("mod")) {
-            op = Op::kMod;
-        } else {
-            break;
+            return Op::kMul;
         }
-        const std::size_t pos = cur_.position;
-        advance();
-        NodePtr right = parse_unary();
-        if (!right) {
-            return nullptr;
+        if (cur_.is_op("/") || cur_.is_name("div")) {
+            return Op::kDiv;
         }
-        auto n = make_node(NodeKind::kBinary, pos);
-        n->op = op;
-        n->kids.push_back(std::move(left));
-        n->kids.push_back(std::move(right));
-        left = finish(std::move(n));
-    }
-    return left;
+        if (cur_.is_op("//")) {
+            return Op::kFloorDiv;
+        }
+        if (cur_.is_op("%") || cur_.is_name("mod")) {
+            return Op::kMod;
+        }
+        return std::nullopt;
+    });
 }
 
 NodePtr Parser::parse_unary() {

@@ -52,6 +52,10 @@ class Parser {
     bool expect_op(std::string_view op);
     bool starts_operand(const Token& t) const;
     NodePtr finish(NodePtr n);
+    /// A left-associative chain `a op b op c` of `operand`s, while `next_op()` names the
+    /// operator at the current token (std::nullopt ends the chain).
+    template <typename NextOp>
+    NodePtr binary_chain(NodePtr (Parser::*operand)(), NextOp next_op);
 
     std::string_view src_;
     Lexer lexer_;
