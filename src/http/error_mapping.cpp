@@ -1,5 +1,6 @@
 #include "pythmata/http/error_mapping.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -29,7 +30,14 @@ class ServerErrorLog {
             answers = window->second.answers;
             window->second = {now, 0};
         }
-        const std::string cause = error.internal.empty() ? error.message : error.internal;
+        // One line per entry: libpq's messages end with a newline and often hold two lines.
+        std::string cause = error.internal.empty() ? error.message : error.internal;
+        std::replace_if(
+            cause.begin(), cause.end(), [](char c) { return c == '\n' || c == '\r' || c == '\t'; },
+            ' ');
+        while (!cause.empty() && cause.back() == ' ') {
+            cause.pop_back();
+        }
         const auto level = status >= 503 ? spdlog::level::warn : spdlog::level::err;
         if (answers == 1) {
             spdlog::default_logger_raw()->log(level, "{} {}: {}", status, error.code, cause);

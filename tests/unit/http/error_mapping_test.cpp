@@ -6,9 +6,11 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 
 namespace pythmata::http {
 namespace {
@@ -81,7 +83,7 @@ TEST(ErrorMapping, ServerErrorsAreLoggedWithTheirCauseAtMostOncePerCodePerSecond
     // The cause the body hides is what an operator needs: here, a commit whose outcome is
     // unknown. A burst of the same code is one line.
     const Error lost = Error::unavailable("TEST_LOST_COMMIT", "the database is unavailable",
-                                          "commit outcome unknown: connection lost", 1);
+                                          "commit outcome unknown: connection lost\n", 1);
     for (int i = 0; i < 50; ++i) {
         EXPECT_EQ(error_response(lost).status, 503);
     }
@@ -91,15 +93,22 @@ TEST(ErrorMapping, ServerErrorsAreLoggedWithTheirCauseAtMostOncePerCodePerSecond
         std::string::npos)
         << log.text();
     // Other codes have their own line; a 500 is an error; a 4xx is not logged.
-    Error bug = Error::internal_error("TEST bug: secret detail");
+    Error bug = Error::internal_error("TEST bug:\n\tsecret detail");  // one line in the log
     bug.code = "TEST_INTERNAL";  // a code of its own: other tests answer INTERNAL this second
     EXPECT_EQ(error_response(bug).status, 500);
-    EXPECT_NE(log.text().find("error 500 TEST_INTERNAL: TEST bug: secret detail"),
+    EXPECT_NE(log.text().find("error 500 TEST_INTERNAL: TEST bug:  secret detail"),
               std::string::npos)
         << log.text();
     EXPECT_EQ(error_response(Error::invalid("TEST_BAD", "bad", {})).status, 422);
     EXPECT_EQ(log.text().find("TEST_BAD"), std::string::npos) << log.text();
     EXPECT_EQ(lines(log.text()), 2u) << log.text();
+    // A second later, the next answer of the first code logs and counts the ones left out.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1050));
+    EXPECT_EQ(error_response(lost).status, 503);
+    EXPECT_EQ(lines(log.text()), 3u) << log.text();
+    EXPECT_NE(log.text().find("connection lost (50 answers of this code since the last line)"),
+              std::string::npos)
+        << log.text();
 }
 
 TEST(ErrorMapping, OversizedHeadersAre431) {
