@@ -14,7 +14,8 @@
 #   bash bench/pg_floor.sh            env: FLOOR_BATCHES ("1 5 10 20 50": pairs per transaction),
 #                                          FLOOR_CONNS (4: about the commits the server has in flight), FLOOR_SECONDS (10),
 #                                          FLOOR_ROUNDS (3), PYTHMATA_BIN (build/release/pythmata)
-# Needs PostgreSQL 15 (with pgbench) and the Release build (it migrates the schema). ~2 minutes.
+# Needs PostgreSQL 15 (with pgbench) and the Release build (it migrates the schema). ~3 minutes
+# with the defaults. "machine busy" is user + nice + system time of all cores over the run (/proc/stat).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${PYTHMATA_BIN:-$ROOT/build/release/pythmata}
