@@ -12,7 +12,7 @@
 #       bash bench/compare.sh old=/tmp/pythmata-old new=build/release/pythmata
 #       bash bench/compare.sh "pool128=build/release/pythmata" \
 #                             "pool4=build/release/pythmata PYTHMATA_BLOCKING_THREADS=4"
-#   Environment: COMPARE_CASES   among straight usertask get_task get_instance health
+#   Environment: COMPARE_CASES   among straight usertask usertask_lookup get_task get_instance health
 #                                (default "straight usertask")
 #                COMPARE_ROUNDS  rounds of every variant and case (3)
 #                COMPARE_DURATION measured wrk time per run (10s; 3 s of warm-up before)
@@ -94,6 +94,7 @@ one_run() {
         wenv=(WRK_METHOD=POST WRK_STATUS=201 WRK_EXPECT='"COMPLETED"'
               WRK_PATH=/api/v1/processes/straight/instances) ;;
     usertask) script=usertask.lua ;;
+    usertask_lookup) script=usertask.lua wenv=(WRK_PAIR=lookup) ;;
     get_task | get_instance)
         local id
         id=$(curl -sf -X POST -H 'Content-Type: application/json' -d '{"variables":{"amount":1}}' \

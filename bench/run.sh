@@ -217,6 +217,7 @@ our_cases() {  # CONFIG LIST-OF-CASES
         parallel50) run_case "$config" parallel 50 request.lua "${START[@]}" WRK_PATH=/api/v1/processes/parallel/instances ;;
         parallel400) run_case "$config" parallel 400 request.lua "${START[@]}" WRK_PATH=/api/v1/processes/parallel/instances ;;
         usertask50) run_case "$config" usertask 50 usertask.lua ;;
+        usertask_lookup50) run_case "$config" usertask_lookup 50 usertask.lua WRK_PAIR=lookup ;;
         processes50) run_case "$config" processes 50 request.lua WRK_METHOD=GET WRK_PATH=/api/v1/processes WRK_STATUS=200 WRK_EXPECT='"items"' ;;
         esac
     done
@@ -227,7 +228,7 @@ SQLITE_DIR=$TMP/sqlite
 mkdir -p "$SQLITE_DIR"
 
 start_server pg "$PG_URL/bench_pg"
-our_cases pg health50 health400 straight50 straight400 parallel50 parallel400 usertask50 processes50
+our_cases pg health50 health400 straight50 straight400 parallel50 parallel400 usertask50 usertask_lookup50 processes50
 stop_server pg
 
 # Optional (beyond the 10-minute budget): RSS against completed instances on the pg server.

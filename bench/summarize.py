@@ -69,9 +69,10 @@ def fmt(v, digits=0):
     return f"{v:,.{digits}f}"
 
 
-UNIT = {"usertask": "pairs/s", "health": "req/s", "processes": "req/s"}
+UNIT = {"usertask": "pairs/s", "usertask_lookup": "pairs/s", "health": "req/s", "processes": "req/s"}
 order = {"pg": 0, "pg_redis": 1, "sqlite": 2, "peer": 3}
-case_order = {"health": 0, "straight": 1, "parallel": 2, "usertask": 3, "processes": 4}
+case_order = {"health": 0, "straight": 1, "parallel": 2, "usertask": 3, "usertask_lookup": 4,
+              "processes": 5}
 
 lines = []
 machine = os.path.join(out, "machine.txt")
@@ -106,7 +107,8 @@ for key in sorted(cells, key=lambda k: (order.get(k[0], 9), case_order.get(k[1],
         f"{fmt(c['db_us']) if config in ('pg', 'pg_redis') else '–'} | {runs} |")
 lines.append("")
 lines.append("ops/s: completed instances per second for starts (201 with COMPLETED only), start+complete "
-             "pairs per second for usertask (each pair is 3 requests here, 2 on the peer), replies per "
+             "pairs per second for usertask (2 requests per pair: the start answer names the task; "
+             "usertask_lookup asks GET /tasks for it, 3 requests; 2 on the peer), replies per "
              "second otherwise. Latencies are per request. Share of ceiling: req/s over GET /health req/s "
              "of the same server at the same connections. Peak RSS: VmHWM of the server after the case. "
              "CPU: shares of the whole 2-core machine (100 % = both cores) used during the measured run by "

@@ -1,14 +1,17 @@
 -- wrk script: user task pairs. Each connection sends whatever step is pending in its thread:
---   1. POST /api/v1/processes/usertask/instances            -> 201, the instance is RUNNING
---   2. GET  /api/v1/tasks?instance_id=ID                    -> 200, the open task's id
---   3. POST /api/v1/tasks/TASK/complete                     -> 200, the instance COMPLETED
--- (the start reply does not name the task, so step 2 asks for it). wrk does not say which
--- request a reply answers, so the reply is recognised by its body. A thread keeps a queue of
--- follow-up steps; a connection with nothing pending starts a new instance. One pair = one
--- instance started AND its task completed; ops_per_s is pairs/s, rps counts all three requests.
+--   1. POST /api/v1/processes/usertask/instances            -> 201, the instance is RUNNING and
+--      its "opened_tasks" name the open task
+--   2. POST /api/v1/tasks/TASK/complete                     -> 200, the instance COMPLETED
+-- WRK_PAIR=lookup adds the step a client that ignores "opened_tasks" takes between the two:
+--   GET /api/v1/tasks?instance_id=ID -> 200, the open task's id (three requests per pair).
+-- wrk does not say which request a reply answers, so the reply is recognised by its body. A
+-- thread keeps a queue of follow-up steps; a connection with nothing pending starts a new
+-- instance. One pair = one instance started AND its task completed; ops_per_s is pairs/s, rps
+-- counts every request.
 -- WRK_FLAVOR=peer drives ../shared/peers/bpmn-engine/server.js instead: its start reply is
 -- "ACTIVE" with the instance id and POST /api/v1/instances/ID/complete completes it (2 requests).
 local flavor = os.getenv("WRK_FLAVOR") or "pythmata"
+local lookup = os.getenv("WRK_PAIR") == "lookup"
 local start_path = os.getenv("WRK_PATH") or "/api/v1/processes/usertask/instances"
 local json_headers = { ["Content-Type"] = "application/json" }
 local start_body = '{"variables":{"amount":150}}'
@@ -65,9 +68,16 @@ function response(status, headers, body)
         return
     end
     if status == 201 and string.find(body, '"process_key"', 1, true) then
-        local id = string.match(body, '"id":"([0-9a-f%-]+)"')
         started = started + 1
-        push(wrk.format("GET", "/api/v1/tasks?instance_id=" .. id))
+        local task = not lookup and
+            string.match(body, '"opened_tasks":%[{"element_id":"[^"]*","id":"([0-9a-f%-]+)"')
+        if task then
+            push(wrk.format("POST", "/api/v1/tasks/" .. task .. "/complete", json_headers,
+                            complete_body))
+        else
+            local id = string.match(body, '"id":"([0-9a-f%-]+)"')
+            push(wrk.format("GET", "/api/v1/tasks?instance_id=" .. id))
+        end
     elseif status == 200 and string.find(body, '"items"', 1, true) then
         local id = string.match(body, '"id":"([0-9a-f%-]+)"')
         if id then

@@ -61,6 +61,8 @@ using DefinitionPtr = std::shared_ptr<const Definition>;
 
 struct Outcome {
     InstanceRow row;  // without the state text
+    /// The user tasks this command opened in this instance (not in children it called).
+    std::vector<TaskRef> opened_tasks;
 };
 using Callback = std::function<void(Result<Outcome>)>;
 
@@ -353,6 +355,13 @@ InstanceView to_view(InstanceRow r) {
     v.created_at = r.created_at;
     v.updated_at = r.updated_at;
     v.ended_at = r.ended_at;
+    return v;
+}
+
+/// The answer of a start or a task completion: the instance and the user tasks it opened.
+InstanceView to_view(Outcome out) {
+    InstanceView v = to_view(std::move(out.row));
+    v.opened_tasks = std::move(out.opened_tasks);
     return v;
 }
 
@@ -1277,20 +1286,22 @@ struct InstanceRuntime::Impl {
             // back), the rest of the row is copied.
             Json variables = std::move(c.row.variables);
             c.row.variables = nullptr;
-            out = Outcome{c.row};
+            out = Outcome{c.row, {}};
             out.row.variables = std::move(variables);
             w.cache.put(std::move(c));
         } else {
             const std::string id = c.row.id;
-            out = Outcome{std::move(c.row)};  // an ended instance leaves the cache: no copy
+            out = Outcome{std::move(c.row), {}};  // an ended instance leaves the cache: no copy
             w.cache.erase(id);
         }
         if (write != nullptr) {
             for (const auto& wr : write->waits_opened) {
                 if (wr.kind == WaitRowKind::kUserTask) {
-                    open_tasks_.put(wr.id,
-                                    wr.instance_id.empty() ? item.instance_id : wr.instance_id,
-                                    wr.wait_id);
+                    const bool own = wr.instance_id.empty() || wr.instance_id == item.instance_id;
+                    open_tasks_.put(wr.id, own ? item.instance_id : wr.instance_id, wr.wait_id);
+                    if (own) {
+                        out.opened_tasks.push_back({wr.id, wr.element_id, wr.name});
+                    }
                 }
             }
         }
@@ -2395,7 +2406,7 @@ Result<InstanceView> InstanceRuntime::start_instance(StartInstanceRequest reques
     if (!r) {
         return std::move(r).error();
     }
-    return to_view(std::move(r.value().row));
+    return to_view(std::move(r).value());
 }
 
 bool InstanceRuntime::try_start_instance(StartInstanceRequest& request, InstanceCallback& done) {
@@ -2420,7 +2431,7 @@ bool InstanceRuntime::try_start_instance(StartInstanceRequest& request, Instance
             done(std::move(r).error());
             return;
         }
-        done(to_view(std::move(r.value().row)));
+        done(to_view(std::move(r).value()));
     });
     return true;
 }
@@ -2609,7 +2620,7 @@ Result<InstanceView> InstanceRuntime::complete_task(const std::string& id,
         return std::move(r).error();
     }
     m.open_tasks_.erase(id);
-    return to_view(std::move(r.value().row));
+    return to_view(std::move(r).value());
 }
 
 bool InstanceRuntime::try_complete_task(const std::string& id, nlohmann::json& variables,
@@ -2628,7 +2639,7 @@ bool InstanceRuntime::try_complete_task(const std::string& id, nlohmann::json& v
                 [&m, id, done = std::move(done)](Result<Outcome> r) mutable {
                     if (r) {
                         m.open_tasks_.erase(id);
-                        done(to_view(std::move(r.value().row)));
+                        done(to_view(std::move(r).value()));
                         return;
                     }
                     if (!Impl::task_closed(r.error())) {

@@ -21,6 +21,14 @@ namespace pythmata::app {
 // are JSON objects. The http layer maps them to and from the wire in one place.
 // ---------------------------------------------------------------------------------------------
 
+/// A user task as a start or a completion answer names it: enough to complete it next.
+struct TaskRef {
+    std::string id;
+    std::string element_id;
+    std::string name;
+    bool operator==(const TaskRef&) const = default;
+};
+
 /// GET /instances/{id} and every call that answers "the instance".
 struct InstanceView {
     std::string id;
@@ -37,6 +45,10 @@ struct InstanceView {
     TimePoint created_at{};
     TimePoint updated_at{};
     std::optional<TimePoint> ended_at;
+    /// Start and task completion answers only: the user tasks this request opened in the
+    /// instance (after a start, all of its open tasks), so a client can complete one without
+    /// asking GET /tasks first. Absent from every other answer.
+    std::optional<std::vector<TaskRef>> opened_tasks;
 };
 
 /// POST /processes/{key}/instances.

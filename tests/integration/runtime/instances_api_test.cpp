@@ -3,6 +3,7 @@
 // activities, tasks, Idempotency-Key and stats.
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
@@ -435,6 +436,69 @@ TEST_P(InstancesApi, TokensAndActivitiesFollowAParallelSplitAndJoin) {
     EXPECT_LT(b_done, join);
     EXPECT_LT(join, end);
     EXPECT_EQ(end, static_cast<long>(activities.size()) - 1) << activities.dump();
+}
+
+// The start answer names the tasks it opened ("opened_tasks"), so a client completes one with
+// no GET /tasks; a completion names the tasks it opened; other answers carry no such field.
+TEST_P(InstancesApi, StartAndCompletionAnswersNameTheTasksTheyOpened) {
+    deploy(models::fork_join("Fork"));
+    const auto started =
+        post("/processes/Fork/instances", json::object(), {{"Idempotency-Key", "opened-1"}});
+    ASSERT_TRUE(is_data(started, 201));
+    const json instance = started.json()["data"];
+    const std::string id = instance.value("id", "");
+    ASSERT_TRUE(instance.contains("opened_tasks")) << instance.dump();
+    std::map<std::string, std::string> opened;  // element -> task id
+    for (const auto& t : instance["opened_tasks"]) {
+        EXPECT_TRUE(t.contains("name")) << t.dump();
+        opened[t.value("element_id", "")] = t.value("id", "");
+    }
+    std::map<std::string, std::string> listed;
+    for (const auto& t : open_tasks(id)) {
+        listed[t.value("element_id", "")] = t.value("id", "");
+    }
+    EXPECT_EQ(opened, listed);
+    ASSERT_EQ(opened.size(), 2u);
+
+    const json read = get("/instances/" + id).json()["data"];
+    EXPECT_FALSE(read.contains("opened_tasks")) << read.dump();
+    const json page = items("/instances?page_size=5");
+    ASSERT_FALSE(page.empty());
+    EXPECT_FALSE(page[0].contains("opened_tasks")) << page[0].dump();
+    // A replayed start is the first answer, opened tasks included.
+    const auto replay =
+        post("/processes/Fork/instances", json::object(), {{"Idempotency-Key", "opened-1"}});
+    EXPECT_EQ(replay.json(), started.json());
+
+    const auto after_a = post("/tasks/" + opened["task_a"] + "/complete", json::object());
+    ASSERT_TRUE(is_data(after_a, 200));
+    EXPECT_EQ(after_a.json()["data"]["opened_tasks"], json::array()) << after_a.describe();
+    const auto after_b = post("/tasks/" + opened["task_b"] + "/complete", json::object());
+    ASSERT_TRUE(is_data(after_b, 200));
+    EXPECT_EQ(after_b.json()["data"]["status"], "COMPLETED");
+    EXPECT_EQ(after_b.json()["data"]["opened_tasks"], json::array());
+
+    // A sequence: completing the first task names the next one.
+    deploy(models::document(R"(
+  <process id="Steps" isExecutable="true">
+    <startEvent id="start"/>
+    <sequenceFlow id="f1" sourceRef="start" targetRef="first"/>
+    <userTask id="first" name="First"/>
+    <sequenceFlow id="f2" sourceRef="first" targetRef="second"/>
+    <userTask id="second" name="Second"/>
+    <sequenceFlow id="f3" sourceRef="second" targetRef="end"/>
+    <endEvent id="end"/>
+  </process>)"));
+    const json steps = start("Steps");
+    ASSERT_EQ(steps["opened_tasks"].size(), 1u) << steps.dump();
+    EXPECT_EQ(steps["opened_tasks"][0]["name"], "First");
+    const auto next =
+        post("/tasks/" + steps["opened_tasks"][0].value("id", "") + "/complete", json::object());
+    ASSERT_TRUE(is_data(next, 200));
+    const json next_tasks = next.json()["data"]["opened_tasks"];
+    ASSERT_EQ(next_tasks.size(), 1u) << next.describe();
+    EXPECT_EQ(next_tasks[0]["element_id"], "second");
+    EXPECT_EQ(next_tasks[0]["id"], only_task(steps.value("id", "")).value("id", ""));
 }
 
 TEST_P(InstancesApi, TasksAreListedFilteredClaimedAndCompletedOnce) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -379,6 +380,83 @@ TEST_F(InstanceRuntimeTest, StartAndCompleteWithoutBlockingWhenTheRuntimeKnowsEn
     EXPECT_FALSE(runtime->try_start_instance(unknown, callback));
     StartInstanceRequest versioned{"approval", 1, std::nullopt, json::object()};
     EXPECT_FALSE(runtime->try_start_instance(versioned, callback));
+}
+
+// A start and a completion name the user tasks they opened (the client completes one next
+// without GET /tasks); other answers do not; tasks of a called child are the child's.
+TEST_F(InstanceRuntimeTest, StartAndCompletionAnswersNameTheTasksTheyOpened) {
+    make();
+    deploy(bpmn(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="fork"/>
+<parallelGateway id="fork"/>
+<sequenceFlow id="f1" sourceRef="fork" targetRef="a"/>
+<sequenceFlow id="f2" sourceRef="fork" targetRef="b"/>
+<userTask id="a" name="Check A"/>
+<userTask id="b" name="Check B"/>
+<sequenceFlow id="f3" sourceRef="a" targetRef="c"/>
+<userTask id="c" name="Sign"/>
+<sequenceFlow id="f4" sourceRef="c" targetRef="join"/>
+<sequenceFlow id="f5" sourceRef="b" targetRef="join"/>
+<parallelGateway id="join"/>
+<sequenceFlow id="f6" sourceRef="join" targetRef="end"/>
+<endEvent id="end"/>)",
+                "review2"));
+    auto v = start("review2");
+    ASSERT_TRUE(v.opened_tasks.has_value());
+    auto listed = open_tasks(v.id);
+    ASSERT_EQ(listed.size(), 2u);
+    std::vector<TaskRef> expected;
+    for (const auto& t : listed) {
+        expected.push_back({t.id, t.element_id, t.name});
+    }
+    auto by_element = [](const TaskRef& x, const TaskRef& y) {
+        return x.element_id < y.element_id;
+    };
+    std::vector<TaskRef> opened = *v.opened_tasks;
+    std::sort(opened.begin(), opened.end(), by_element);
+    std::sort(expected.begin(), expected.end(), by_element);
+    EXPECT_EQ(opened, expected);
+    EXPECT_EQ(opened[0].name, "Check A");
+
+    // Reading the instance answers no opened tasks: nothing was opened by the read.
+    EXPECT_FALSE(runtime->instance(v.id).value().opened_tasks.has_value());
+
+    // Completing `a` opens `c` (and only `c`: `b` stays open but was not opened now).
+    auto after_a = runtime->complete_task(opened[0].id, json::object());
+    ASSERT_TRUE(after_a.ok()) << after_a.error().message;
+    ASSERT_TRUE(after_a.value().opened_tasks.has_value());
+    ASSERT_EQ(after_a.value().opened_tasks->size(), 1u);
+    const TaskRef sign = after_a.value().opened_tasks->at(0);
+    EXPECT_EQ(sign.element_id, "c");
+    EXPECT_EQ(sign.name, "Sign");
+
+    // Completing `b` (the non-blocking way) opens nothing; completing `c` ends the instance.
+    json none = json::object();
+    AsyncAnswer after_b;
+    auto callback = after_b.callback();
+    ASSERT_TRUE(runtime->try_complete_task(opened[1].id, none, callback));
+    auto b_done = after_b.get();
+    ASSERT_TRUE(b_done.ok()) << b_done.error().code;
+    ASSERT_TRUE(b_done.value().opened_tasks.has_value());
+    EXPECT_TRUE(b_done.value().opened_tasks->empty());
+    auto ended = runtime->complete_task(sign.id, json::object());
+    ASSERT_TRUE(ended.ok()) << ended.error().message;
+    EXPECT_EQ(ended.value().status, "COMPLETED");
+    EXPECT_TRUE(ended.value().opened_tasks->empty());
+
+    // A parent whose called child waits in a user task opened none itself.
+    deploy(kUserTask);
+    deploy(bpmn(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="call"/>
+<callActivity id="call" calledElement="approval"/>
+<sequenceFlow id="f1" sourceRef="call" targetRef="end"/>
+<endEvent id="end"/>)",
+                "parent"));
+    auto parent = start("parent");
+    ASSERT_TRUE(parent.opened_tasks.has_value());
+    EXPECT_TRUE(parent.opened_tasks->empty());
 }
 
 TEST_F(InstanceRuntimeTest, NonBlockingCompletionOfATaskClosedAnotherWayAnswersFromTheStore) {

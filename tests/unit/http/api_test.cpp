@@ -280,7 +280,19 @@ TEST(InstanceResponse, IsByteForByteTheDumpOfTheInstanceJson) {
     broken.business_key = std::string("bad \xff\xfe utf8 \xc3");  // replaced, as the dump does
     broken.active_elements = {std::string("\xe2\x82")};
 
-    for (const app::InstanceView& view : {plain, waiting, awkward, broken}) {
+    // A start or completion answer names the tasks it opened: none, one, several, awkward.
+    app::InstanceView opened_none = plain;
+    opened_none.opened_tasks.emplace();
+    app::InstanceView opened_one = waiting;
+    opened_one.opened_tasks = std::vector<app::TaskRef>{
+        {"5b0e4c1e-7d3f-4c39-9d57-6f1c2a0b9e11", "approve", "Approve order"}};
+    app::InstanceView opened_two = awkward;
+    opened_two.opened_tasks = std::vector<app::TaskRef>{
+        {"5b0e4c1e-7d3f-4c39-9d57-6f1c2a0b9e11", "a\"b", "Zürich\ttab"},
+        {"0f0e4c1e-7d3f-4c39-9d57-6f1c2a0b9e12", "日本", std::string("bad \xff")}};
+
+    for (const app::InstanceView& view :
+         {plain, waiting, awkward, broken, opened_none, opened_one, opened_two}) {
         const Response expected = json_response(201, instance_json(view));
         const Response written = instance_response(201, view);
         EXPECT_EQ(written.body, expected.body);
