@@ -2,7 +2,9 @@
 # PostgreSQL's own floor for a user task pair (issue 5's 5,000 pairs/s target): pgbench, with no
 # Pythmata server and no HTTP, runs the database work of user task pairs on our schema, as
 # batches of B pairs like the server's group commit: one transaction inserting B instances and
-# their B open tasks; one read of the B task pages; one transaction completing the B tasks,
+# their B open tasks; with FLOOR_READ=1, one read of the B task pages (what a client that asks
+# GET /tasks for the task id adds: bench case usertask_lookup; the start answer names the task,
+# so bench/usertask.lua does not ask); one transaction completing the B tasks,
 # updating the B instances to COMPLETED and inserting their history. Rows are the sizes the
 # server writes for bench/models/usertask.bpmn (measured on a bench database). The statements
 # find the instances' tasks by instance alone (no state = 'OPEN' literal, which can lead a
@@ -13,6 +15,7 @@
 # with the rest of the work (server, wrk) on the same two cores.
 #   bash bench/pg_floor.sh            env: FLOOR_BATCHES ("1 5 10 20 50": pairs per transaction),
 #                                          FLOOR_CONNS (4: about the commits the server has in flight), FLOOR_SECONDS (10),
+#                                          FLOOR_READ (0; 1 adds the task page read),
 #                                          FLOOR_ROUNDS (3), PYTHMATA_BIN (build/release/pythmata)
 # Needs PostgreSQL 15 (with pgbench) and the Release build (it migrates the schema). ~3 minutes
 # with the defaults. "machine busy" is user + nice + system time of all cores over the run (/proc/stat).
@@ -23,6 +26,7 @@ BATCHES=${FLOOR_BATCHES:-1 5 10 20 50}
 CONNS=${FLOOR_CONNS:-4}
 SECONDS_PER_RUN=${FLOOR_SECONDS:-10}
 ROUNDS=${FLOOR_ROUNDS:-3}
+READ=${FLOOR_READ:-0}
 PG_BIN=/usr/lib/postgresql/15/bin
 OUT=${FLOOR_OUT:-$ROOT/build/bench/pg-floor-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
@@ -65,9 +69,11 @@ INSERT INTO user_tasks (id, instance_id, wait_id, element_id, name, candidate_gr
     'Approve', '[]', 'OPEN', 1800000000000
   FROM generate_series(1, :batch) g;
 COMMIT;
+\if :read
 SELECT t.id, t.instance_id, t.element_id, t.name, t.state, t.created_at FROM user_tasks t
   WHERE t.instance_id = ANY (ARRAY(SELECT md5(:base || '-' || g)::uuid
                                      FROM generate_series(1, :batch) g));
+\endif
 BEGIN;
 UPDATE user_tasks SET state = 'COMPLETED', completed_at = 1800000000001
   WHERE instance_id = ANY (ARRAY(SELECT md5(:base || '-' || g)::uuid
@@ -99,7 +105,7 @@ for round in $(seq 1 "$ROUNDS"); do
         pg0=$(tree_ticks "$PG_PID")
         c0=$(awk '{print $16 + $17}' "/proc/$$/stat")  # waited children: pgbench
         PGOPTIONS="-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_hashjoin=off -c enable_mergejoin=off" "$PG_BIN/pgbench" -n -M prepared -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "$CONNS" -j 2 \
-            -T "$SECONDS_PER_RUN" -D batch="$batch" -D definition="$definition" \
+            -T "$SECONDS_PER_RUN" -D batch="$batch" -D definition="$definition" -D read="$READ" \
             -f "$OUT/pairs.sql" postgres >"$OUT/pgbench-$batch-$round.log" 2>&1 &
         bench=$!
         wait "$bench"

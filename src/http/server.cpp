@@ -241,15 +241,20 @@ struct Server::Impl {
 
     // ---- Request handling ----------------------------------------------------------------
 
+    /// The 500 answer to an exception a handler let out. error_response() logs its cause, the
+    /// route included: one line (rate-limited per code like every 5xx), not one here and one there.
+    static Response unhandled(const Route& route, std::string_view what) {
+        return error_response(Error::internal_error("unhandled exception in " + route.method + " " +
+                                                    route.pattern + ": " + std::string(what)));
+    }
+
     Response invoke(const Route& route, const Request& request, const PathParams& params) {
         try {
             return route.handler(request, params);
         } catch (const std::exception& e) {
-            log->error("unhandled exception in {} {}: {}", route.method, route.pattern, e.what());
-            return error_response(Error::internal_error(e.what()));
+            return unhandled(route, e.what());
         } catch (...) {
-            log->error("unhandled exception in {} {}", route.method, route.pattern);
-            return error_response(Error::internal_error("unknown exception"));
+            return unhandled(route, "unknown exception");
         }
     }
 
@@ -259,8 +264,7 @@ struct Server::Impl {
         try {
             return route.inline_answer(request, params);
         } catch (const std::exception& e) {
-            log->error("unhandled exception in {} {}: {}", route.method, route.pattern, e.what());
-            return error_response(Error::internal_error(e.what()));
+            return unhandled(route, e.what());
         }
     }
 
@@ -277,9 +281,7 @@ struct Server::Impl {
                 try {
                     pending->response = make();
                 } catch (const std::exception& e) {
-                    log->error("unhandled exception in {} {}: {}", pending->route->method,
-                               pending->route->pattern, e.what());
-                    pending->response = error_response(Error::internal_error(e.what()));
+                    pending->response = unhandled(*pending->route, e.what());
                 }
                 pending->timer.cancel();
             });
@@ -290,11 +292,13 @@ struct Server::Impl {
                 http_metrics.async().Increment();
             return taken;
         } catch (const std::exception& e) {
-            log->error("unhandled exception in {} {}: {}", route.method, route.pattern, e.what());
             if (!pending->answered.exchange(true)) {
                 queued.fetch_sub(1);
                 http_metrics.queued().Decrement();
-                pending->response = error_response(Error::internal_error(e.what()));
+                pending->response = unhandled(route, e.what());
+            } else {
+                log->error("unhandled exception in {} {} after it answered: {}", route.method,
+                           route.pattern, e.what());
             }
             return true;
         }
