@@ -8,7 +8,9 @@
 #   sqlite    the embedded default (a file under the run's temp dir)
 # starts `pythmata serve` (a copy of build/release/pythmata taken at the start), deploys
 # bench/models, and puts wrk on it: GET /health (the machine's ceiling), straight and parallel
-# starts at c=50 and c=400, user task start+complete pairs, GET /api/v1/processes. Then the peer
+# starts at c=50 and c=400, user task start+complete pairs (2 requests: the start answer names
+# the task; at c=50 and, on pg, c=400; usertask_lookup: 3 requests, GET /tasks asked for the task
+# id), GET /api/v1/processes. Then the peer
 # (../shared/peers/bpmn-engine, copied to build/bench/peer and `npm ci` there) under the same wrk
 # load, the engine Google Benchmarks, and locust headless. Every process it starts is stopped by
 # its PID (trap). Results: build/bench/results/<stamp>/ (results.csv, summary.md, raw logs,
@@ -211,14 +213,13 @@ our_cases() {  # CONFIG LIST-OF-CASES
     for c in "$@"; do
         case $c in
         health50) run_case "$config" health 50 request.lua WRK_METHOD=GET WRK_PATH=/health WRK_STATUS=200 ;;
-        health200) run_case "$config" health 200 request.lua WRK_METHOD=GET WRK_PATH=/health WRK_STATUS=200 ;;
         health400) run_case "$config" health 400 request.lua WRK_METHOD=GET WRK_PATH=/health WRK_STATUS=200 ;;
         straight50) run_case "$config" straight 50 request.lua "${START[@]}" WRK_PATH=/api/v1/processes/straight/instances ;;
         straight400) run_case "$config" straight 400 request.lua "${START[@]}" WRK_PATH=/api/v1/processes/straight/instances ;;
         parallel50) run_case "$config" parallel 50 request.lua "${START[@]}" WRK_PATH=/api/v1/processes/parallel/instances ;;
         parallel400) run_case "$config" parallel 400 request.lua "${START[@]}" WRK_PATH=/api/v1/processes/parallel/instances ;;
         usertask50) run_case "$config" usertask 50 usertask.lua ;;
-        usertask200) run_case "$config" usertask 200 usertask.lua ;;
+        usertask400) run_case "$config" usertask 400 usertask.lua ;;
         usertask_lookup50) run_case "$config" usertask_lookup 50 usertask.lua WRK_PAIR=lookup ;;
         processes50) run_case "$config" processes 50 request.lua WRK_METHOD=GET WRK_PATH=/api/v1/processes WRK_STATUS=200 WRK_EXPECT='"items"' ;;
         esac
@@ -230,7 +231,7 @@ SQLITE_DIR=$TMP/sqlite
 mkdir -p "$SQLITE_DIR"
 
 start_server pg "$PG_URL/bench_pg"
-our_cases pg health50 health200 health400 straight50 straight400 parallel50 parallel400 usertask50 usertask200 usertask_lookup50 processes50
+our_cases pg health50 health400 straight50 straight400 parallel50 parallel400 usertask50 usertask400 usertask_lookup50 processes50
 stop_server pg
 
 # Optional (beyond the 10-minute budget): RSS against completed instances on the pg server.
