@@ -56,6 +56,15 @@ const std::string kStraight = bpmn(R"(
 <endEvent id="end"/>)",
                                    "straight");
 
+/// "parent": start -> call activity of "approval" (kUserTask) -> end.
+const std::string kParent = bpmn(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="call"/>
+<callActivity id="call" calledElement="approval"/>
+<sequenceFlow id="f1" sourceRef="call" targetRef="end"/>
+<endEvent id="end"/>)",
+                                 "parent");
+
 class FakeServiceLog final : public ServiceLog {
   public:
     void write(std::string_view level, std::string_view, std::string_view element_id,
@@ -447,13 +456,7 @@ TEST_F(InstanceRuntimeTest, StartAndCompletionAnswersNameTheTasksTheyOpened) {
 
     // A parent whose called child waits in a user task opened none itself.
     deploy(kUserTask);
-    deploy(bpmn(R"(
-<startEvent id="start"/>
-<sequenceFlow id="f0" sourceRef="start" targetRef="call"/>
-<callActivity id="call" calledElement="approval"/>
-<sequenceFlow id="f1" sourceRef="call" targetRef="end"/>
-<endEvent id="end"/>)",
-                "parent"));
+    deploy(kParent);
     auto parent = start("parent");
     ASSERT_TRUE(parent.opened_tasks.has_value());
     EXPECT_TRUE(parent.opened_tasks->empty());
@@ -922,13 +925,7 @@ TEST_F(InstanceRuntimeTest, LongPollReturnsAsSoonAsAJobIsCommitted) {
 TEST_F(InstanceRuntimeTest, CallActivityRunsAChildAndContinuesWhenItEnds) {
     make();
     deploy(kUserTask);  // process "approval", the child
-    deploy(bpmn(R"(
-<startEvent id="start"/>
-<sequenceFlow id="f0" sourceRef="start" targetRef="call"/>
-<callActivity id="call" calledElement="approval"/>
-<sequenceFlow id="f1" sourceRef="call" targetRef="end"/>
-<endEvent id="end"/>)",
-                "parent"));
+    deploy(kParent);
     auto parent = start("parent", {{"who", "p"}});
     EXPECT_EQ(parent.status, "RUNNING");
     InstanceQuery q;
@@ -955,13 +952,7 @@ TEST_F(InstanceRuntimeTest, CallActivityRunsAChildAndContinuesWhenItEnds) {
 TEST_F(InstanceRuntimeTest, CancellingTheParentCancelsItsCalledChild) {
     make();
     deploy(kUserTask);
-    deploy(bpmn(R"(
-<startEvent id="start"/>
-<sequenceFlow id="f0" sourceRef="start" targetRef="call"/>
-<callActivity id="call" calledElement="approval"/>
-<sequenceFlow id="f1" sourceRef="call" targetRef="end"/>
-<endEvent id="end"/>)",
-                "parent"));
+    deploy(kParent);
     auto parent = start("parent");
     InstanceQuery q;
     q.process_key = "approval";
