@@ -1,16 +1,28 @@
 #include "pythmata/app/definition_catalog.hpp"
 
 #include <algorithm>
+#include <string_view>
 #include <utility>
 
 #include <nlohmann/json.hpp>
 
 #include "pythmata/bpmn/parser.hpp"
 #include "pythmata/common/sha256.hpp"
+#include "pythmata/common/uuid.hpp"
 #include "pythmata/engine/compiled_process.hpp"
 
 namespace pythmata::app {
 namespace {
+
+/// An invalidation message: "<sender uuid>|<key>", or a bare key (a replica of an earlier
+/// version, which sent no sender); the sender is empty then.
+std::pair<std::string_view, std::string_view> split_invalidation(std::string_view message) {
+    constexpr std::size_t kUuid = 36;
+    if (message.size() > kUuid && message[kUuid] == '|' && is_uuid(message.substr(0, kUuid))) {
+        return {message.substr(0, kUuid), message.substr(kUuid + 1)};
+    }
+    return {std::string_view{}, message};
+}
 
 std::string latest_cache_key(const std::string& key) {
     return "pythmata:def:latest:" + key;
@@ -71,13 +83,18 @@ DefinitionCatalog::DefinitionCatalog(DefinitionStore& store, RemoteCache* remote
                                      const CacheSettings& cache, const EngineSettings& engine)
     : store_(store),
       remote_(remote),
+      sender_(new_uuid()),
       telemetry_(telemetry),
       clock_(clock),
       cache_(cache),
       engine_(engine) {
     if (remote_ != nullptr) {
-        remote_->subscribe(kInvalidationChannel,
-                           [this](std::string_view key) { forget(std::string(key)); });
+        remote_->subscribe(kInvalidationChannel, [this](std::string_view message) {
+            const auto [sender, key] = split_invalidation(message);
+            if (sender != sender_) {
+                forget(std::string(key));
+            }
+        });
     }
 }
 
@@ -413,7 +430,7 @@ void DefinitionCatalog::invalidate(const std::string& key) {
     forget(key);
     if (remote_ != nullptr) {
         remote_->erase(latest_cache_key(key));
-        remote_->publish(kInvalidationChannel, key);
+        remote_->publish(kInvalidationChannel, sender_ + "|" + key);
     }
 }
 

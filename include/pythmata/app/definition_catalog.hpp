@@ -23,7 +23,10 @@ namespace pythmata::app {
 /// L1 in process (records by id, which never change, and the latest record per key, which
 /// expires after `definition_ttl`), L2 the RemoteCache when one is given (same keys, same TTL),
 /// then the store. Deploys and deletes drop the key from this replica's L1, erase it from L2,
-/// and publish the key on kInvalidationChannel so other replicas drop theirs.
+/// and publish the key on kInvalidationChannel so other replicas drop theirs. A message names the
+/// replica that sent it ("<replica uuid>|<key>"; a bare key from an older replica is understood
+/// too), and a replica skips its own: it dropped the key when it published, and its own message,
+/// coming back later, would drop a latest entry loaded since (a cache miss after every deploy).
 ///
 /// The list of latest versions is kept in process too, one page per (filter, page) query, at
 /// most `l1_max_entries` pages, each for at most `definition_ttl`: every invalidation of any key
@@ -86,6 +89,7 @@ class DefinitionCatalog final : public DefinitionService {
 
     DefinitionStore& store_;
     RemoteCache* remote_;
+    const std::string sender_;  ///< this catalog's id in its invalidation messages
     DeployObserver* observer_ = nullptr;
     Telemetry& telemetry_;
     const Clock& clock_;

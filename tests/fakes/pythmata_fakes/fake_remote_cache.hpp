@@ -25,6 +25,17 @@ class FakeRemoteCache final : public app::RemoteCache {
 
     bool down = false;
     int published = 0;
+    /// Messages this replica publishes wait until deliver_held(), as on a busy Redis.
+    bool hold = false;
+
+    void deliver_held() {
+        std::vector<std::pair<std::string, std::string>> held;
+        held.swap(held_);
+        hold = false;
+        for (auto& [channel, message] : held) {
+            publish(channel, message);
+        }
+    }
 
     std::optional<std::string> get(std::string_view key) override {
         std::lock_guard lock(hub_.mutex);
@@ -47,6 +58,10 @@ class FakeRemoteCache final : public app::RemoteCache {
         }
     }
     void publish(std::string_view channel, std::string_view message) override {
+        if (hold) {
+            held_.emplace_back(channel, message);
+            return;
+        }
         std::vector<std::function<void(std::string_view)>> targets;
         {
             std::lock_guard lock(hub_.mutex);
@@ -77,6 +92,7 @@ class FakeRemoteCache final : public app::RemoteCache {
 
   private:
     Hub& hub_;
+    std::vector<std::pair<std::string, std::string>> held_;
 };
 
 }  // namespace pythmata::fakes

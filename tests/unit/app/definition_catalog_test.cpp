@@ -285,6 +285,30 @@ TEST_F(DefinitionCatalogTest, ADeployOnAnotherReplicaReachesThisListByInvalidati
     EXPECT_EQ(keys_of(*after), (std::vector<std::string>{"A", "B"}));
 }
 
+// A replica's own invalidation comes back through Redis after it dropped the key itself; it
+// must not drop the latest entry loaded since (the runtime's non-blocking start needs it).
+TEST_F(DefinitionCatalogTest, ItsOwnInvalidationComingBackLateKeepsTheLatestLoadedSince) {
+    auto first = make(&remote);
+    fakes::FakeRemoteCache other_remote{hub};
+    auto second = make(&other_remote);
+    remote.hold = true;
+    ASSERT_TRUE(first.deploy({two_step_process("A"), {}, {}}));
+    ASSERT_TRUE(first.latest("A"));
+    ASSERT_NE(first.cached_latest("A"), nullptr);
+    ASSERT_TRUE(second.latest("A"));
+    remote.deliver_held();  // the deploy's message reaches both replicas now
+    EXPECT_NE(first.cached_latest("A"), nullptr) << "its own message dropped the entry";
+    EXPECT_EQ(second.cached_latest("A"), nullptr) << "the other replica's entry stays stale";
+
+    // Another replica's deploy still drops it, and so does a bare key (an older replica).
+    ASSERT_TRUE(second.deploy({two_step_process("A", "A v2"), {}, {}}));
+    EXPECT_EQ(first.cached_latest("A"), nullptr);
+    ASSERT_EQ(first.latest("A")->version, 2);
+    ASSERT_NE(first.cached_latest("A"), nullptr);
+    other_remote.publish(DefinitionCatalog::kInvalidationChannel, "A");
+    EXPECT_EQ(first.cached_latest("A"), nullptr);
+}
+
 TEST_F(DefinitionCatalogTest, NoStaleListAfterADelete) {
     auto first = make(&remote);
     fakes::FakeRemoteCache other_remote{hub};
