@@ -1297,9 +1297,10 @@ struct InstanceRuntime::Impl {
         if (write != nullptr) {
             for (const auto& wr : write->waits_opened) {
                 if (wr.kind == WaitRowKind::kUserTask) {
-                    const bool own = wr.instance_id.empty() || wr.instance_id == item.instance_id;
-                    open_tasks_.put(wr.id, own ? item.instance_id : wr.instance_id, wr.wait_id);
-                    if (own) {
+                    const std::string& instance =
+                        wr.instance_id.empty() ? item.instance_id : wr.instance_id;
+                    open_tasks_.put(wr.id, instance, wr.wait_id);
+                    if (instance == item.instance_id) {
                         out.opened_tasks.push_back({wr.id, wr.element_id, wr.name});
                     }
                 }
