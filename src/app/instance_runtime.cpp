@@ -945,14 +945,60 @@ struct InstanceRuntime::Impl {
         return r;
     }
 
+    static const engine::Wait* find_wait(const std::vector<engine::Wait>& waits,
+                                         engine::WaitId id) {
+        auto it = std::find_if(waits.begin(), waits.end(),
+                               [id](const engine::Wait& wait) { return wait.id == id; });
+        return it == waits.end() ? nullptr : &*it;
+    }
+
+    /// Adds the table that holds the rows of waits of `kind` (none for calls and conditions).
+    static void add_table(WaitTables& in, engine::WaitKind kind) {
+        switch (kind) {
+            case engine::WaitKind::kUserTask:
+                in.user_tasks = true;
+                break;
+            case engine::WaitKind::kJob:
+            case engine::WaitKind::kTimer:
+                in.jobs = true;
+                break;
+            case engine::WaitKind::kMessage:
+                in.messages = true;
+                break;
+            case engine::WaitKind::kSignal:
+                in.signals = true;
+                break;
+            case engine::WaitKind::kCall:
+            case engine::WaitKind::kConditional:
+                break;
+        }
+    }
+
+    /// The tables that hold rows of the `closed` waits, by their kinds in `before`; a wait not
+    /// found there could be in any.
+    static WaitTables tables_of(const std::vector<engine::WaitId>& closed,
+                                const std::vector<engine::Wait>& before) {
+        WaitTables in{false, false, false, false};
+        for (const engine::WaitId id : closed) {
+            const engine::Wait* wait = find_wait(before, id);
+            if (wait == nullptr) {
+                return WaitTables{};
+            }
+            add_table(in, wait->kind);
+        }
+        return in;
+    }
+
     /// Turns the effects of one execute() into the instance's write and its follow-ups.
+    /// `waits_before`: the instance's waits before the command (none for a start).
     void translate(const engine::Effects& fx, Prepared& p, engine::WaitId first_new,
                    const CommandWork* cmd, bool was_ended, TimePoint now,
-                   const std::vector<engine::WaitId>& call_waits_before = {}) {
+                   const std::vector<engine::Wait>& waits_before = {}) {
         Cached& c = p.next;
         const auto& proc = *c.definition->process;
         InstanceWrite& w = p.write;
         w.waits_closed = fx.waits_closed;
+        w.closed_in = tables_of(fx.waits_closed, waits_before);
         std::unordered_set<engine::WaitId> live;
         for (const auto& wait : c.state.waits) {
             live.insert(wait.id);
@@ -967,6 +1013,7 @@ struct InstanceRuntime::Impl {
             if (o.id < first_new && std::find(w.waits_closed.begin(), w.waits_closed.end(), o.id) ==
                                         w.waits_closed.end()) {
                 w.waits_closed.push_back(o.id);
+                add_table(w.closed_in, o.kind);
             }
             if (o.kind == engine::WaitKind::kCall) {
                 p.follow.children.push_back({c.row.id, o.id, o.called_process, o.variables,
@@ -1022,20 +1069,18 @@ struct InstanceRuntime::Impl {
             w.incidents_opened.push_back(std::move(r));
         }
         w.incidents_resolved = fx.incidents_resolved;
-        if (!call_waits_before.empty()) {
-            engine::WaitId answered = 0;
-            if (cmd != nullptr) {
-                if (const auto* cc = std::get_if<engine::CompleteCall>(&cmd->command)) {
-                    answered = cc->wait_id;
-                } else if (const auto* fc = std::get_if<engine::FailCall>(&cmd->command)) {
-                    answered = fc->wait_id;
-                }
+        engine::WaitId answered = 0;
+        if (cmd != nullptr) {
+            if (const auto* cc = std::get_if<engine::CompleteCall>(&cmd->command)) {
+                answered = cc->wait_id;
+            } else if (const auto* fc = std::get_if<engine::FailCall>(&cmd->command)) {
+                answered = fc->wait_id;
             }
-            for (auto id : fx.waits_closed) {
-                if (id != answered && std::find(call_waits_before.begin(), call_waits_before.end(),
-                                                id) != call_waits_before.end()) {
-                    p.follow.cancel_children.push_back(child_instance_id(c.row.id, id));
-                }
+        }
+        for (auto id : fx.waits_closed) {
+            const engine::Wait* before = find_wait(waits_before, id);
+            if (id != answered && before != nullptr && before->kind == engine::WaitKind::kCall) {
+                p.follow.cancel_children.push_back(child_instance_id(c.row.id, id));
             }
         }
         p.follow.signals = fx.signals;
@@ -1146,19 +1191,13 @@ struct InstanceRuntime::Impl {
                 return e;
             }
             const engine::WaitId first_new = c.state.next_wait;
-            std::vector<engine::WaitId> call_waits;
-            for (const auto& wait : c.state.waits) {
-                if (wait.kind == engine::WaitKind::kCall) {
-                    call_waits.push_back(wait.id);
-                }
-            }
             auto fx = execute(c, cmd.command, now);
             if (!fx) {
                 return std::move(fx).error();
             }
             fill_row(c, suspended, now);
             p.variables_changed = fx.value().variables_changed;
-            translate(fx.value(), p, first_new, &cmd, was_ended, now, call_waits);
+            translate(fx.value(), p, first_new, &cmd, was_ended, now, current.state.waits);
         }
         p.write.insert = false;
         p.write.expected_version = current.row.version;

@@ -523,7 +523,9 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
     std::vector<std::string> updated_ids;
     WaitInserts waits;
     Columns closed_tasks(pg::stmt::kCloseTasks);
-    Columns closed_waits(pg::stmt::kCloseJobs);
+    Columns closed_jobs(pg::stmt::kCloseJobs);
+    Columns closed_messages(pg::stmt::kCloseMessageSubscriptions);
+    Columns closed_signals(pg::stmt::kCloseSignalSubscriptions);
     Columns history(pg::stmt::kInsertHistory);
     Columns incidents(pg::stmt::kInsertIncidents);
     Columns resolved(pg::stmt::kResolveIncidents);
@@ -570,16 +572,26 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
             const bool completed =
                 std::find(write->tasks_completed.begin(), write->tasks_completed.end(), wait_id) !=
                 write->tasks_completed.end();
-            closed_tasks[0].text(row.id);
-            closed_tasks[1].integer(static_cast<std::int64_t>(wait_id));
-            closed_tasks[2].boolean(completed);
-            closed_tasks[3].time(row.updated_at);
+            if (completed || write->closed_in.user_tasks) {
+                closed_tasks[0].text(row.id);
+                closed_tasks[1].integer(static_cast<std::int64_t>(wait_id));
+                closed_tasks[2].boolean(completed);
+                closed_tasks[3].time(row.updated_at);
+            }
             // A completed wait is a user task's (the engine completes only user-task waits with
-            // CompleteTask): no job or subscription row to delete. In the user task loop, that
-            // spares three DELETEs in every batch.
-            if (!completed) {
-                closed_waits[0].text(row.id);
-                closed_waits[1].integer(static_cast<std::int64_t>(wait_id));
+            // CompleteTask): no job or subscription row to delete. The other tables are looked
+            // at only when a wait of their kind closed: a timer's firing changes no user task
+            // and no subscription, a task's completion no job.
+            if (completed) {
+                continue;
+            }
+            for (auto [holds, columns] : {std::pair{write->closed_in.jobs, &closed_jobs},
+                                          std::pair{write->closed_in.messages, &closed_messages},
+                                          std::pair{write->closed_in.signals, &closed_signals}}) {
+                if (holds) {
+                    (*columns)[0].text(row.id);
+                    (*columns)[1].integer(static_cast<std::int64_t>(wait_id));
+                }
             }
         }
         bool first_history_in_row = false;
@@ -628,7 +640,8 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
         // The statement joins the definitions in: a NULL definition_id is one that is gone.
         return missing_reference(describe(e));
     }
-    if (updates.rows() > 0 || closed_tasks.rows() > 0 || closed_waits.rows() > 0) {
+    if (updates.rows() > 0 || closed_tasks.rows() > 0 || closed_jobs.rows() > 0 ||
+        closed_messages.rows() > 0 || closed_signals.rows() > 0) {
         pg::join_by_index(tx);  // for the prepared joins with unnest below
     }
     if (updates.rows() > 0) {
@@ -646,11 +659,9 @@ Status write_round(pqxx::transaction_base& tx, const std::vector<const app::Inst
         }
     }
     exec_columns(tx, pg::stmt::kCloseTasks, closed_tasks);
-    for (const pg::Statement& statement :
-         {pg::stmt::kCloseJobs, pg::stmt::kCloseMessageSubscriptions,
-          pg::stmt::kCloseSignalSubscriptions}) {
-        exec_columns(tx, statement, closed_waits);
-    }
+    exec_columns(tx, pg::stmt::kCloseJobs, closed_jobs);
+    exec_columns(tx, pg::stmt::kCloseMessageSubscriptions, closed_messages);
+    exec_columns(tx, pg::stmt::kCloseSignalSubscriptions, closed_signals);
     // Opened after the closed ones: a re-armed cycle timer closes and reopens one wait id.
     waits.write(tx);
     // One history row per instance per commit (its entries as one json array), but for the
@@ -1308,12 +1319,17 @@ class PostgresStore final : public Store {
         return run<std::optional<TimePoint>>(
             settings_.pool_timeout, [](pqxx::connection& connection) -> std::optional<TimePoint> {
                 pqxx::nontransaction tx(connection);
-                // A locked timer becomes acquirable again when its lock expires.
+                // A locked timer becomes acquirable again when its lock expires. No index has
+                // the lease columns (migration 12): the locked timers are found by due time. A
+                // lease is only taken on a due timer and lasts past its due time, so a locked
+                // timer due at or after the first unlocked one cannot come back before that
+                // one: only those due before it count, the ones the first part walked past.
                 const pqxx::row r = tx.exec1(
-                    "SELECT least((SELECT min(due_at) FROM jobs"
-                    " WHERE kind = 'timer' AND lock_expires_at IS NULL),"
-                    " (SELECT min(greatest(due_at, lock_expires_at)) FROM jobs"
-                    " WHERE kind = 'timer' AND lock_expires_at IS NOT NULL))");
+                    "SELECT least(u.due, (SELECT min(greatest(j.due_at, j.lock_expires_at))"
+                    " FROM jobs j WHERE j.kind = 'timer' AND j.lock_expires_at IS NOT NULL"
+                    " AND j.due_at < coalesce(u.due, 9223372036854775807)))"
+                    " FROM (SELECT min(due_at) AS due FROM jobs"
+                    " WHERE kind = 'timer' AND lock_expires_at IS NULL) u");
                 return optional_time(r[0]);
             });
     }

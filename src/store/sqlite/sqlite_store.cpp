@@ -587,7 +587,7 @@ Status write_instance(Connection& db, const app::InstanceWrite& write) {
         const bool completed = std::find(write.tasks_completed.begin(), write.tasks_completed.end(),
                                          wait_id) != write.tasks_completed.end();
         const auto id = static_cast<std::int64_t>(wait_id);
-        {
+        if (completed || write.closed_in.user_tasks) {
             Statement s = db.cached(
                 "UPDATE user_tasks SET state = ?3, completed_at = ?4"
                 " WHERE instance_id = ?1 AND wait_id = ?2 AND state = 'OPEN'");
@@ -597,10 +597,23 @@ Status write_instance(Connection& db, const app::InstanceWrite& write) {
                 .bind(4, closed_at);
             s.step();
         }
-        for (const char* sql :
-             {"DELETE FROM jobs WHERE instance_id = ?1 AND wait_id = ?2",
-              "DELETE FROM message_subscriptions WHERE instance_id = ?1 AND wait_id = ?2",
-              "DELETE FROM signal_subscriptions WHERE instance_id = ?1 AND wait_id = ?2"}) {
+        // A completed wait is a user task's: no job or subscription row. The other tables only
+        // when a wait of their kind closed (InstanceWrite::closed_in).
+        if (completed) {
+            continue;
+        }
+        for (auto [holds, sql] :
+             {std::pair{write.closed_in.jobs,
+                        "DELETE FROM jobs WHERE instance_id = ?1 AND wait_id = ?2"},
+              std::pair{
+                  write.closed_in.messages,
+                  "DELETE FROM message_subscriptions WHERE instance_id = ?1 AND wait_id = ?2"},
+              std::pair{
+                  write.closed_in.signals,
+                  "DELETE FROM signal_subscriptions WHERE instance_id = ?1 AND wait_id = ?2"}}) {
+            if (!holds) {
+                continue;
+            }
             Statement s = db.cached(sql);
             s.bind(1, row.id).bind(2, id);
             s.step();
@@ -1270,12 +1283,16 @@ class SqliteStore final : public Store {
 
     Result<std::optional<TimePoint>> next_timer_due() override {
         return read<std::optional<TimePoint>>([](Connection& db) -> std::optional<TimePoint> {
-            // A locked timer becomes acquirable again when its lock expires.
+            // A locked timer becomes acquirable again when its lock expires. Found by due
+            // time, as on PostgreSQL (migration 12; postgres_store.cpp says why only the
+            // locked timers due before the first unlocked one count).
             Statement s = db.cached(
-                "SELECT min(t) FROM (SELECT min(due_at) AS t FROM jobs"
-                " WHERE kind = 'timer' AND lock_expires_at IS NULL"
+                "WITH u(due) AS (SELECT min(due_at) FROM jobs"
+                " WHERE kind = 'timer' AND lock_expires_at IS NULL)"
+                " SELECT min(t) FROM (SELECT due AS t FROM u"
                 " UNION ALL SELECT min(max(due_at, lock_expires_at)) FROM jobs"
-                " WHERE kind = 'timer' AND lock_expires_at IS NOT NULL)");
+                " WHERE kind = 'timer' AND lock_expires_at IS NOT NULL"
+                " AND due_at < coalesce((SELECT due FROM u), 9223372036854775807))");
             if (!s.step() || s.is_null(0)) {
                 return std::nullopt;
             }

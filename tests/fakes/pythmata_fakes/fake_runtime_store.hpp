@@ -607,17 +607,25 @@ class FakeRuntimeStore final : public app::RuntimeStore {
         for (auto wid : w.waits_closed) {
             const bool completed = std::find(w.tasks_completed.begin(), w.tasks_completed.end(),
                                              wid) != w.tasks_completed.end();
+            // Only in the tables closed_in names, as the stores do: a write that names the
+            // wrong ones leaves a row open here too.
             for (auto& [id, t] : tasks_) {
-                if (t.instance_id == iid && t.wait_id == wid && t.state == "OPEN") {
+                if ((completed || w.closed_in.user_tasks) && t.instance_id == iid &&
+                    t.wait_id == wid && t.state == "OPEN") {
                     t.state = completed ? "COMPLETED" : "CANCELLED";
                     t.completed_at = now;
                 }
             }
+            if (completed) {
+                continue;
+            }
             std::erase_if(jobs_, [&](const auto& kv) {
-                return kv.second.instance_id == iid && kv.second.wait_id == wid;
+                return w.closed_in.jobs && kv.second.instance_id == iid && kv.second.wait_id == wid;
             });
-            std::erase_if(subscriptions_,
-                          [&](const Sub& s) { return s.instance_id == iid && s.wait_id == wid; });
+            std::erase_if(subscriptions_, [&](const Sub& s) {
+                return (s.message ? w.closed_in.messages : w.closed_in.signals) &&
+                       s.instance_id == iid && s.wait_id == wid;
+            });
         }
         for (const auto& r : w.waits_opened) {
             open_row(r, &row, now);

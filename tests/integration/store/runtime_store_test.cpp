@@ -1353,6 +1353,15 @@ TEST_P(RuntimeStoreTest, TimersFallDueInOrderAndTheNextDueTimeFollowsLocks) {
     ASSERT_TRUE(limited.ok());
     ASSERT_EQ(limited.value().size(), 1u);
     EXPECT_EQ(limited.value()[0].due_at, at(300));
+    // Every timer before 5000 is locked, until 10,000 and 7,000: the next is the 5000 one.
+    next = store_->next_timer_due();
+    ASSERT_TRUE(next.ok() && next.value().has_value());
+    EXPECT_EQ(*next.value(), at(5000));
+    // All timers locked: the earliest lease to run out, whatever the due times.
+    ASSERT_EQ(store_->acquire_timers("scheduler", 1, at(6000), at(6500)).value().size(), 1u);
+    next = store_->next_timer_due();
+    ASSERT_TRUE(next.ok() && next.value().has_value());
+    EXPECT_EQ(*next.value(), at(6500));
 
     // Firing closes the instance timer: its row goes.
     app::InstanceWrite fired = update_of(write.instance, 0, at(300));
@@ -1377,6 +1386,35 @@ TEST_P(RuntimeStoreTest, TimersFallDueInOrderAndTheNextDueTimeFollowsLocks) {
     EXPECT_EQ(second.value().total, 3);
     ASSERT_EQ(second.value().items.size(), 1u);
     EXPECT_EQ(second.value().items[0].due_at, at(300));
+}
+
+TEST_P(RuntimeStoreTest, ClosedWaitsAreLookedForOnlyInTheTablesTheWriteNames) {
+    app::InstanceWrite write = new_instance(order_, at(0));
+    const std::string id = write.instance.id;
+    app::WaitRow timer = wait_row(WaitRowKind::kTimer, id, 2, "t", at(0));
+    timer.due_at = at(100);
+    app::WaitRow message = wait_row(WaitRowKind::kMessage, id, 3, "paid", at(0));
+    message.correlation_key = "k-" + id;
+    app::WaitRow task = wait_row(WaitRowKind::kUserTask, id, 4, "approve", at(0));
+    write.waits_opened = {timer, message, task};
+    commit_one(write);
+
+    // Names the user tasks only: the timer and the subscription stay, the task is cancelled.
+    app::InstanceWrite first = update_of(write.instance, 0, at(10));
+    first.waits_closed = {2, 3, 4};
+    first.closed_in = app::WaitTables{true, false, false, false};
+    commit_one(first);
+    EXPECT_EQ(store_->list_timers(id, {}).value().items.size(), 1u);
+    EXPECT_TRUE(store_->find_message_subscription("paid", "k-" + id).value().has_value());
+    EXPECT_EQ(store_->task(task.id).value()->state, "CANCELLED");
+
+    // Names jobs and messages: both rows go.
+    app::InstanceWrite second = update_of(first.instance, 1, at(20));
+    second.waits_closed = {2, 3};
+    second.closed_in = app::WaitTables{false, true, true, false};
+    commit_one(second);
+    EXPECT_TRUE(store_->list_timers(id, {}).value().items.empty());
+    EXPECT_FALSE(store_->find_message_subscription("paid", "k-" + id).value().has_value());
 }
 
 TEST_P(RuntimeStoreTest, RescheduleMovesAStartTimerOrDeletesIt) {

@@ -995,6 +995,50 @@ TEST_F(InstanceRuntimeTest, CancelRemovesWaitsAndEndsTheInstance) {
     EXPECT_EQ(telemetry.active, 0);
 }
 
+TEST_F(InstanceRuntimeTest, EveryKindOfWaitThatClosesLeavesItsTable) {
+    // One write closes waits of several kinds (a task with a boundary timer and a boundary
+    // message); the store looks for their rows only in the tables the write names (the fake
+    // does as the stores do), so each kind must be named.
+    make();
+    deploy(bpmn(R"(
+<startEvent id="start"/>
+<sequenceFlow id="f0" sourceRef="start" targetRef="fork"/>
+<parallelGateway id="fork"/>
+<sequenceFlow id="f1" sourceRef="fork" targetRef="task"/>
+<sequenceFlow id="f2" sourceRef="fork" targetRef="alarm"/>
+<userTask id="task"/>
+<boundaryEvent id="late" attachedToRef="task"><timerEventDefinition><timeDuration>PT1H</timeDuration></timerEventDefinition></boundaryEvent>
+<boundaryEvent id="paid" attachedToRef="task"><messageEventDefinition messageRef="m" pythmata:correlationKey="${order_id}"/></boundaryEvent>
+<intermediateCatchEvent id="alarm"><signalEventDefinition signalRef="s"/></intermediateCatchEvent>
+<sequenceFlow id="f3" sourceRef="task" targetRef="done"/>
+<sequenceFlow id="f4" sourceRef="late" targetRef="timed_out"/>
+<sequenceFlow id="f5" sourceRef="paid" targetRef="was_paid"/>
+<sequenceFlow id="f6" sourceRef="alarm" targetRef="alarmed"/>
+<endEvent id="done"/>
+<endEvent id="timed_out"/>
+<endEvent id="was_paid"/>
+<endEvent id="alarmed"/>)",
+                "kinds", R"(<signal id="s" name="alarm"/><message id="m" name="paid"/>)"));
+    auto v = start("kinds", {{"order_id", "A-1"}});
+    auto tasks = open_tasks(v.id);
+    ASSERT_EQ(tasks.size(), 1u);
+    ASSERT_EQ(runtime->list_timers(v.id, {}).value().items.size(), 1u);
+
+    ASSERT_TRUE(store.find_message_subscription("paid", "A-1").value().has_value());
+    ASSERT_EQ(store.signal_subscriptions("alarm").value().size(), 1u);
+
+    // The task's completion closes its wait, the boundary timer's and the boundary message's.
+    ASSERT_TRUE(runtime->complete_task(tasks[0].id, json::object()).ok());
+    EXPECT_TRUE(runtime->list_timers(v.id, {}).value().items.empty());
+    EXPECT_FALSE(store.find_message_subscription("paid", "A-1").value().has_value());
+    EXPECT_EQ(store.signal_subscriptions("alarm").value().size(), 1u);
+    EXPECT_EQ(status(v.id), "RUNNING");  // the signal branch waits
+
+    // Cancelling closes the signal's wait.
+    ASSERT_EQ(runtime->cancel_instance(v.id).value().status, "CANCELLED");
+    EXPECT_TRUE(store.signal_subscriptions("alarm").value().empty());
+}
+
 TEST_F(InstanceRuntimeTest, SuspendedInstanceAdvancesOnNothingUntilResumed) {
     make();
     deploy(kUserTask);

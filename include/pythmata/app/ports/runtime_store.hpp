@@ -104,6 +104,14 @@ struct IncidentRow {
     std::optional<TimePoint> resolved_at;
 };
 
+/// Tables of wait rows (WaitRowKind: user tasks; jobs and timers; messages; signals).
+struct WaitTables {
+    bool user_tasks = true;
+    bool jobs = true;
+    bool messages = true;
+    bool signals = true;
+};
+
 /// Everything one instance's command(s) changed, written in the batch's transaction.
 struct InstanceWrite {
     InstanceRow instance;  ///< the full new row (state included)
@@ -118,6 +126,9 @@ struct InstanceWrite {
     /// re-armed keeps its wait id, so it is listed here (its old row goes) and in waits_opened
     /// (its new row, new id, next due time).
     std::vector<std::uint64_t> waits_closed;
+    /// The tables that can hold rows of `waits_closed` (from the closed waits' kinds): the store
+    /// closes them only there. Every table unless the writer says otherwise.
+    WaitTables closed_in;
     std::vector<std::uint64_t> tasks_completed;
     std::vector<HistoryRow> history;
     std::vector<IncidentRow> incidents_opened;
