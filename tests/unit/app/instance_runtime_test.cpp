@@ -709,7 +709,10 @@ TEST_F(InstanceRuntimeTest, TimersDueTogetherFireOnceInBatchesOfTimerBatchSize) 
     for (const auto& id : ids) {
         ASSERT_EQ(status(id), "COMPLETED") << id;
         int fired = 0;
-        for (const auto& a : runtime->activities(id, {1, 100}).value().items) {
+        // The page held by a local: a range-for over a member of the temporary Result would
+        // read it after its end (AddressSanitizer: stack-use-after-scope).
+        const auto activities = runtime->activities(id, {1, 100});
+        for (const auto& a : activities.value().items) {
             fired += a.element_id == "pause" && a.event == "COMPLETED" ? 1 : 0;
         }
         EXPECT_EQ(fired, 1) << id;
