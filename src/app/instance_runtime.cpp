@@ -974,21 +974,6 @@ struct InstanceRuntime::Impl {
         }
     }
 
-    /// The tables that hold rows of the `closed` waits, by their kinds in `before`; a wait not
-    /// found there could be in any.
-    static WaitTables tables_of(const std::vector<engine::WaitId>& closed,
-                                const std::vector<engine::Wait>& before) {
-        WaitTables in{false, false, false, false};
-        for (const engine::WaitId id : closed) {
-            const engine::Wait* wait = find_wait(before, id);
-            if (wait == nullptr) {
-                return WaitTables{};
-            }
-            add_table(in, wait->kind);
-        }
-        return in;
-    }
-
     /// Turns the effects of one execute() into the instance's write and its follow-ups.
     /// `waits_before`: the instance's waits before the command (none for a start).
     void translate(const engine::Effects& fx, Prepared& p, engine::WaitId first_new,
@@ -998,7 +983,29 @@ struct InstanceRuntime::Impl {
         const auto& proc = *c.definition->process;
         InstanceWrite& w = p.write;
         w.waits_closed = fx.waits_closed;
-        w.closed_in = tables_of(fx.waits_closed, waits_before);
+        engine::WaitId answered = 0;  // the call wait whose child's answer this command is
+        if (cmd != nullptr) {
+            if (const auto* cc = std::get_if<engine::CompleteCall>(&cmd->command)) {
+                answered = cc->wait_id;
+            } else if (const auto* fc = std::get_if<engine::FailCall>(&cmd->command)) {
+                answered = fc->wait_id;
+            }
+        }
+        // The tables holding the closed waits' rows, by their kinds before the command (a wait
+        // not found there could be in any); a closed call wait other than the answered one
+        // cancels its child.
+        w.closed_in = WaitTables{false, false, false, false};
+        for (const engine::WaitId id : fx.waits_closed) {
+            const engine::Wait* before = find_wait(waits_before, id);
+            if (before == nullptr) {
+                w.closed_in = WaitTables{};
+                continue;
+            }
+            add_table(w.closed_in, before->kind);
+            if (before->kind == engine::WaitKind::kCall && id != answered) {
+                p.follow.cancel_children.push_back(child_instance_id(c.row.id, id));
+            }
+        }
         std::unordered_set<engine::WaitId> live;
         for (const auto& wait : c.state.waits) {
             live.insert(wait.id);
@@ -1069,20 +1076,6 @@ struct InstanceRuntime::Impl {
             w.incidents_opened.push_back(std::move(r));
         }
         w.incidents_resolved = fx.incidents_resolved;
-        engine::WaitId answered = 0;
-        if (cmd != nullptr) {
-            if (const auto* cc = std::get_if<engine::CompleteCall>(&cmd->command)) {
-                answered = cc->wait_id;
-            } else if (const auto* fc = std::get_if<engine::FailCall>(&cmd->command)) {
-                answered = fc->wait_id;
-            }
-        }
-        for (auto id : fx.waits_closed) {
-            const engine::Wait* before = find_wait(waits_before, id);
-            if (id != answered && before != nullptr && before->kind == engine::WaitKind::kCall) {
-                p.follow.cancel_children.push_back(child_instance_id(c.row.id, id));
-            }
-        }
         p.follow.signals = fx.signals;
         p.follow.messages = fx.messages;
         if (!was_ended && c.state.ended() && c.row.parent_instance_id && c.row.parent_wait_id) {

@@ -2299,6 +2299,30 @@ TEST_P(PostgresRuntimeStoreTest, OutageIsDbUnavailableAndTheStoreRecoversByItsel
     EXPECT_EQ(stored(batch.instances[0].instance.id).status, "RUNNING");
 }
 
+TEST_P(PostgresRuntimeStoreTest, LeasingDueTimersWritesNoIndexEntry) {
+    // Migration 12: no index holds the lease columns and jobs' pages keep room, so the
+    // acquisition's UPDATE of a burst of due timers is HOT for every row (an index on
+    // lock_expires_at, or full pages, make it write a new entry into every index of jobs).
+    app::InstanceWrite write = new_instance(order_, at(0));
+    for (std::uint64_t wait_id = 1; wait_id <= 60; ++wait_id) {
+        app::WaitRow timer = wait_row(WaitRowKind::kTimer, write.instance.id, wait_id, "t", at(0));
+        timer.due_at = at(100);
+        write.waits_opened.push_back(timer);
+    }
+    commit_one(write);
+    pqxx::connection connection(settings_.url);
+    pqxx::work tx(connection);
+    const pqxx::result leased = pg::exec_statement(
+        tx, pg::stmt::kAcquireTimers, std::string("pythmata-") + write.instance.id,
+        to_epoch_ms(at(10'000)), to_epoch_ms(at(200)), 100);
+    ASSERT_EQ(leased.size(), 60u);
+    const pqxx::row counts = tx.exec1(
+        "SELECT pg_stat_get_xact_tuples_updated('jobs'::regclass),"
+        " pg_stat_get_xact_tuples_hot_updated('jobs'::regclass)");
+    EXPECT_EQ(counts[0].as<int>(), 60);
+    EXPECT_EQ(counts[1].as<int>(), 60);
+}
+
 TEST_P(PostgresRuntimeStoreTest, ConnectionsReplacingKilledOnesRunThePreparedStatements) {
     // Every pooled connection prepares the hot statements; one whose backend is killed is
     // discarded and the call is retried on a new connection, which must define them again
